@@ -1,0 +1,49 @@
+// LLA-Net prepared for inference: each BatchNorm folded into the convolution
+// before it (w' = w * g / sqrt(v + eps), b' = beta - m * g / sqrt(v + eps)), so a
+// forward pass is convolutions, ReLUs, the attention gates and the head only.
+// Internal to model/ and its tests; the server sees model/engine.h.
+#ifndef FER_MODEL_FOLDED_NET_H_
+#define FER_MODEL_FOLDED_NET_H_
+
+#include <optional>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/lla_net.h"
+
+namespace fer {
+
+class FoldedNet {
+ public:
+  // Folds a network's current weights and BatchNorm statistics (eval semantics).
+  static FoldedNet Fold(LlaNet net);
+
+  // Moves and casts every tensor; floating weights take dtype, in channels-last.
+  void To(const torch::Device& device, torch::ScalarType dtype);
+
+  // x: N x 3 x H x W normalised input in the weights' dtype and device.
+  // Returns N x num_classes logits in that dtype.
+  torch::Tensor Forward(const torch::Tensor& x) const;
+
+ private:
+  struct Conv {
+    torch::Tensor weight, bias;
+    int64_t stride = 1, padding = 0;
+    torch::Tensor Apply(const torch::Tensor& x) const;
+  };
+  struct Block {
+    Conv conv1, conv2;
+    std::optional<Conv> downsample, llam;
+  };
+
+  static Conv FoldConvBn(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn);
+
+  Conv stem_;
+  std::vector<Block> blocks_;
+  torch::Tensor fc_weight_, fc_bias_;
+};
+
+}  // namespace fer
+
+#endif  // FER_MODEL_FOLDED_NET_H_

@@ -1,0 +1,270 @@
+// The dynamic batcher: gathers the faces of many concurrent requests into
+// batches for a model, in the manner of TensorFlow Serving's shared batch
+// scheduler. It knows nothing of RPCs, images or models: a caller submits a
+// BatchJob (pointers to preprocessed faces and to where their outputs go), and
+// a BatchRunner computes one batch of faces on one model instance.
+//
+// Policy (the whole of it):
+//  - Faces are the unit of batching. A job carries 1..N faces; they are queued
+//    together in submission order and may be split across several batches.
+//  - A batch is formed from the head of the queue, FIFO, with at most
+//    max_batch_size faces, as soon as an instance is free and either
+//      * at least max_batch_size faces are queued (size trigger), or
+//      * the oldest queued face has waited max_queue_delay (delay trigger:
+//        Now() >= its Submit time + max_queue_delay), or
+//      * Stop has begun (drain: whatever is queued runs at once).
+//    Dead jobs (see Dropping) at the head of the queue are dropped before the
+//    triggers are evaluated; dead jobs further back count towards the size
+//    trigger until the batch reaches them, so such a batch may run smaller.
+//  - The queue holds at most max_queue_faces faces. Submit of a job that does
+//    not fit fails at once with RESOURCE_EXHAUSTED and enqueues nothing.
+//  - Dropping: when its faces reach the head of the queue, a job that is
+//    cancelled (is_cancelled() returns true) or past its deadline has all its
+//    queued faces dropped; they never reach the runner. The job then fails
+//    with CANCELLED or DEADLINE_EXCEEDED. After a runner error, the remaining
+//    queued faces of every job in the failed batch are dropped too.
+//  - Instances: num_instances worker threads, each with its own instance index
+//    in [0, num_instances), run batches concurrently. A worker runs one batch at
+//    a time, so a runner may keep per-instance state (a CUDA stream, pinned
+//    buffers) indexed by instance without locking.
+//  - Completion: every job accepted by Submit gets exactly one call of its done
+//    callback: OK once every face has its output, otherwise the first error
+//    (the runner's status, or the status of a drop). done is called only when
+//    no batch refers to the job's memory any more, so the caller may free it
+//    inside done. Completions of the jobs touched by one batch (dropped ones
+//    included) are delivered in queue order after the batch ran, so with
+//    num_instances == 1 jobs complete in submission order; the one exception
+//    is Stop's drain timeout, which fails the queued jobs at once, possibly
+//    before a running batch's jobs complete. With several instances, batches
+//    finish in any order.
+//  - Shutdown: Stop (and the destructor) refuse new jobs with UNAVAILABLE, run
+//    what is queued until the drain timeout, fail what is still queued then
+//    with UNAVAILABLE, and return once every accepted job has completed.
+//
+// Time is read through a Clock, so tests can drive it: the batcher never
+// sleeps or reads the time except through its Clock.
+#ifndef FER_SERVER_BATCHER_H_
+#define FER_SERVER_BATCHER_H_
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+namespace fer {
+
+// The source of time and of timed waits. Implementations are thread-safe.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+
+  virtual absl::Time Now() = 0;
+
+  // Requires: *lock is held, and cv is only ever waited on under lock's mutex.
+  // Releases the lock, blocks until cv is notified or Now() >= deadline, and
+  // reacquires the lock before returning. It may also return spuriously, so
+  // callers re-check their condition and the time. deadline may be
+  // absl::InfiniteFuture().
+  virtual void WaitUntil(std::unique_lock<std::mutex>* lock, std::condition_variable* cv,
+                         absl::Time deadline) = 0;
+
+  // The wall clock (absl::Now()); a process-wide object, never destroyed.
+  static Clock* Real();
+};
+
+struct BatcherOptions {
+  // Most faces in one runner call. >= 1.
+  int max_batch_size = 32;
+  // Longest time the oldest queued face waits for a batch to fill while an
+  // instance is free. Finite, >= 0; zero runs whatever is queued at once.
+  absl::Duration max_queue_delay = absl::Microseconds(2000);
+  // Most faces waiting in the queue (not counting those in running batches).
+  // >= max_batch_size, so that a full batch can form.
+  int max_queue_faces = 4096;
+  // Model instances, i.e. batches that may run at the same time; one worker
+  // thread each. In [1, kMaxBatcherInstances].
+  int num_instances = 1;
+};
+
+// A guard against typos such as --batch_instances=3200: each instance is a thread.
+inline constexpr int kMaxBatcherInstances = 256;
+
+// One face as the runner sees it: its preprocessed input bytes, and where its
+// outputs (e.g. the seven class probabilities) are to be written. The batcher
+// never reads or writes through these pointers; the runner defines their sizes.
+struct FaceRef {
+  const uint8_t* pixels = nullptr;
+  float* output = nullptr;
+};
+
+// Computes the outputs of faces on model instance `instance` and returns OK, or
+// the error that all of these faces' jobs then fail with. Called from the
+// instance's worker thread only, with 1..max_batch_size faces; must not call
+// into the Batcher.
+using BatchRunner = std::function<absl::Status(int instance, absl::Span<const FaceRef> faces)>;
+
+// One request's worth of faces. The caller keeps every pixels and output
+// buffer alive, and does not touch the outputs, until done is called.
+struct BatchJob {
+  // 1..max_queue_faces faces, in the order the caller wants them computed.
+  std::vector<FaceRef> faces;
+  // Faces still queued when the batcher's clock reaches this are dropped.
+  absl::Time deadline = absl::InfiniteFuture();
+  // Optional. Polled when the job's faces reach the head of the queue, with
+  // the batcher's lock held: must be cheap, non-blocking, thread-safe, and must
+  // not call into the Batcher (e.g. grpc::ServerContext::IsCancelled).
+  std::function<bool()> is_cancelled;
+  // Required. Called exactly once, from a batcher thread (a worker, or the
+  // thread in Stop), without any batcher lock held. It may Submit new jobs, but
+  // must not call Stop or destroy the Batcher.
+  std::function<void(absl::Status)> done;
+};
+
+// Why faces were dropped before reaching the runner.
+enum class DropReason {
+  kCancelled,  // the job's is_cancelled() returned true
+  kDeadline,   // the job's deadline passed while its faces were queued
+  kFailed,     // an earlier batch with faces of the same job failed
+  kShutdown,   // Stop's drain timeout passed while the faces were queued
+};
+
+// "cancelled", "deadline", "failed", "shutdown": the metric label values.
+std::string_view DropReasonName(DropReason reason);
+
+// What the batcher reports about one runner call.
+struct BatchStats {
+  int instance = 0;
+  // Faces the runner was given (1..max_batch_size).
+  int size = 0;
+  // One per face, in batch order: from its job's Submit to the batch forming.
+  absl::Span<const absl::Duration> queue_waits;
+  // The runner call, on the batcher's clock.
+  absl::Duration compute_duration;
+  // What the runner returned.
+  absl::Status status;
+};
+
+// Hooks for metrics. Every method defaults to doing nothing. They are called
+// from several threads at once, possibly with the batcher's lock held (so that
+// successive queue depths arrive in order): they must be cheap, thread-safe,
+// and must not call into the Batcher.
+class BatcherObserver {
+ public:
+  virtual ~BatcherObserver() = default;
+  // After each runner call, before the completions of its jobs.
+  virtual void OnBatch(const BatchStats& /*stats*/) {}
+  // When `faces` (> 0) queued faces of one job are dropped.
+  virtual void OnDrop(DropReason /*reason*/, int /*faces*/) {}
+  // Whenever the number of queued faces changes.
+  virtual void OnQueueDepth(int /*queued_faces*/) {}
+};
+
+// Thread-safe: Submit and queued_faces may be called from any thread at any
+// time before destruction; Stop from any thread but the batcher's own (not
+// from a runner or a done callback).
+class Batcher {
+ public:
+  // Validates options (INVALID_ARGUMENT naming the offending option) and
+  // starts options.num_instances worker threads. observer and clock may be
+  // null (no observation; the real clock); when given they must outlive the
+  // Batcher.
+  static absl::StatusOr<std::unique_ptr<Batcher>> Create(const BatcherOptions& options,
+                                                         BatchRunner runner,
+                                                         BatcherObserver* observer = nullptr,
+                                                         Clock* clock = nullptr);
+
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  // Stop(absl::InfiniteDuration()): runs everything still queued.
+  ~Batcher();
+
+  // Queues job's faces behind all faces queued before. On OK, job->done will
+  // be called exactly once; on any other status it will never be called and
+  // nothing was queued:
+  //  - INVALID_ARGUMENT: job is null, has no faces, or has no done callback;
+  //  - UNAVAILABLE: Stop has begun;
+  //  - RESOURCE_EXHAUSTED: the job's faces do not fit in the queue now (or
+  //    ever, when it has more than max_queue_faces).
+  // Never blocks on a running batch. A job whose deadline has already passed
+  // is accepted and then dropped like any other.
+  absl::Status Submit(std::shared_ptr<BatchJob> job);
+
+  // Faces queued and not yet taken into a batch (nor dropped).
+  int queued_faces() const;
+
+  // Refuses new jobs from now on, runs what is queued (partial batches at
+  // once) for at most drain_timeout on the batcher's clock, then drops
+  // whatever is still queued: those jobs fail with UNAVAILABLE. Returns once
+  // the workers have stopped, so every accepted job has completed (a batch
+  // already running is waited for, even past the timeout, since its runner
+  // still uses its jobs' memory). A later or concurrent call just waits for
+  // the first to finish. drain_timeout <= 0 runs nothing more;
+  // absl::InfiniteDuration() drains everything.
+  void Stop(absl::Duration drain_timeout);
+
+ private:
+  struct JobState;  // a submitted job's progress, in batcher.cc
+  struct Batch;     // a batch being formed, run and finished, in batcher.cc
+  using Completions = std::vector<std::shared_ptr<JobState>>;
+
+  Batcher(const BatcherOptions& options, BatchRunner runner, BatcherObserver* observer,
+          Clock* clock);
+
+  void WorkerLoop(int instance);
+
+  // Requires mu_. Forms the next batch due at `now` into *batch (which must be
+  // empty), dropping dead jobs met at the head of the queue on the way (they
+  // go to batch->slices with no faces). Returns whether the batch has faces;
+  // if not, *wake_at is when a batch can next become due by time alone.
+  bool FormBatchLocked(absl::Time now, Batch* batch, absl::Time* wake_at);
+  // Requires mu_. Drops `state` if it is cancelled or past its deadline at
+  // `now`, recording it in batch->slices. Returns whether it was dropped.
+  bool DropIfDeadLocked(const std::shared_ptr<JobState>& state, absl::Time now, Batch* batch);
+  // Requires mu_. Drops the queued faces of `state` (but does not remove it
+  // from queue_) and makes `status` the job's status unless it already failed.
+  void DropQueuedFacesLocked(JobState* state, DropReason reason, const absl::Status& status);
+  // Requires mu_. Accounts for a batch that ran with `status` (OK for one
+  // without faces); appends the jobs that are now complete to *completions.
+  void FinishBatchLocked(const Batch& batch, const absl::Status& status, Completions* completions);
+  // Requires mu_. Reports the queue depth to the observer if it changed.
+  void ReportDepthLocked();
+  // Calls done of each job, without mu_ held, and empties *completions.
+  static void Deliver(Completions* completions);
+
+  const BatcherOptions options_;
+  const BatchRunner runner_;
+  BatcherObserver* const observer_;
+  Clock* const clock_;
+
+  // std:: rather than absl:: primitives: ThreadSanitizer intercepts them even
+  // with the uninstrumented system Abseil, so the tests' TSan runs are exact.
+  mutable std::mutex mu_;
+  // Wakes workers (new work, stop) and the Stop caller (drain progress).
+  std::condition_variable cv_;
+  // Guarded by mu_:
+  // Jobs with queued faces, in submission order; each job at most once.
+  std::deque<std::shared_ptr<JobState>> queue_;
+  int queued_faces_ = 0;
+  int last_reported_depth_ = 0;
+  int running_batches_ = 0;  // batches with faces between forming and finishing
+  bool stopping_ = false;    // Stop has begun: refuse jobs, drain
+  bool stopped_ = false;     // Stop has finished: workers joined
+
+  std::vector<std::thread> workers_;  // touched only by Create and the first Stop
+};
+
+}  // namespace fer
+
+#endif  // FER_SERVER_BATCHER_H_
