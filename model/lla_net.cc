@@ -1,5 +1,8 @@
 #include "model/lla_net.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace fer {
 namespace {
 
@@ -96,10 +99,35 @@ torch::Tensor NormalizeFaces(const torch::Tensor& faces_u8, const ModelMeta& met
   return NormalizePixels(faces_u8.permute({0, 3, 1, 2}).to(torch::kFloat32), meta);
 }
 
-torch::Tensor NormalizePixels(const torch::Tensor& pixels, const ModelMeta& meta) {
+torch::Tensor GaussianBlur(const torch::Tensor& pixels, double sigma) {
+  const int64_t radius = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(3 * sigma)));
+  const int64_t channels = pixels.size(1);
+  auto options = torch::TensorOptions().dtype(pixels.scalar_type()).device(pixels.device());
+  torch::Tensor offsets = torch::arange(-radius, radius + 1, options);
+  torch::Tensor kernel = torch::exp(-offsets * offsets / (2 * sigma * sigma));
+  kernel = kernel / kernel.sum();
+  // Separable: a row pass and a column pass, each channel on its own.
+  torch::Tensor row = kernel.view({1, 1, 1, -1}).expand({channels, 1, 1, -1}).contiguous();
+  torch::Tensor column = kernel.view({1, 1, -1, 1}).expand({channels, 1, -1, 1}).contiguous();
+  namespace F = torch::nn::functional;
+  const int64_t pad = std::min(radius, std::min(pixels.size(2), pixels.size(3)) - 1);
+  torch::Tensor x = F::pad(pixels.contiguous(),
+                           F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReflect));
+  if (pad < radius) {  // Tiny images: replicate beyond what reflection can give.
+    x = F::pad(x, F::PadFuncOptions({radius - pad, radius - pad, radius - pad, radius - pad})
+                      .mode(torch::kReplicate));
+  }
+  const std::vector<int64_t> ones = {1, 1}, zeros = {0, 0};
+  x = torch::conv2d(x, row, torch::Tensor(), ones, c10::IntArrayRef(zeros), ones, channels);
+  return torch::conv2d(x, column, torch::Tensor(), ones, c10::IntArrayRef(zeros), ones, channels);
+}
+
+torch::Tensor NormalizePixels(const torch::Tensor& pixels, const ModelMeta& meta, bool inference) {
   TORCH_CHECK(pixels.dim() == 4, "pixels must be N x C x H x W");
   auto options = torch::TensorOptions().dtype(torch::kFloat32).device(pixels.device());
-  torch::Tensor x = pixels.size(1) == 1 ? pixels.expand({-1, 3, -1, -1}) : pixels;
+  torch::Tensor x = pixels;
+  if (inference && meta.input_blur > 0) x = GaussianBlur(x, meta.input_blur * x.size(3));
+  if (x.size(1) == 1) x = x.expand({-1, 3, -1, -1});
   torch::Tensor mean = torch::tensor({meta.mean[0], meta.mean[1], meta.mean[2]}, options);
   torch::Tensor std = torch::tensor({meta.std[0], meta.std[1], meta.std[2]}, options);
   // (x / 255 - mean) / std as one multiply-add per pixel.

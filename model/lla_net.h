@@ -65,8 +65,14 @@ TORCH_MODULE(LlaNet);
 // device: x / 255, grey repeated on three channels, (x - mean) / std.
 torch::Tensor NormalizeFaces(const torch::Tensor& faces_u8, const ModelMeta& meta);
 
-// The same for float pixels in [0, 255], N x C x H x W (C = 1 or 3).
-torch::Tensor NormalizePixels(const torch::Tensor& pixels, const ModelMeta& meta);
+// The same for float pixels in [0, 255], N x C x H x W (C = 1 or 3). With
+// inference set, meta.input_blur low-passes the faces first (training faces
+// are used as they are).
+torch::Tensor NormalizePixels(const torch::Tensor& pixels, const ModelMeta& meta,
+                              bool inference = true);
+
+// Gaussian blur of N x C x H x W float pixels, sigma in pixels, reflected borders.
+torch::Tensor GaussianBlur(const torch::Tensor& pixels, double sigma);
 
 }  // namespace fer
 

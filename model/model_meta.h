@@ -30,6 +30,11 @@ struct ModelMeta {
   std::array<float, 3> mean = {0.5f, 0.5f, 0.5f};
   std::array<float, 3> std = {0.25f, 0.25f, 0.25f};
   std::string color = "gray3";  // "gray3": grey repeated on 3 channels; "rgb".
+  // Gaussian low-pass applied to every face at inference (serving and
+  // evaluation, not training), sigma as a fraction of the face side; 0 = none.
+  // It matches sharp inputs to a model trained on blurred faces (see
+  // model/MODEL_CARD.md).
+  double input_blur = 0;
   std::vector<std::string> labels;
   std::string trained_on = kUntrained;
   std::map<std::string, double> metrics;

@@ -466,7 +466,8 @@ absl::StatusOr<std::vector<EpochResult>> Train(LlaNet net, ModelMeta meta,
     while (loader.Next(&batch)) {
       torch::Tensor faces = batch.faces.to(device, /*non_blocking=*/true);
       torch::Tensor labels = batch.labels.to(device, /*non_blocking=*/true);
-      torch::Tensor x = NormalizePixels(SampleFaces(faces, meta.input_size, &batch.augmentation), meta);
+      torch::Tensor x = NormalizePixels(SampleFaces(faces, meta.input_size, &batch.augmentation),
+                                        meta, /*inference=*/false);
       torch::Tensor logits;
       {
         AutocastScope autocast(device, *dtype);

@@ -36,6 +36,7 @@ c10::IValue MetaToIValue(const ModelMeta& meta) {
   dict.insert("mean", FloatList(meta.mean));
   dict.insert("std", FloatList(meta.std));
   dict.insert("color", meta.color);
+  dict.insert("input_blur", meta.input_blur);
   dict.insert("labels", labels);
   dict.insert("trained_on", meta.trained_on);
   dict.insert("metrics", metrics);
@@ -133,6 +134,16 @@ absl::StatusOr<ModelMeta> MetaFromIValue(const c10::IValue& value) {
     return absl::InvalidArgumentError(absl::StrCat("meta color is \"", *color, "\""));
   }
   meta.color = *color;
+  auto blur = reader.Get("input_blur", /*required=*/false);
+  if (!blur.ok()) return blur.status();
+  if (blur->isDouble() || blur->isInt()) {
+    meta.input_blur = blur->isDouble() ? blur->toDouble() : static_cast<double>(blur->toInt());
+  } else if (!blur->isNone()) {
+    return absl::InvalidArgumentError("meta \"input_blur\" is not a number");
+  }
+  if (meta.input_blur < 0 || meta.input_blur > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("meta input_blur is ", meta.input_blur));
+  }
 
   auto labels = reader.Get("labels");
   if (!labels.ok()) return labels.status();

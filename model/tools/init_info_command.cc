@@ -105,6 +105,7 @@ int RunInfo(int argc, char** argv) {
   std::printf("input       %dx%d %s, mean [%g %g %g], std [%g %g %g]\n", m.input_size,
               m.input_size, m.color.c_str(), m.mean[0], m.mean[1], m.mean[2], m.std[0], m.std[1],
               m.std[2]);
+  if (m.input_blur > 0) std::printf("input_blur  %g of the face side\n", m.input_blur);
   std::printf("labels      %s\n", absl::StrJoin(m.labels, ", ").c_str());
   std::printf("trained_on  %s%s\n", m.trained_on.c_str(),
               m.untrained() ? "  (UNTRAINED: predictions are meaningless)" : "");

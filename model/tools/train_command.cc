@@ -21,6 +21,9 @@ ABSL_FLAG(int, decay_from, 0, "train: first epoch (0-based) of the decay");
 ABSL_FLAG(bool, flip, true, "train: random horizontal flip");
 ABSL_FLAG(bool, random_crop, true, "train: random crop");
 ABSL_FLAG(int, train_input_size, 112, "train: input size of a new model (ignored with --init)");
+ABSL_FLAG(double, input_blur, 0,
+          "train: inference-time Gaussian blur of a new model, sigma as a fraction of the face "
+          "side, for training data blurrier than the faces served (stored in the meta)");
 ABSL_FLAG(int, loader_threads, 4, "train: batch assembly threads");
 ABSL_FLAG(int, steps_per_epoch, 0, "train: cap on steps per epoch (0: whole epochs)");
 ABSL_FLAG(double, max_minutes, 0, "train: stop after the epoch that passes this many minutes");
@@ -60,6 +63,7 @@ int RunTrain(int argc, char** argv) {
     meta.input_size = absl::GetFlag(FLAGS_train_input_size);
     meta.color = train->channels() == 3 ? "rgb" : "gray3";
     PixelStatistics(*train, &meta.mean, &meta.std);
+    meta.input_blur = absl::GetFlag(FLAGS_input_blur);
     net = LlaNet(meta.arch);
   }
   meta.trained_on = absl::GetFlag(FLAGS_trained_on);

@@ -1,0 +1,56 @@
+#include "client/bench_report.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "client/output_format.h"
+
+namespace fer::client {
+
+double RequestsPerSecond(const BenchReport& report) {
+  return report.elapsed_s > 0 ? static_cast<double>(report.totals.ok_calls) / report.elapsed_s
+                              : 0.0;
+}
+
+double FacesPerSecond(const BenchReport& report) {
+  return report.elapsed_s > 0 ? static_cast<double>(report.totals.ok_faces) / report.elapsed_s
+                              : 0.0;
+}
+
+std::string FormatBenchText(const BenchReport& report) {
+  const LatencySummary latency = Summarize(report.totals.ok_latencies_ms);
+  const std::string load = report.rate > 0
+                               ? absl::StrFormat("open loop at %.1f requests/s", report.rate)
+                               : absl::StrFormat("closed loop, concurrency %d", report.concurrency);
+  std::vector<std::string> codes;
+  for (const auto& [name, count] : report.totals.codes)
+    codes.push_back(absl::StrCat(name, " ", count));
+  return absl::StrFormat(
+      "mode        %s, %s, %d faces per request, %.2f s\n"
+      "throughput  %.1f requests/s, %.1f faces/s (OK calls)\n"
+      "latency     p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  mean %.2f ms\n"
+      "calls       %d: %s\n",
+      report.mode, load, report.faces_per_request, report.elapsed_s, RequestsPerSecond(report),
+      FacesPerSecond(report), latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.max_ms,
+      latency.mean_ms, report.totals.calls,
+      codes.empty() ? std::string("none") : absl::StrJoin(codes, ", "));
+}
+
+std::string FormatBenchJson(const BenchReport& report) {
+  const LatencySummary latency = Summarize(report.totals.ok_latencies_ms);
+  std::vector<std::string> codes;
+  for (const auto& [name, count] : report.totals.codes) {
+    codes.push_back(absl::StrCat(JsonQuote(name), ":", count));
+  }
+  return absl::StrFormat(
+      "{\"mode\":%s,\"concurrency\":%d,\"rate\":%.3f,\"faces_per_request\":%d,"
+      "\"elapsed_s\":%.3f,\"requests\":%d,\"ok_requests\":%d,\"faces\":%d,"
+      "\"requests_per_s\":%.3f,\"faces_per_s\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
+      "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"mean_ms\":%.3f,\"codes\":{%s}}\n",
+      JsonQuote(report.mode), report.concurrency, report.rate, report.faces_per_request,
+      report.elapsed_s, report.totals.calls, report.totals.ok_calls, report.totals.ok_faces,
+      RequestsPerSecond(report), FacesPerSecond(report), latency.p50_ms, latency.p90_ms,
+      latency.p99_ms, latency.max_ms, latency.mean_ms, absl::StrJoin(codes, ","));
+}
+
+}  // namespace fer::client

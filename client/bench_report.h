@@ -1,0 +1,34 @@
+// The result of one load-generator run and its two renderings: a short
+// human-readable block and a JSON object whose keys (faces_per_s,
+// requests_per_s, p50_ms, p90_ms, p99_ms, max_ms, codes) scripts and
+// dashboards rely on.
+#ifndef FER_CLIENT_BENCH_REPORT_H_
+#define FER_CLIENT_BENCH_REPORT_H_
+
+#include <string>
+
+#include "client/latency_stats.h"
+
+namespace fer::client {
+
+struct BenchReport {
+  std::string mode;     // "unary" or "stream"
+  int concurrency = 0;  // closed loop: callers; open loop: 0
+  double rate = 0;      // open loop: requests/s offered; closed loop: 0
+  int faces_per_request = 0;
+  double elapsed_s = 0;  // first send to last answer
+  CallRecorder::Totals totals;
+};
+
+// Throughput of OK calls over the elapsed time (0 when nothing elapsed).
+double RequestsPerSecond(const BenchReport& report);
+double FacesPerSecond(const BenchReport& report);
+
+// Several lines ending in a newline.
+std::string FormatBenchText(const BenchReport& report);
+// One JSON object on one line, ending in a newline.
+std::string FormatBenchJson(const BenchReport& report);
+
+}  // namespace fer::client
+
+#endif  // FER_CLIENT_BENCH_REPORT_H_

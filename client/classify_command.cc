@@ -1,0 +1,192 @@
+// fer-client classify: classifies face images (files, or folders walked
+// recursively) and prints one line per face.
+//
+// How it uses the API: files are sent as they are (encoded bytes; the server
+// checks and decodes them), many faces per Classify call, sequentially. A call
+// is cut at --batch faces, at the server's max_faces_per_request, or before
+// its size would pass gRPC's default 4 MiB message limit. When the server
+// refuses a batch as INVALID_ARGUMENT (one bad file spoils the call), its
+// faces are sent again one by one, so that every good file is still classified
+// and every bad one is named with the server's reason.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "client/client_flags.h"
+#include "client/commands.h"
+#include "client/connection.h"
+#include "client/image_files.h"
+#include "client/output_format.h"
+
+ABSL_FLAG(int, batch, 32, "classify: faces per request (capped by the server's limit)");
+
+namespace fer::client {
+namespace {
+
+constexpr char kUsage[] =
+    "fer-client classify [--batch=32] [--ten_crop] [--json|--csv] [--target] [--deadline_ms] "
+    "IMAGE...|DIR...";
+
+// gRPC servers refuse messages over 4 MiB unless configured otherwise; stay
+// clear of it, leaving room for the message framing.
+constexpr size_t kMaxRequestBytes = (size_t{4} << 20) - (size_t{64} << 10);
+
+class Classifier {
+ public:
+  Classifier(const Connection& connection, std::vector<std::string> labels, OutputFormat format,
+             bool ten_crop)
+      : connection_(connection),
+        stub_(fer::v1::ExpressionClassifier::NewStub(connection.channel())),
+        labels_(std::move(labels)),
+        format_(format),
+        ten_crop_(ten_crop) {}
+
+  // Queues one file's bytes; sends the batch first when the file would not fit.
+  absl::Status Add(const std::string& path, std::string bytes, size_t max_faces) {
+    if (!paths_.empty() &&
+        (paths_.size() >= max_faces || request_bytes_ + bytes.size() > kMaxRequestBytes)) {
+      if (absl::Status status = Flush(); !status.ok()) return status;
+    }
+    request_bytes_ += bytes.size();
+    paths_.push_back(path);
+    request_.add_faces()->set_encoded(std::move(bytes));
+    return absl::OkStatus();
+  }
+
+  // Sends whatever is queued. Errors returned are fatal for the run (no
+  // server, a deadline); a bad file is reported and counted instead.
+  absl::Status Flush() {
+    if (paths_.empty()) return absl::OkStatus();
+    request_.mutable_options()->set_ten_crop(ten_crop_);
+    fer::v1::ClassifyResponse response;
+    grpc::Status status = Call(request_, &response);
+    absl::Status result;
+    if (status.ok()) {
+      result = Print(paths_, response);
+    } else if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT && paths_.size() > 1) {
+      result = RetryOneByOne();
+    } else if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      ReportBadFile(paths_[0], status.error_message());
+    } else {
+      result = connection_.Failure(status, "Classify");
+    }
+    paths_.clear();
+    request_.Clear();
+    request_bytes_ = 0;
+    return result;
+  }
+
+  void ReportBadFile(const std::string& path, const std::string& reason) {
+    std::fprintf(stderr, "fer-client classify: %s: %s\n", path.c_str(), reason.c_str());
+    ++failed_files_;
+  }
+
+  int failed_files() const { return failed_files_; }
+
+ private:
+  grpc::Status Call(const fer::v1::ClassifyRequest& request, fer::v1::ClassifyResponse* response) {
+    grpc::ClientContext context;
+    connection_.Prepare(&context);
+    return stub_->Classify(&context, request, response);
+  }
+
+  absl::Status Print(const std::vector<std::string>& paths,
+                     const fer::v1::ClassifyResponse& response) {
+    if (static_cast<size_t>(response.predictions_size()) != paths.size()) {
+      return absl::InternalError(absl::StrCat("Classify answered ", response.predictions_size(),
+                                              " predictions for ", paths.size(), " faces"));
+    }
+    for (size_t i = 0; i < paths.size(); ++i) {
+      const Scores scores = ScoresFromPrediction(response.predictions(static_cast<int>(i)));
+      std::fputs(ClassifyLine(format_, labels_, paths[i], scores).c_str(), stdout);
+    }
+    std::fflush(stdout);
+    return absl::OkStatus();
+  }
+
+  absl::Status RetryOneByOne() {
+    for (int i = 0; i < request_.faces_size(); ++i) {
+      fer::v1::ClassifyRequest single;
+      *single.add_faces() = request_.faces(i);
+      *single.mutable_options() = request_.options();
+      fer::v1::ClassifyResponse response;
+      const grpc::Status status = Call(single, &response);
+      const std::string& path = paths_[static_cast<size_t>(i)];
+      if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+        ReportBadFile(path, status.error_message());
+      } else if (!status.ok()) {
+        return connection_.Failure(status, "Classify");
+      } else if (absl::Status printed = Print({path}, response); !printed.ok()) {
+        return printed;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const Connection& connection_;
+  std::unique_ptr<fer::v1::ExpressionClassifier::Stub> stub_;
+  const std::vector<std::string> labels_;
+  const OutputFormat format_;
+  const bool ten_crop_;
+
+  fer::v1::ClassifyRequest request_;  // the batch being filled
+  std::vector<std::string> paths_;    // its files, in request order
+  size_t request_bytes_ = 0;
+  int failed_files_ = 0;
+};
+
+}  // namespace
+
+int RunClassify(int argc, char** argv) {
+  const std::vector<std::string> args = ParseCommandFlags(argc, argv, kUsage, __FILE__);
+  if (args.empty()) return UsageError("classify", "no image files or folders given", kUsage);
+  absl::StatusOr<OutputFormat> format =
+      ChooseOutputFormat(absl::GetFlag(FLAGS_json), absl::GetFlag(FLAGS_csv), OutputFormat::kText);
+  if (!format.ok()) return UsageError("classify", std::string(format.status().message()), kUsage);
+  const int batch = absl::GetFlag(FLAGS_batch);
+  if (batch < 1) return UsageError("classify", "--batch must be at least 1", kUsage);
+  if (absl::Status status = CheckDeadlineFlag(); !status.ok()) return Fail("classify", status);
+
+  absl::StatusOr<std::vector<std::string>> files = ListImageFiles(args);
+  if (!files.ok()) return Fail("classify", files.status());
+  absl::StatusOr<Connection> connection = Connection::Open(ConnectionOptionsFromFlags(true));
+  if (!connection.ok()) return Fail("classify", connection.status());
+  absl::StatusOr<fer::v1::ModelInfo> info = connection->FetchModelInfo();
+  if (!info.ok()) return Fail("classify", info.status());
+
+  size_t max_faces = static_cast<size_t>(batch);
+  if (info->max_faces_per_request() > 0) {
+    max_faces = std::min<size_t>(max_faces, info->max_faces_per_request());
+  }
+  std::vector<std::string> labels(info->labels().begin(), info->labels().end());
+  std::fputs(ClassifyHeader(*format, labels).c_str(), stdout);
+  Classifier classifier(*connection, std::move(labels), *format, absl::GetFlag(FLAGS_ten_crop));
+  for (const std::string& path : *files) {
+    absl::StatusOr<std::string> bytes = ReadFileBytes(path);
+    if (!bytes.ok()) {
+      classifier.ReportBadFile(path, "cannot read file");
+      continue;
+    }
+    // Refused here rather than by the server: it would spoil the whole batch.
+    if (info->max_image_bytes() > 0 && bytes->size() > info->max_image_bytes()) {
+      classifier.ReportBadFile(path,
+                               absl::StrCat(bytes->size(), " bytes, over the server's limit of ",
+                                            info->max_image_bytes()));
+      continue;
+    }
+    if (absl::Status status = classifier.Add(path, *std::move(bytes), max_faces); !status.ok()) {
+      return Fail("classify", status);
+    }
+  }
+  if (absl::Status status = classifier.Flush(); !status.ok()) return Fail("classify", status);
+  if (classifier.failed_files() > 0) {
+    return Fail("classify", absl::InvalidArgumentError(
+                                absl::StrCat(classifier.failed_files(), " of ", files->size(),
+                                             " files could not be classified")));
+  }
+  return 0;
+}
+
+}  // namespace fer::client

@@ -1,0 +1,69 @@
+// What the client knows about classified faces: where a face is in a frame,
+// the model's scores for it, and a video frame's faces. Plain data, free of gRPC and OpenCV, so
+// that tracking, output formatting and drawing share one vocabulary and can be tested without a
+// server.
+#ifndef FER_CLIENT_FACE_RESULT_H_
+#define FER_CLIENT_FACE_RESULT_H_
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fer::client {
+
+// An axis-aligned face box in frame pixels.
+struct FaceBox {
+  int x = 0;
+  int y = 0;
+  int width = 0;
+  int height = 0;
+};
+
+// Probabilities of the labels, in the model's label order (ModelInfo.labels),
+// and the index of the most probable one.
+struct Scores {
+  std::vector<float> probabilities;
+  int top = 0;
+
+  float confidence() const {
+    return probabilities.empty() ? 0.0f : probabilities[static_cast<size_t>(top)];
+  }
+
+  // Scores whose top is the arg-max of probabilities (the first on ties, as
+  // the server picks it).
+  static Scores FromProbabilities(std::vector<float> probabilities) {
+    Scores scores;
+    scores.top = probabilities.empty()
+                     ? 0
+                     : static_cast<int>(std::distance(
+                           probabilities.begin(),
+                           std::max_element(probabilities.begin(), probabilities.end())));
+    scores.probabilities = std::move(probabilities);
+    return scores;
+  }
+};
+
+// One face of a video frame, as fer-client stream reports and draws it.
+struct StreamFace {
+  FaceBox box;
+  int track_id = -1;          // see FaceTracker
+  Scores scores;              // what the client reports (smoothed when smoothing)
+  std::optional<Scores> raw;  // the frame's own scores, set when smoothing
+};
+
+// One video frame's answer.
+struct StreamFrame {
+  uint64_t index = 0;  // 0-based position in the video, also the frame_id sent
+  double timestamp_ms = 0;
+  std::vector<StreamFace> faces;
+  std::string error;  // non-empty when the server could not classify the frame
+};
+
+}  // namespace fer::client
+
+#endif  // FER_CLIENT_FACE_RESULT_H_

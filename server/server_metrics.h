@@ -1,0 +1,139 @@
+// fer-server's Prometheus metrics: the names of shared/design/interfaces.md,
+// plus fer_queue_capacity_faces (the queue limit, so that alerts can compute
+// saturation) and fer_gpu_memory_bytes. Every name, label and bucket bound is
+// defined in server_metrics.cc, and nowhere else.
+//
+// Series that dashboards and alerts select on exist at zero from start-up, so
+// that rate() and absent() behave before the first request:
+//   fer_requests_total{rpc, code}   rpc in {Classify, ClassifyStream,
+//                                   GetModelInfo}, code in {OK,
+//                                   INVALID_ARGUMENT, DEADLINE_EXCEEDED,
+//                                   RESOURCE_EXHAUSTED, UNAVAILABLE}; other
+//                                   codes appear when first used;
+//   fer_request_duration_seconds{rpc} for each rpc;
+//   fer_dropped_faces_total{reason} for queue_full and the batcher's reasons
+//                                   (cancelled, deadline, failed, shutdown).
+//
+// What counts as a request: a unary call (Classify, GetModelInfo), and, for
+// ClassifyStream, each frame answered (its FrameStatus code; its duration runs
+// from reading the frame to handing its result to gRPC), plus each stream
+// refused as a whole (too many streams, not ready, draining). Faces are
+// counted as the client sees them: a ten-crop face is one face in
+// fer_faces_total but ten in the batcher metrics (queue, batch size, drops).
+//
+// Thread-safe: every method may be called from any thread at any time.
+#ifndef FER_SERVER_SERVER_METRICS_H_
+#define FER_SERVER_SERVER_METRICS_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/batcher.h"
+#include "server/status_mapping.h"
+
+namespace prometheus {
+class Counter;
+class Exposer;
+class Gauge;
+class Histogram;
+class Registry;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace fer {
+
+// The service's methods, as the `rpc` label names them.
+enum class Rpc { kClassify = 0, kClassifyStream = 1, kGetModelInfo = 2 };
+inline constexpr int kNumRpcs = 3;
+
+// "Classify", "ClassifyStream", "GetModelInfo": the bare method names.
+absl::string_view RpcName(Rpc rpc);
+
+// The `reason` label of faces refused at admission because the queue was full.
+inline constexpr char kQueueFullReason[] = "queue_full";
+
+// What the constant series say about this server.
+struct MetricsOptions {
+  std::string model_version;  // fer_model_info{version}; "unknown" when empty
+  std::string device;         // fer_model_info{device}, "cpu" or "cuda:N"
+  std::string precision;      // fer_model_info{precision}
+  int max_batch_size = 32;    // top bucket of fer_batch_size
+  int max_queue_faces = 4096; // fer_queue_capacity_faces
+};
+
+class ServerMetrics : public BatcherObserver {
+ public:
+  explicit ServerMetrics(const MetricsOptions& options);
+  ~ServerMetrics() override;
+  ServerMetrics(const ServerMetrics&) = delete;
+  ServerMetrics& operator=(const ServerMetrics&) = delete;
+
+  // Serves the metrics at http://<address>/metrics (address "host:port"; port
+  // 0 picks a free one). Returns UNAVAILABLE, naming the address, when it
+  // cannot listen there (the port is taken, say). Call at most once.
+  absl::Status StartExposer(const std::string& address);
+  // The port StartExposer listens on; 0 before.
+  int exposer_port() const;
+
+  // The exposition text of every metric now, as /metrics serves it.
+  std::string Serialize() const;
+
+  // One line of what was answered so far, for the log: the non-zero request
+  // counts ("Classify OK=12 UNAVAILABLE=3, ClassifyStream OK=40") and the
+  // unary requests in flight ("in flight 0").
+  std::string RequestSummary() const;
+
+  // A request (see above) finished with code after latency.
+  void OnRequestDone(Rpc rpc, absl::StatusCode code, absl::Duration latency);
+  // faces (client faces) were classified successfully.
+  void AddFaces(int faces);
+  // Unary Classify calls being served; open ClassifyStream streams.
+  void AddInflightRequests(int delta);
+  void AddActiveStreams(int delta);
+  // faces (model faces) were refused at admission because the queue was full.
+  void OnQueueFull(int faces);
+  void SetGpuMemoryBytes(int64_t bytes);
+
+  // BatcherObserver.
+  void OnBatch(const BatchStats& stats) override;
+  void OnDrop(DropReason reason, int faces) override;
+  void OnQueueDepth(int queued_faces) override;
+
+ private:
+  prometheus::Counter* RequestCounter(Rpc rpc, absl::StatusCode code);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+
+  prometheus::Family<prometheus::Counter>* requests_family_ = nullptr;
+  // Indexed [rpc][code]; null until first used. Writes happen under
+  // requests_mu_; the atomic makes the lock-free fast path safe.
+  std::array<std::array<std::atomic<prometheus::Counter*>, kNumStatusCodes>, kNumRpcs>
+      requests_{};
+  std::mutex requests_mu_;
+
+  std::array<prometheus::Histogram*, kNumRpcs> request_duration_{};
+  prometheus::Counter* faces_ = nullptr;
+  prometheus::Histogram* queue_duration_ = nullptr;
+  prometheus::Histogram* inference_duration_ = nullptr;
+  prometheus::Histogram* batch_size_ = nullptr;
+  prometheus::Gauge* queue_faces_ = nullptr;
+  prometheus::Gauge* inflight_requests_ = nullptr;
+  prometheus::Gauge* active_streams_ = nullptr;
+  prometheus::Gauge* gpu_memory_bytes_ = nullptr;
+  // Indexed by DropReason; the last one is queue_full.
+  std::array<prometheus::Counter*, 5> dropped_{};
+};
+
+}  // namespace fer
+
+#endif  // FER_SERVER_SERVER_METRICS_H_

@@ -1,0 +1,669 @@
+#include "server/service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/status_mapping.h"
+
+namespace fer {
+namespace {
+
+using fer::v1::ClassifyFrame;
+using fer::v1::ClassifyRequest;
+using fer::v1::ClassifyResponse;
+using fer::v1::FrameResult;
+using fer::v1::Image;
+using fer::v1::Prediction;
+using google::protobuf::RepeatedPtrField;
+
+// Faces of the warm-up batch on a CPU: one is enough to build the kernels'
+// state, and a full batch of a 112x112 model costs seconds there. On a GPU the
+// warm-up runs a full batch (max_batch_size faces), which also sizes the
+// allocator's pools for the largest batch.
+constexpr int kCpuWarmupFaces = 1;
+// Mid-grey: the warm-up faces' pixel value (any value works).
+constexpr uint8_t kWarmupPixel = 128;
+// Upper bounds of the service's own options: guards against typos.
+constexpr int kMaxStreamWindow = 4096;
+constexpr int kMaxPreprocessThreads = 1024;
+
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  const std::chrono::system_clock::time_point deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
+int ClampToInt(uint32_t value) { return value > INT_MAX ? INT_MAX : static_cast<int>(value); }
+
+// The preprocessing input for one request image; views into image.
+ImageInput ToImageInput(const Image& image) {
+  ImageInput input;
+  switch (image.data_case()) {
+    case Image::kEncoded:
+      input.encoded = image.encoded();
+      break;
+    case Image::kRaw: {
+      const fer::v1::RawImage& raw = image.raw();
+      input.raw = raw.pixels();
+      // Sizes beyond int are far beyond any pixel limit: clamping keeps them
+      // refused by the limit check instead of wrapping negative.
+      input.width = ClampToInt(raw.width());
+      input.height = ClampToInt(raw.height());
+      input.channels = ClampToInt(raw.channels());
+      input.bgr = raw.channel_order() == fer::v1::RawImage::CHANNEL_ORDER_BGR;
+      break;
+    }
+    case Image::DATA_NOT_SET:
+      break;  // Preprocess refuses an image with neither.
+  }
+  return input;
+}
+
+}  // namespace
+
+// One request's or one frame's faces on their way through admission,
+// preprocessing and the batcher.
+struct ExpressionService::Work {
+  // Set by the caller of Process, and kept alive until done has been called.
+  const RepeatedPtrField<Image>* faces = nullptr;
+  bool ten_crop = false;
+  absl::Time deadline = absl::InfiniteFuture();
+  const std::atomic<bool>* cancelled = nullptr;
+  // Called exactly once. It may destroy this Work, so it is moved out first.
+  std::function<void(absl::Status)> done;
+
+  // Filled by Process: every model face's input, then its probabilities.
+  std::vector<uint8_t> pixels;
+  std::vector<float> outputs;
+
+  int crops() const { return ten_crop ? kTenCropCount : 1; }
+  int model_faces() const { return faces->size() * crops(); }
+};
+
+namespace {
+
+void Complete(std::function<void(absl::Status)>* done, absl::Status status) {
+  std::function<void(absl::Status)> callback = std::move(*done);
+  callback(std::move(status));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Classify: one reactor per call, deleted by gRPC's OnDone.
+class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
+ public:
+  UnaryCall(ExpressionService* service, grpc::CallbackServerContext* context,
+            const ClassifyRequest* request, ClassifyResponse* response)
+      : service_(service), response_(response), start_(absl::Now()) {
+    service_->metrics_->AddInflightRequests(1);
+    work_.faces = &request->faces();
+    work_.ten_crop = request->options().ten_crop();
+    work_.deadline = DeadlineOf(*context);
+    work_.cancelled = &cancelled_;
+    work_.done = [this](absl::Status status) { OnWorkDone(std::move(status)); };
+    if (absl::Status serving = service_->CheckServing(); !serving.ok()) {
+      Complete(&work_.done, serving);
+    } else if (request->faces_size() == 0) {
+      Complete(&work_.done, absl::InvalidArgumentError("the request has no faces; send 1 or more"));
+    } else {
+      service_->Process(&work_);
+    }
+  }
+
+  void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
+  void OnDone() override { delete this; }
+
+ private:
+  void OnWorkDone(absl::Status status) {
+    if (status.ok()) {
+      service_->FillPredictions(work_, response_->mutable_predictions());
+      service_->metrics_->AddFaces(work_.faces->size());
+    }
+    service_->metrics_->OnRequestDone(Rpc::kClassify, status.code(), absl::Now() - start_);
+    service_->metrics_->AddInflightRequests(-1);
+    Finish(ToGrpcStatus(status));  // OnDone may delete this from now on.
+  }
+
+  ExpressionService* const service_;
+  ClassifyResponse* const response_;
+  const absl::Time start_;
+  std::atomic<bool> cancelled_{false};
+  Work work_;
+};
+
+// ---------------------------------------------------------------------------
+// ClassifyStream: one reactor per stream. Every member below mu_ is guarded by
+// it. gRPC never runs OnReadDone or OnWriteDone inline in StartRead or
+// StartWrite, so those are called with mu_ held. Finish is called without any
+// lock, as a thread's last touch of the reactor: OnDone may run (even inline)
+// and drop gRPC's reference at once. Drain holds a reference of its own while
+// it reaches a stream found in the service's registry.
+class ExpressionService::StreamCall final
+    : public grpc::ServerBidiReactor<ClassifyFrame, FrameResult> {
+ public:
+  StreamCall(ExpressionService* service, grpc::CallbackServerContext* context)
+      : service_(service), deadline_(DeadlineOf(*context)) {
+    // Until the handler returns, gRPC only records StartRead and Finish and
+    // replays them in that order, so reading can begin before registration.
+    reading_ = true;
+    StartRead(&incoming_);
+    if (absl::Status status = service_->RegisterStream(this); !status.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        finished_ = true;
+      }
+      service_->metrics_->OnRequestDone(Rpc::kClassifyStream, status.code(),
+                                        absl::ZeroDuration());
+      Finish(ToGrpcStatus(status));
+    }
+  }
+
+  void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
+
+  void OnReadDone(bool ok) override {
+    Frame* to_process = nullptr;
+    std::unique_lock<std::mutex> lock(mu_);
+    reading_ = false;
+    if (finished_) return;  // a read that was pending when the stream ended
+    if (!ok) {
+      read_closed_ = true;
+    } else {
+      auto frame = std::make_unique<Frame>();
+      frame->request.Swap(&incoming_);
+      frame->received = absl::Now();
+      frame->result.set_frame_id(frame->request.frame_id());
+      frame->work.faces = &frame->request.faces();
+      frame->work.ten_crop = frame->request.options().ten_crop();
+      frame->work.deadline = deadline_;
+      frame->work.cancelled = &cancelled_;
+      Frame* raw = frame.get();
+      frame->work.done = [this, raw](absl::Status status) { OnFrameDone(raw, std::move(status)); };
+      frames_.push_back(std::move(frame));
+      if (draining_) {
+        SetError(raw, absl::UnavailableError(kDrainingMessage));
+        raw->done = true;
+      } else if (raw->request.faces_size() == 0) {
+        raw->done = true;  // answered with no predictions, as the API promises
+      } else {
+        to_process = raw;
+      }
+    }
+    const bool finish = AdvanceLocked();
+    lock.unlock();
+    if (to_process != nullptr) {
+      // The frame is not done, so the stream cannot finish before this call.
+      service_->Process(&to_process->work);
+    } else if (finish) {
+      Finish(final_status_);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    writing_ = false;
+    frames_.pop_front();
+    if (!ok) broken_ = true;  // the client is gone: answer nothing more
+    const bool finish = AdvanceLocked();
+    lock.unlock();
+    if (finish) Finish(final_status_);
+  }
+
+  void OnDone() override {
+    service_->UnregisterStream(this);
+    Unref();
+  }
+
+  // References: gRPC's (until OnDone), and Drain's while it reaches the stream.
+  // The stream deletes itself when the last goes.
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // From Drain: reads no more frames, and ends the stream with UNAVAILABLE
+  // once the frames already read are answered.
+  void BeginDrain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    draining_ = true;
+    const bool finish = AdvanceLocked();
+    lock.unlock();
+    if (finish) Finish(final_status_);
+  }
+
+ private:
+  static constexpr char kDrainingMessage[] =
+      "the server is shutting down; reconnect to continue the stream";
+
+  struct Frame {
+    ClassifyFrame request;
+    FrameResult result;
+    Work work;
+    absl::Time received;
+    bool done = false;  // result is final
+  };
+
+  static void SetError(Frame* frame, const absl::Status& status) {
+    frame->result.clear_predictions();
+    frame->result.mutable_status()->set_code(RpcCode(status.code()));
+    frame->result.mutable_status()->set_message(std::string(status.message()));
+  }
+
+  // From the frame's Work: a batcher worker, a preprocessing thread, or the
+  // reading thread (a frame refused at admission).
+  void OnFrameDone(Frame* frame, absl::Status status) {
+    // The frame is not done yet, so nothing else touches its result.
+    if (status.ok()) {
+      service_->FillPredictions(frame->work, frame->result.mutable_predictions());
+      service_->metrics_->AddFaces(frame->request.faces_size());
+    } else {
+      SetError(frame, status);
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    frame->done = true;
+    const bool finish = AdvanceLocked();
+    lock.unlock();
+    if (finish) Finish(final_status_);
+  }
+
+  // Requires mu_. Writes the oldest frame if it is answered and no write is
+  // outstanding, reads the next frame if the window has room, and returns
+  // true (having set finished_ and final_status_) when the stream is to be
+  // finished now; the caller then calls Finish after releasing mu_.
+  bool AdvanceLocked() {
+    if (finished_) return false;
+    while (!writing_ && !frames_.empty() && frames_.front()->done) {
+      Frame* head = frames_.front().get();
+      const absl::StatusCode code =
+          broken_ ? absl::StatusCode::kCancelled
+                  : static_cast<absl::StatusCode>(head->result.status().code());
+      service_->metrics_->OnRequestDone(Rpc::kClassifyStream, code, absl::Now() - head->received);
+      if (broken_) {
+        frames_.pop_front();
+      } else {
+        writing_ = true;
+        StartWrite(&head->result);
+      }
+    }
+    const bool stop_reading = read_closed_ || draining_ || broken_;
+    if (!reading_ && !stop_reading &&
+        frames_.size() < static_cast<size_t>(service_->options_.stream_window)) {
+      reading_ = true;
+      StartRead(&incoming_);
+    }
+    // A read still pending when draining or broken is fine: gRPC completes
+    // it (unsuccessfully) as part of finishing.
+    if (!stop_reading || writing_ || !frames_.empty()) return false;
+    if (broken_ || cancelled_.load(std::memory_order_relaxed)) {
+      final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the stream");
+    } else if (draining_ && !read_closed_) {
+      final_status_ = ToGrpcStatus(absl::UnavailableError(kDrainingMessage));
+    } else {
+      final_status_ = grpc::Status::OK;
+    }
+    finished_ = true;
+    return true;
+  }
+
+  ExpressionService* const service_;
+  const absl::Time deadline_;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<int> refs_{1};
+
+  std::mutex mu_;
+  ClassifyFrame incoming_;  // the read buffer; gRPC's while reading_
+  // Frames read and not yet fully written, oldest first; at most
+  // stream_window of them.
+  std::deque<std::unique_ptr<Frame>> frames_;
+  bool reading_ = false;      // a read is outstanding
+  bool writing_ = false;      // frames_.front() is being written
+  bool read_closed_ = false;  // the client half-closed, or the read side failed
+  bool draining_ = false;     // BeginDrain was called
+  bool broken_ = false;       // a write failed: the client is gone
+  bool finished_ = false;     // Finish is called or due
+  grpc::Status final_status_;
+};
+
+// ---------------------------------------------------------------------------
+
+ExpressionService::ExpressionService(const ServiceOptions& options, Engine* engine,
+                                     ServerMetrics* metrics)
+    : options_(options),
+      engine_(engine),
+      metrics_(metrics),
+      num_classes_(engine->num_classes()),
+      face_bytes_(engine->face_bytes()) {}
+
+absl::StatusOr<std::unique_ptr<ExpressionService>> ExpressionService::Create(
+    const ServiceOptions& options, Engine* engine, ServerMetrics* metrics) {
+  if (engine == nullptr || metrics == nullptr) {
+    return absl::InvalidArgumentError("ExpressionService needs an engine and metrics");
+  }
+  ServiceOptions resolved = options;
+  resolved.preprocess.input_size = engine->meta().input_size;
+  resolved.preprocess.gray = engine->meta().input_channels() == 1;
+  if (absl::Status status = ValidatePreprocessOptions(resolved.preprocess); !status.ok()) {
+    return status;
+  }
+  if (FaceBytes(resolved.preprocess) != engine->face_bytes()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("preprocessing makes faces of ", FaceBytes(resolved.preprocess),
+                     " bytes but the model takes ", engine->face_bytes()));
+  }
+  if (resolved.max_faces_per_request < 1 ||
+      resolved.max_faces_per_request > resolved.batching.max_queue_faces) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_faces_per_request must be in [1, max_queue_faces = ",
+                     resolved.batching.max_queue_faces, "], got ",
+                     resolved.max_faces_per_request));
+  }
+  if (resolved.max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_concurrent_streams must be >= 1, got ",
+                                                   resolved.max_concurrent_streams));
+  }
+  if (resolved.stream_window < 1 || resolved.stream_window > kMaxStreamWindow) {
+    return absl::InvalidArgumentError(absl::StrCat("stream_window must be in [1, ",
+                                                   kMaxStreamWindow, "], got ",
+                                                   resolved.stream_window));
+  }
+  if (resolved.preprocess_threads < 0 || resolved.preprocess_threads > kMaxPreprocessThreads) {
+    return absl::InvalidArgumentError(absl::StrCat("preprocess_threads must be in [0, ",
+                                                   kMaxPreprocessThreads, "], got ",
+                                                   resolved.preprocess_threads));
+  }
+  if (resolved.preprocess_threads == 0) {
+    resolved.preprocess_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }
+
+  std::unique_ptr<ExpressionService> service(new ExpressionService(resolved, engine, metrics));
+  const size_t max_batch = static_cast<size_t>(std::max(1, resolved.batching.max_batch_size));
+  service->instances_.resize(std::max(1, resolved.batching.num_instances));
+  for (Instance& instance : service->instances_) {
+    instance.runner = engine->NewRunner();
+    instance.inputs.resize(max_batch * service->face_bytes_);
+    instance.outputs.resize(max_batch * service->num_classes_);
+  }
+  ExpressionService* self = service.get();
+  auto batcher = Batcher::Create(
+      resolved.batching,
+      [self](int instance, absl::Span<const FaceRef> faces) {
+        return self->RunBatch(instance, faces);
+      },
+      metrics);
+  if (!batcher.ok()) return batcher.status();
+  service->batcher_ = std::move(*batcher);
+  service->preprocess_pool_ = std::make_unique<ThreadPool>(resolved.preprocess_threads);
+  return service;
+}
+
+ExpressionService::~ExpressionService() { Drain(absl::InfiniteDuration()); }
+
+absl::Status ExpressionService::Start() {
+  if (options_.warmup) {
+    const bool gpu = absl::StartsWith(engine_->device(), "cuda");
+    const int faces = gpu ? options_.batching.max_batch_size : kCpuWarmupFaces;
+    for (size_t i = 0; i < instances_.size(); ++i) {
+      Instance& instance = instances_[i];
+      std::fill_n(instance.inputs.begin(), faces * face_bytes_, kWarmupPixel);
+      // No call is admitted before state_ is kServing, so the workers are idle
+      // and the runners free to use here.
+      if (absl::Status status =
+              instance.runner->Classify(instance.inputs.data(), faces, instance.outputs.data());
+          !status.ok()) {
+        return absl::Status(status.code(), absl::StrCat("warm-up batch on instance ", i,
+                                                        " failed: ", status.message()));
+      }
+    }
+    if (gpu) metrics_->SetGpuMemoryBytes(engine_->DeviceMemoryBytes());
+  }
+  std::lock_guard<std::mutex> lock(admit_mu_);
+  if (state_.load() == State::kStarting) state_.store(State::kServing);
+  return absl::OkStatus();
+}
+
+void ExpressionService::Drain(absl::Duration drain_timeout) {
+  std::call_once(drained_, [&] {
+    const absl::Time deadline = absl::Now() + drain_timeout;
+    {
+      std::lock_guard<std::mutex> lock(admit_mu_);
+      state_.store(State::kDraining);
+    }
+    // Referenced under the registry's lock, so that none is deleted between
+    // being found and being told; told without it, since telling may finish
+    // the stream, and finishing unregisters it.
+    std::vector<StreamCall*> streams;
+    {
+      std::lock_guard<std::mutex> lock(streams_mu_);
+      for (StreamCall* stream : streams_) {
+        stream->Ref();
+        streams.push_back(stream);
+      }
+    }
+    for (StreamCall* stream : streams) {
+      stream->BeginDrain();
+      stream->Unref();
+    }
+    // Work admitted before draining began is being preprocessed: let it reach
+    // the batcher, whose Stop then runs it.
+    {
+      std::unique_lock<std::mutex> lock(admit_mu_);
+      if (deadline == absl::InfiniteFuture()) {
+        admit_cv_.wait(lock, [this] { return admitted_works_ == 0; });
+      } else {
+        admit_cv_.wait_until(lock, absl::ToChronoTime(deadline),
+                             [this] { return admitted_works_ == 0; });
+      }
+    }
+    // Null only when Create failed before making it.
+    if (batcher_ != nullptr) batcher_->Stop(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  });
+}
+
+absl::Status ExpressionService::CheckServing() const {
+  switch (state_.load()) {
+    case State::kStarting:
+      return absl::UnavailableError("the server is starting (warming up the model); retry shortly");
+    case State::kServing:
+      return absl::OkStatus();
+    case State::kDraining:
+      break;
+  }
+  return absl::UnavailableError("the server is shutting down; retry on another instance");
+}
+
+absl::Status ExpressionService::Admit(int faces) {
+  std::lock_guard<std::mutex> lock(admit_mu_);
+  if (absl::Status serving = CheckServing(); !serving.ok()) return serving;
+  const int capacity = options_.batching.max_queue_faces;
+  const int used = admitted_faces_ + batcher_->queued_faces();
+  if (faces > capacity - used) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the server's queue is full (", used, " of ", capacity, " faces queued, ", faces,
+        " more asked for; ten-crop faces count ten times); retry with backoff"));
+  }
+  admitted_faces_ += faces;
+  ++admitted_works_;
+  return absl::OkStatus();
+}
+
+void ExpressionService::Release(int faces) {
+  std::lock_guard<std::mutex> lock(admit_mu_);
+  admitted_faces_ -= faces;
+  if (--admitted_works_ == 0) admit_cv_.notify_all();
+}
+
+void ExpressionService::Process(Work* work) {
+  const int faces = work->faces->size();
+  if (faces > options_.max_faces_per_request) {
+    Complete(&work->done, absl::InvalidArgumentError(
+                              absl::StrCat(faces, " faces in one request; the limit is ",
+                                           options_.max_faces_per_request)));
+    return;
+  }
+  const int model_faces = work->model_faces();
+  if (absl::Status admitted = Admit(model_faces); !admitted.ok()) {
+    if (absl::IsResourceExhausted(admitted)) metrics_->OnQueueFull(model_faces);
+    Complete(&work->done, admitted);
+    return;
+  }
+  preprocess_pool_->Schedule([this, work] { PreprocessAndSubmit(work); });
+}
+
+void ExpressionService::PreprocessAndSubmit(Work* work) {
+  const int model_faces = work->model_faces();
+  absl::Status status;
+  if (work->cancelled->load(std::memory_order_relaxed)) {
+    status = absl::CancelledError("the call was cancelled");
+  } else if (absl::Now() >= work->deadline) {
+    status = absl::DeadlineExceededError("the deadline passed before the faces were queued");
+  } else {
+    work->pixels.reserve(static_cast<size_t>(model_faces) * face_bytes_);
+    for (int i = 0; i < work->faces->size(); ++i) {
+      const absl::Status face = Preprocess(ToImageInput(work->faces->Get(i)), options_.preprocess,
+                                           work->ten_crop, &work->pixels);
+      if (!face.ok()) {
+        status = absl::Status(face.code(), absl::StrCat("face ", i, ": ", face.message()));
+        break;
+      }
+    }
+  }
+  if (!status.ok()) {
+    Release(model_faces);
+    Complete(&work->done, status);
+    return;
+  }
+
+  work->outputs.resize(static_cast<size_t>(model_faces) * num_classes_);
+  auto job = std::make_shared<BatchJob>();
+  job->faces.resize(model_faces);
+  for (int i = 0; i < model_faces; ++i) {
+    job->faces[i].pixels = work->pixels.data() + static_cast<size_t>(i) * face_bytes_;
+    job->faces[i].output = work->outputs.data() + static_cast<size_t>(i) * num_classes_;
+  }
+  job->deadline = work->deadline;
+  job->is_cancelled = [cancelled = work->cancelled] {
+    return cancelled->load(std::memory_order_relaxed);
+  };
+  job->done = std::move(work->done);
+  // From here on work may be gone at any moment: the job's done owns it.
+  status = batcher_->Submit(job);
+  Release(model_faces);
+  if (!status.ok()) {
+    if (absl::IsResourceExhausted(status)) metrics_->OnQueueFull(model_faces);
+    job->done(status);  // Submit refused the job, so it never calls done.
+  }
+}
+
+void ExpressionService::FillPredictions(const Work& work,
+                                        RepeatedPtrField<Prediction>* predictions) const {
+  const int crops = work.crops();
+  const std::vector<std::string>& labels = engine_->meta().labels;
+  std::vector<float> mean(num_classes_);
+  predictions->Reserve(work.faces->size());
+  for (int face = 0; face < work.faces->size(); ++face) {
+    std::fill(mean.begin(), mean.end(), 0.0f);
+    const float* rows = work.outputs.data() + static_cast<size_t>(face) * crops * num_classes_;
+    for (int crop = 0; crop < crops; ++crop) {
+      for (int c = 0; c < num_classes_; ++c) mean[c] += rows[crop * num_classes_ + c];
+    }
+    Prediction* prediction = predictions->Add();
+    prediction->mutable_probabilities()->Reserve(num_classes_);
+    int top = 0;
+    for (int c = 0; c < num_classes_; ++c) {
+      mean[c] /= crops;
+      prediction->add_probabilities(mean[c]);
+      if (mean[c] > mean[top]) top = c;
+    }
+    prediction->set_top_label(top);
+    if (top < static_cast<int>(labels.size())) prediction->set_top_label_name(labels[top]);
+    prediction->set_confidence(mean[top]);
+  }
+}
+
+absl::Status ExpressionService::RunBatch(int instance_index, absl::Span<const FaceRef> faces) {
+  Instance& instance = instances_[instance_index];
+  const int n = static_cast<int>(faces.size());
+  for (int i = 0; i < n; ++i) {
+    std::memcpy(instance.inputs.data() + static_cast<size_t>(i) * face_bytes_, faces[i].pixels,
+                face_bytes_);
+  }
+  if (absl::Status status =
+          instance.runner->Classify(instance.inputs.data(), n, instance.outputs.data());
+      !status.ok()) {
+    return status;
+  }
+  for (int i = 0; i < n; ++i) {
+    std::memcpy(faces[i].output, instance.outputs.data() + static_cast<size_t>(i) * num_classes_,
+                num_classes_ * sizeof(float));
+  }
+  if (absl::StartsWith(engine_->device(), "cuda")) {
+    metrics_->SetGpuMemoryBytes(engine_->DeviceMemoryBytes());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ExpressionService::RegisterStream(StreamCall* stream) {
+  std::lock_guard<std::mutex> lock(streams_mu_);
+  if (absl::Status serving = CheckServing(); !serving.ok()) return serving;
+  if (static_cast<int>(streams_.size()) >= options_.max_concurrent_streams) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many open streams (the limit is ", options_.max_concurrent_streams,
+                     "); retry with backoff"));
+  }
+  streams_.insert(stream);
+  metrics_->AddActiveStreams(1);
+  return absl::OkStatus();
+}
+
+void ExpressionService::UnregisterStream(StreamCall* stream) {
+  std::lock_guard<std::mutex> lock(streams_mu_);
+  if (streams_.erase(stream) > 0) metrics_->AddActiveStreams(-1);
+}
+
+grpc::ServerUnaryReactor* ExpressionService::Classify(grpc::CallbackServerContext* context,
+                                                      const ClassifyRequest* request,
+                                                      ClassifyResponse* response) {
+  return new UnaryCall(this, context, request, response);
+}
+
+grpc::ServerBidiReactor<ClassifyFrame, FrameResult>* ExpressionService::ClassifyStream(
+    grpc::CallbackServerContext* context) {
+  return new StreamCall(this, context);
+}
+
+grpc::ServerUnaryReactor* ExpressionService::GetModelInfo(
+    grpc::CallbackServerContext* context, const fer::v1::GetModelInfoRequest* /*request*/,
+    fer::v1::ModelInfo* response) {
+  const absl::Time start = absl::Now();
+  const ModelMeta& meta = engine_->meta();
+  for (const std::string& label : meta.labels) response->add_labels(label);
+  response->set_input_size(meta.input_size);
+  response->set_color(meta.color);
+  response->set_version(meta.version);
+  response->set_trained_on(meta.trained_on);
+  response->set_device(engine_->device());
+  response->set_precision(engine_->precision());
+  response->set_max_batch_size(options_.batching.max_batch_size);
+  response->set_max_queue_delay_us(
+      static_cast<uint32_t>(absl::ToInt64Microseconds(options_.batching.max_queue_delay)));
+  response->set_max_queue_faces(options_.batching.max_queue_faces);
+  response->set_max_faces_per_request(options_.max_faces_per_request);
+  response->set_max_image_bytes(options_.preprocess.max_encoded_bytes);
+  response->set_max_image_pixels(options_.preprocess.max_pixels);
+  response->set_instances(options_.batching.num_instances);
+  metrics_->OnRequestDone(Rpc::kGetModelInfo, absl::StatusCode::kOk, absl::Now() - start);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace fer

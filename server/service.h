@@ -1,0 +1,193 @@
+// The gRPC service fer.v1.ExpressionClassifier, on gRPC's callback API: where
+// requests become preprocessed faces in the batcher, and batch outputs become
+// predictions. It owns the batcher, one model Runner per batcher instance and
+// the preprocessing threads; the server binary (server_main.cc) owns the gRPC
+// server, health, signals and metrics endpoint around it.
+//
+// Threads and what runs where:
+//  - gRPC's callback threads run the method handlers and stream reactions.
+//    They only check limits, admit work and schedule it: never decode, never
+//    wait.
+//  - A pool of preprocessing threads (ServiceOptions.preprocess_threads)
+//    decodes and resizes every face of a request or frame, then submits them
+//    to the batcher as one job.
+//  - The batcher's workers (one per instance) run the model, then complete
+//    the jobs: turn probabilities into predictions and hand the response to
+//    gRPC (which never blocks in the callback API).
+//
+// Admission and limits, in the order they apply, each answered at once:
+//  - not started yet or draining: UNAVAILABLE;
+//  - no faces (unary), more than max_faces_per_request faces: INVALID_ARGUMENT;
+//  - the batch queue plus faces being preprocessed would exceed the queue's
+//    capacity (max_queue_faces, counting ten crops per ten-crop face):
+//    RESOURCE_EXHAUSTED; nothing is buffered beyond that capacity;
+//  - a face that fails preprocessing: INVALID_ARGUMENT "face N: reason"
+//    (N is its 0-based index in the request or frame);
+//  - a call cancelled or past its deadline while queued: its faces are dropped
+//    before compute and the call ends CANCELLED or DEADLINE_EXCEEDED.
+// Every accepted call is answered exactly once.
+//
+// ClassifyStream: at most max_concurrent_streams streams at once (more are
+// refused with RESOURCE_EXHAUSTED). Each stream reads at most stream_window
+// frames ahead of the results it has written: once that many frames are in
+// flight it stops reading until the oldest is answered, so a client that sends
+// faster than the server classifies, or stops reading its answers, is held
+// back by gRPC's flow control instead of being buffered. Frames are processed
+// concurrently and answered in the order they were read. A frame that fails is
+// answered with its status in FrameResult.status and the stream goes on.
+//
+// Drain: Drain() refuses new calls and frames, lets every stream answer the
+// frames it has read and then ends it with UNAVAILABLE, and runs the accepted
+// work through the batcher for at most the drain timeout (what is still queued
+// then fails with UNAVAILABLE).
+#ifndef FER_SERVER_SERVICE_H_
+#define FER_SERVER_SERVICE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fer/v1/expression.grpc.pb.h"
+#include "model/engine.h"
+#include "server/batcher.h"
+#include "server/preprocess.h"
+#include "server/server_metrics.h"
+#include "server/thread_pool.h"
+
+namespace fer {
+
+struct ServiceOptions {
+  // Batching policy (server/batcher.h).
+  BatcherOptions batching;
+  // Image limits. input_size and gray are taken from the model, whatever is
+  // set here.
+  PreprocessOptions preprocess;
+  // Most faces in one Classify request or stream frame. >= 1, and at most
+  // batching.max_queue_faces so that a request can fit in the queue.
+  int max_faces_per_request = 64;
+  // Most ClassifyStream streams open at once. >= 1.
+  int max_concurrent_streams = 256;
+  // Frames a stream reads ahead of its written answers. >= 1.
+  int stream_window = 8;
+  // Preprocessing threads; 0: one per CPU core.
+  int preprocess_threads = 0;
+  // Start() runs one batch on each instance before serving, so that the first
+  // requests do not pay for lazy initialisation (CUDA context, kernels).
+  bool warmup = true;
+};
+
+class ExpressionService final : public fer::v1::ExpressionClassifier::CallbackService {
+ public:
+  // Checks options (INVALID_ARGUMENT naming the option), creates one Runner
+  // per instance and starts the batcher and the preprocessing threads. engine
+  // and metrics must outlive the service. Calls are answered UNAVAILABLE
+  // until Start().
+  static absl::StatusOr<std::unique_ptr<ExpressionService>> Create(const ServiceOptions& options,
+                                                                   Engine* engine,
+                                                                   ServerMetrics* metrics);
+
+  // Drain(absl::InfiniteDuration()) unless Drain already ran. The gRPC server
+  // must have shut down before (no call may be in flight).
+  ~ExpressionService() override;
+
+  // Runs the warm-up batch on every instance (if options.warmup), then starts
+  // serving. Returns the runner's error if warm-up fails. Call once.
+  absl::Status Start();
+
+  // Refuses new calls and frames with UNAVAILABLE from now on, lets open
+  // streams answer the frames they have read and end, and returns once every
+  // accepted call has been answered: work still queued when drain_timeout has
+  // passed fails with UNAVAILABLE. Idempotent. Requires Start() to have
+  // returned (or not to be running).
+  void Drain(absl::Duration drain_timeout);
+
+  // ExpressionClassifier.
+  grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
+                                     const fer::v1::ClassifyRequest* request,
+                                     fer::v1::ClassifyResponse* response) override;
+  grpc::ServerBidiReactor<fer::v1::ClassifyFrame, fer::v1::FrameResult>* ClassifyStream(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
+                                         const fer::v1::GetModelInfoRequest* request,
+                                         fer::v1::ModelInfo* response) override;
+
+ private:
+  class UnaryCall;
+  class StreamCall;
+  struct Work;
+
+  ExpressionService(const ServiceOptions& options, Engine* engine, ServerMetrics* metrics);
+
+  // Takes work (whose faces, options, deadline, cancelled and done are set)
+  // through admission, preprocessing and the batcher. work->done is called
+  // exactly once, possibly before Process returns; on OK, work->outputs holds
+  // the probabilities of each model face.
+  void Process(Work* work);
+  // The rest of Process, on a preprocessing thread.
+  void PreprocessAndSubmit(Work* work);
+  // Reserves queue room for faces model faces, or says why not (UNAVAILABLE,
+  // RESOURCE_EXHAUSTED). Each OK is paired with one Release(faces).
+  absl::Status Admit(int faces);
+  void Release(int faces);
+  // Writes one Prediction per client face of work into predictions.
+  void FillPredictions(const Work& work,
+                       google::protobuf::RepeatedPtrField<fer::v1::Prediction>* predictions) const;
+  // The batcher's BatchRunner.
+  absl::Status RunBatch(int instance, absl::Span<const FaceRef> faces);
+  // Whether calls are accepted now; if not, the status to refuse them with.
+  absl::Status CheckServing() const;
+
+  // Streams register while open so that Drain can reach them. Register fails
+  // with RESOURCE_EXHAUSTED beyond max_concurrent_streams, UNAVAILABLE when
+  // not serving.
+  absl::Status RegisterStream(StreamCall* stream);
+  void UnregisterStream(StreamCall* stream);
+
+  const ServiceOptions options_;
+  Engine* const engine_;
+  ServerMetrics* const metrics_;
+  const int num_classes_;
+  const size_t face_bytes_;
+
+  // Per instance: its Runner and staging buffers for one batch of inputs and
+  // outputs; touched only by that instance's worker (and Start, before).
+  struct Instance {
+    std::unique_ptr<Runner> runner;
+    std::vector<uint8_t> inputs;
+    std::vector<float> outputs;
+  };
+  std::vector<Instance> instances_;
+
+  enum class State { kStarting, kServing, kDraining };
+  std::atomic<State> state_{State::kStarting};
+
+  // Admission: faces admitted but not yet submitted (being preprocessed), and
+  // how many Works are in that phase, so that Drain can wait for them to
+  // reach the batcher before stopping it.
+  std::mutex admit_mu_;
+  std::condition_variable admit_cv_;
+  int admitted_faces_ = 0;  // guarded by admit_mu_
+  int admitted_works_ = 0;  // guarded by admit_mu_
+
+  std::mutex streams_mu_;
+  std::set<StreamCall*> streams_;  // guarded by streams_mu_
+
+  std::once_flag drained_;
+
+  // Declared last: destroyed first, so their threads stop before the state
+  // above goes. The pool is destroyed before the batcher, since its tasks
+  // submit to it.
+  std::unique_ptr<Batcher> batcher_;
+  std::unique_ptr<ThreadPool> preprocess_pool_;
+};
+
+}  // namespace fer
+
+#endif  // FER_SERVER_SERVICE_H_

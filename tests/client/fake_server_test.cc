@@ -1,0 +1,331 @@
+// fer-client against a scripted in-process server: the protocol cases a real
+// fer-server produces only under load or failure, on demand. Batches are cut
+// at the server's face limit, a full queue is retried, oversized files are
+// refused before sending, and a stream's window, per-frame deadline, frame
+// errors and order checks behave as documented.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <opencv2/core.hpp>
+#include <opencv2/videoio.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fer/v1/expression.grpc.pb.h"
+#include "tests/client/json_test_util.h"
+#include "tests/client/subprocess.h"
+
+namespace fer::client {
+namespace {
+
+namespace fs = std::filesystem;
+using test::Lines;
+using test::RunResult;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr int kNumLabels = 7;
+constexpr int kVideoFrames = 10;
+
+fer::v1::Prediction FixedPrediction() {
+  fer::v1::Prediction prediction;
+  for (float p : {0.1f, 0.1f, 0.1f, 0.1f, 0.4f, 0.1f, 0.1f}) prediction.add_probabilities(p);
+  prediction.set_top_label(4);
+  prediction.set_top_label_name("happiness");
+  prediction.set_confidence(0.4f);
+  return prediction;
+}
+
+// A scripted ExpressionClassifier.
+class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
+ public:
+  enum class StreamMode { kAnswer, kStall, kOutOfOrder, kFailOddFrames };
+
+  // Settings; set before the client runs.
+  uint32_t max_faces_per_request = 64;
+  uint64_t max_image_bytes = 1 << 20;
+  int busy_calls = 0;  // the first N Classify calls are RESOURCE_EXHAUSTED
+  StreamMode stream_mode = StreamMode::kAnswer;
+  std::chrono::milliseconds answer_delay{0};
+
+  // Observations.
+  std::vector<int> faces_per_call() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return faces_per_call_;
+  }
+  int classify_attempts() const { return attempts_.load(); }
+  size_t max_frames_in_flight() const { return max_in_flight_.load(); }
+
+  grpc::Status GetModelInfo(grpc::ServerContext*, const fer::v1::GetModelInfoRequest*,
+                            fer::v1::ModelInfo* info) override {
+    for (const char* label :
+         {"neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise"}) {
+      info->add_labels(label);
+    }
+    info->set_input_size(32);
+    info->set_max_faces_per_request(max_faces_per_request);
+    info->set_max_image_bytes(max_image_bytes);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Classify(grpc::ServerContext*, const fer::v1::ClassifyRequest* request,
+                        fer::v1::ClassifyResponse* response) override {
+    if (attempts_.fetch_add(1) < busy_calls) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "queue full");
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      faces_per_call_.push_back(request->faces_size());
+    }
+    for (int i = 0; i < request->faces_size(); ++i)
+      *response->add_predictions() = FixedPrediction();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ClassifyStream(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<fer::v1::FrameResult, fer::v1::ClassifyFrame>* stream) override {
+    if (stream_mode == StreamMode::kStall) {
+      fer::v1::ClassifyFrame frame;
+      while (stream->Read(&frame)) {
+      }
+      while (!context->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      return grpc::Status::CANCELLED;
+    }
+    // Reads ahead on its own thread, as the real server does, so that the
+    // frames in flight are what the client allows, not what this loop reads.
+    std::mutex mu;
+    std::condition_variable ready;
+    std::deque<fer::v1::ClassifyFrame> received;
+    bool done = false;
+    std::thread reader([&] {
+      fer::v1::ClassifyFrame frame;
+      while (stream->Read(&frame)) {
+        std::lock_guard<std::mutex> lock(mu);
+        received.push_back(frame);
+        max_in_flight_.store(std::max(max_in_flight_.load(), received.size()));
+        ready.notify_all();
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+      ready.notify_all();
+    });
+    while (true) {
+      fer::v1::ClassifyFrame frame;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        ready.wait(lock, [&] { return !received.empty() || done; });
+        if (received.empty()) break;
+        frame = received.front();
+      }
+      std::this_thread::sleep_for(answer_delay);
+      fer::v1::FrameResult result;
+      result.set_frame_id(frame.frame_id() + (stream_mode == StreamMode::kOutOfOrder ? 1 : 0));
+      if (stream_mode == StreamMode::kFailOddFrames && frame.frame_id() % 2 == 1) {
+        result.mutable_status()->set_code(static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+        result.mutable_status()->set_message("face 0: scripted failure");
+      } else {
+        for (int i = 0; i < frame.faces_size(); ++i) *result.add_predictions() = FixedPrediction();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        received.pop_front();  // answered: no longer in flight
+      }
+      if (!stream->Write(result)) break;
+    }
+    reader.join();
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<int> faces_per_call_;
+  std::atomic<int> attempts_{0};
+  std::atomic<size_t> max_in_flight_{0};
+};
+
+class FakeServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (fs::temp_directory_path() /
+            ("fer_client_fake_" + std::to_string(getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    fs::create_directories(dir_);
+  }
+
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+    fs::remove_all(dir_);
+  }
+
+  void StartServer() {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&fake_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    target_ = "127.0.0.1:" + std::to_string(port);
+  }
+
+  RunResult Client(std::vector<std::string> args) {
+    args.insert(args.begin(), FER_CLIENT_BINARY);
+    args.push_back("--target=" + target_);
+    return test::Run(args, dir_, std::chrono::seconds(60));
+  }
+
+  // count small files; they are never decoded by the fake.
+  std::vector<std::string> Files(int count, size_t bytes = 16) {
+    std::vector<std::string> paths;
+    for (int i = 0; i < count; ++i) {
+      paths.push_back(dir_ + "/face" + std::to_string(i) + ".jpg");
+      std::ofstream(paths.back()) << std::string(bytes, 'x');
+    }
+    return paths;
+  }
+
+  // A short synthetic video (no faces needed: streams use --no_detect).
+  std::string Video() {
+    const std::string path = dir_ + "/frames.mp4";
+    cv::VideoWriter writer(path, cv::VideoWriter::fourcc('m', 'p', '4', 'v'), 10, cv::Size(64, 64));
+    for (int i = 0; i < kVideoFrames; ++i) {
+      writer.write(cv::Mat(64, 64, CV_8UC3, cv::Scalar(i * 20, 100, 200 - i * 10)));
+    }
+    return path;
+  }
+
+  FakeClassifier fake_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string target_;
+  std::string dir_;
+};
+
+TEST_F(FakeServerTest, ClassifyCutsBatchesAtTheServersFaceLimit) {
+  fake_.max_faces_per_request = 5;
+  StartServer();
+  std::vector<std::string> args = {"classify", "--batch=32"};
+  const std::vector<std::string> files = Files(12);
+  args.insert(args.end(), files.begin(), files.end());
+  const RunResult result = Client(args);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(Lines(result.out).size(), 12u);
+  EXPECT_THAT(fake_.faces_per_call(), ElementsAre(5, 5, 2));
+
+  const RunResult small =
+      Client({"classify", "--batch=4", files[0], files[1], files[2], files[3], files[4]});
+  ASSERT_EQ(small.exit_code, 0) << small.err;
+  EXPECT_THAT(fake_.faces_per_call(), ElementsAre(5, 5, 2, 4, 1));
+}
+
+TEST_F(FakeServerTest, ClassifyRetriesAFullQueueWithBackoff) {
+  fake_.busy_calls = 2;
+  StartServer();
+  const std::vector<std::string> files = Files(3);
+  const RunResult result = Client({"classify", files[0], files[1], files[2]});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(Lines(result.out).size(), 3u);
+  EXPECT_EQ(fake_.classify_attempts(), 3);
+}
+
+TEST_F(FakeServerTest, ClassifyGivesUpOnAQueueThatStaysFull) {
+  fake_.busy_calls = 1000;
+  StartServer();
+  const std::vector<std::string> files = Files(1);
+  const RunResult result = Client({"classify", files[0]});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.err, "fer-client classify: Classify: RESOURCE_EXHAUSTED: queue full\n");
+  EXPECT_EQ(fake_.classify_attempts(), 4);  // the retry policy's maxAttempts
+}
+
+TEST_F(FakeServerTest, ClassifyRefusesFilesOverTheServersByteLimitWithoutSendingThem) {
+  fake_.max_image_bytes = 100;
+  StartServer();
+  const std::vector<std::string> small = Files(2, 50);
+  const std::string big = dir_ + "/big.jpg";
+  std::ofstream(big) << std::string(200, 'x');
+  const RunResult result = Client({"classify", small[0], big, small[1]});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(Lines(result.out).size(), 2u);
+  EXPECT_THAT(result.err, HasSubstr(big + ": 200 bytes, over the server's limit of 100"));
+  EXPECT_THAT(fake_.faces_per_call(), ElementsAre(2));
+}
+
+TEST_F(FakeServerTest, StreamKeepsAtMostWindowFramesInFlight) {
+  fake_.answer_delay = std::chrono::milliseconds(30);
+  StartServer();
+  const RunResult result =
+      Client({"stream", Video(), "--no_detect", "--window=2", "--progress=false"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(Lines(result.out).size(), kVideoFrames + 1u);
+  // The window is used (frames overlap) and never exceeded.
+  EXPECT_EQ(fake_.max_frames_in_flight(), 2u);
+}
+
+TEST_F(FakeServerTest, StreamReportsFrameErrorsAndGoesOn) {
+  fake_.stream_mode = FakeClassifier::StreamMode::kFailOddFrames;
+  StartServer();
+  const RunResult result = Client({"stream", Video(), "--no_detect", "--json", "--progress=false"});
+  EXPECT_EQ(result.exit_code, 1);
+  const std::vector<std::string> lines = Lines(result.out);
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kVideoFrames));  // every frame still answered
+  for (size_t i = 0; i < lines.size(); ++i) {
+    google::protobuf::Struct frame;
+    std::string error;
+    ASSERT_TRUE(test::ParseJsonObject(lines[i], &frame, &error)) << error;
+    EXPECT_EQ(frame.fields().count("error"), i % 2) << lines[i];
+  }
+  EXPECT_THAT(
+      result.err,
+      HasSubstr("fer-client stream: frame 1: INVALID_ARGUMENT: face 0: scripted failure\n"));
+  EXPECT_THAT(result.err, HasSubstr("fer-client stream: 5 of 10 frames could not be classified\n"));
+}
+
+TEST_F(FakeServerTest, StreamGivesUpOnAFrameNotAnsweredInTime) {
+  fake_.stream_mode = FakeClassifier::StreamMode::kStall;
+  StartServer();
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult result =
+      Client({"stream", Video(), "--no_detect", "--deadline_ms=300", "--progress=false"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr("fer-client stream: frame 0: no answer within 300 ms (raise "
+                                    "--deadline_ms)\n"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+}
+
+TEST_F(FakeServerTest, StreamRefusesAnswersOutOfOrder) {
+  fake_.stream_mode = FakeClassifier::StreamMode::kOutOfOrder;
+  StartServer();
+  const RunResult result = Client({"stream", Video(), "--no_detect", "--progress=false"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr("answer for frame 1 arrived out of order (expected 0)"));
+}
+
+TEST_F(FakeServerTest, BenchCountsEveryRefusalWithoutRetrying) {
+  fake_.busy_calls = 5;
+  StartServer();
+  const RunResult result = Client({"bench", "--json", "--requests=20", "--concurrency=1"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  google::protobuf::Struct report;
+  std::string error;
+  ASSERT_TRUE(test::ParseJsonObject(result.out, &report, &error)) << error << result.out;
+  const auto& codes = report.fields().at("codes").struct_value().fields();
+  EXPECT_EQ(codes.at("RESOURCE_EXHAUSTED").number_value(), 5);
+  EXPECT_EQ(codes.at("OK").number_value(), 15);
+  EXPECT_EQ(fake_.classify_attempts(), 20);
+}
+
+}  // namespace
+}  // namespace fer::client

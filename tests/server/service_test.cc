@@ -1,0 +1,614 @@
+// End-to-end tests of the ExpressionClassifier service: a real FerServer (gRPC
+// on loopback, health, the batcher, the preprocessing pool, the small test
+// model) in this process, called through real gRPC channels with real FER2013
+// faces. Nothing here waits on the clock: every wait is for a condition, with
+// generous deadlines that only bound a hang.
+#include "server/fer_server.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fer/v1/expression.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "model/engine.h"
+#include "server/preprocess.h"
+#include "tests/server/server_test_util.h"
+#include "tests/server/test_images.h"
+
+namespace fer {
+namespace {
+
+using fer::v1::ClassifyFrame;
+using fer::v1::ClassifyRequest;
+using fer::v1::ClassifyResponse;
+using fer::v1::ExpressionClassifier;
+using fer::v1::FrameResult;
+using fer::v1::Prediction;
+using grpc::health::v1::Health;
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+using test_util::Encoded;
+using test_util::MetricValue;
+using test_util::RealFaces;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// Bounds on waits for conditions (a hang fails the test instead of blocking).
+constexpr auto kCallDeadline = std::chrono::seconds(120);
+constexpr absl::Duration kConditionTimeout = absl::Seconds(120);
+// Probabilities computed by the server and by the engine directly may differ
+// in the last bits, since batches differ in composition.
+constexpr float kProbabilityTolerance = 1e-4f;
+
+std::unique_ptr<grpc::ClientContext> Context() {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+  return context;
+}
+
+// Polls cond until it holds or kConditionTimeout passes.
+template <typename Cond>
+bool WaitFor(Cond cond) {
+  const absl::Time give_up = absl::Now() + kConditionTimeout;
+  while (!cond()) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    EngineOptions options;
+    options.device = "cpu";
+    auto engine = Engine::Load(test_util::TestModelPath(), options);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = engine->release();
+  }
+  static void TearDownTestSuite() {
+    delete engine_;
+    engine_ = nullptr;
+  }
+
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown(absl::Seconds(60));
+  }
+
+  // Options for a test server: loopback, no metrics port, short batching delay.
+  static ServerOptions TestOptions() {
+    ServerOptions options;
+    options.address = "127.0.0.1:0";
+    options.metrics_address = "";
+    options.service.batching.max_batch_size = 8;
+    options.service.batching.max_queue_delay = absl::Milliseconds(1);
+    options.service.preprocess_threads = 2;
+    options.service.max_faces_per_request = 16;
+    return options;
+  }
+
+  // Creates the server (NOT_SERVING) and a channel to it; Start is separate.
+  void CreateServer(const ServerOptions& options) {
+    auto server = FerServer::Create(options, engine_);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = ExpressionClassifier::NewStub(channel_);
+    health_ = Health::NewStub(channel_);
+  }
+  void StartServer(const ServerOptions& options = TestOptions()) {
+    CreateServer(options);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  grpc::Status Classify(const ClassifyRequest& request, ClassifyResponse* response) {
+    return stub_->Classify(Context().get(), request, response);
+  }
+
+  HealthCheckResponse::ServingStatus Health(const std::string& service) {
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    const grpc::Status status = health_->Check(Context().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.status();
+  }
+
+  // What the engine says about faces, computed directly (no server): one row
+  // of probabilities per face, ten crops averaged when ten_crop.
+  static std::vector<std::vector<float>> Expected(const std::vector<std::string>& faces,
+                                                  bool ten_crop) {
+    PreprocessOptions options;
+    options.input_size = engine_->meta().input_size;
+    options.gray = engine_->meta().input_channels() == 1;
+    const int crops = ten_crop ? kTenCropCount : 1;
+    const int classes = engine_->num_classes();
+    std::unique_ptr<Runner> runner = engine_->NewRunner();
+    std::vector<std::vector<float>> rows;
+    for (const std::string& face : faces) {
+      ImageInput input;
+      input.encoded = face;
+      std::vector<uint8_t> pixels;
+      EXPECT_TRUE(Preprocess(input, options, ten_crop, &pixels).ok());
+      std::vector<float> probabilities(crops * classes);
+      EXPECT_TRUE(runner->Classify(pixels.data(), crops, probabilities.data()).ok());
+      std::vector<float> mean(classes, 0.0f);
+      for (int i = 0; i < crops * classes; ++i) mean[i % classes] += probabilities[i] / crops;
+      rows.push_back(mean);
+    }
+    return rows;
+  }
+
+  static void ExpectPrediction(const Prediction& prediction, const std::vector<float>& expected) {
+    ASSERT_EQ(prediction.probabilities_size(), engine_->num_classes());
+    float sum = 0;
+    int top = 0;
+    for (int c = 0; c < prediction.probabilities_size(); ++c) {
+      EXPECT_NEAR(prediction.probabilities(c), expected[c], kProbabilityTolerance) << "class " << c;
+      sum += prediction.probabilities(c);
+      if (prediction.probabilities(c) > prediction.probabilities(top)) top = c;
+    }
+    EXPECT_NEAR(sum, 1.0f, 1e-4f);
+    EXPECT_EQ(prediction.top_label(), static_cast<uint32_t>(top));
+    EXPECT_EQ(prediction.top_label_name(), engine_->meta().labels[top]);
+    EXPECT_EQ(prediction.confidence(), prediction.probabilities(top));
+  }
+
+  static Engine* engine_;
+  std::unique_ptr<FerServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<ExpressionClassifier::Stub> stub_;
+  std::unique_ptr<Health::Stub> health_;
+};
+
+Engine* ServiceTest::engine_ = nullptr;
+
+#define REQUIRE_FACES(faces, n)                                           \
+  const std::vector<std::string> faces = RealFaces(n);                    \
+  if (faces.size() < static_cast<size_t>(n)) {                            \
+    GTEST_SKIP() << test_images::SkipMessage();                           \
+  }
+
+// ------------------------------------------------------------------- unary
+
+TEST_F(ServiceTest, ClassifyAnswersEveryFaceInRequestOrderAsTheEngineWould) {
+  REQUIRE_FACES(faces, 14);
+  const std::vector<std::vector<float>> expected = Expected(faces, false);
+  StartServer();
+  ClassifyRequest request;
+  for (const std::string& face : faces) *request.add_faces() = Encoded(face);
+  ClassifyResponse response;
+  const grpc::Status status = Classify(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.predictions_size(), 14);
+  for (int i = 0; i < 14; ++i) {
+    SCOPED_TRACE(absl::StrCat("face ", i));
+    ExpectPrediction(response.predictions(i), expected[i]);
+  }
+  // The same faces in the opposite order come back in that order.
+  ClassifyRequest reversed;
+  for (int i = 13; i >= 0; --i) *reversed.add_faces() = Encoded(faces[i]);
+  ASSERT_TRUE(Classify(reversed, &response).ok());
+  for (int i = 0; i < 14; ++i) {
+    SCOPED_TRACE(absl::StrCat("reversed face ", i));
+    ExpectPrediction(response.predictions(i), expected[13 - i]);
+  }
+}
+
+TEST_F(ServiceTest, TenCropAveragesTheTenCropsOfEachFace) {
+  REQUIRE_FACES(faces, 2);
+  const std::vector<std::vector<float>> expected = Expected(faces, true);
+  StartServer();
+  ClassifyRequest request;
+  for (const std::string& face : faces) *request.add_faces() = Encoded(face);
+  request.mutable_options()->set_ten_crop(true);
+  ClassifyResponse response;
+  ASSERT_TRUE(Classify(request, &response).ok());
+  ASSERT_EQ(response.predictions_size(), 2);
+  for (int i = 0; i < 2; ++i) ExpectPrediction(response.predictions(i), expected[i]);
+}
+
+TEST_F(ServiceTest, RawPixelsAreClassifiedLikeTheEncodedImage) {
+  REQUIRE_FACES(faces, 1);
+  const cv::Mat grey = test_images::Decode(faces[0], cv::IMREAD_GRAYSCALE);
+  const cv::Mat bgr = test_images::Tint(grey);
+  const cv::Mat rgb = [&] {
+    cv::Mat out;
+    cv::cvtColor(bgr, out, cv::COLOR_BGR2RGB);
+    return out;
+  }();
+  StartServer();
+  ClassifyRequest request;
+  *request.add_faces() = Encoded(faces[0]);
+  auto add_raw = [&](const cv::Mat& image, fer::v1::RawImage::ChannelOrder order) {
+    fer::v1::RawImage* raw = request.add_faces()->mutable_raw();
+    raw->set_width(image.cols);
+    raw->set_height(image.rows);
+    raw->set_channels(image.channels());
+    raw->set_channel_order(order);
+    raw->set_pixels(std::string(reinterpret_cast<const char*>(image.data),
+                                image.total() * image.elemSize()));
+  };
+  add_raw(grey, fer::v1::RawImage::CHANNEL_ORDER_UNSPECIFIED);
+  add_raw(bgr, fer::v1::RawImage::CHANNEL_ORDER_BGR);
+  add_raw(rgb, fer::v1::RawImage::CHANNEL_ORDER_RGB);
+  ClassifyResponse response;
+  const grpc::Status status = Classify(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.predictions_size(), 4);
+  // The grey raw face is the decoded JPEG exactly; the two colour ones are the
+  // same colour image in two channel orders.
+  for (int c = 0; c < engine_->num_classes(); ++c) {
+    EXPECT_NEAR(response.predictions(1).probabilities(c), response.predictions(0).probabilities(c),
+                kProbabilityTolerance);
+    EXPECT_NEAR(response.predictions(3).probabilities(c), response.predictions(2).probabilities(c),
+                kProbabilityTolerance);
+  }
+}
+
+TEST_F(ServiceTest, ConcurrentClientsAreAllAnswered) {
+  REQUIRE_FACES(faces, 7);
+  StartServer();
+  constexpr int kClients = 8;
+  constexpr int kRequestsPerClient = 3;
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int r = 0; r < kRequestsPerClient; ++r) {
+        ClassifyRequest request;
+        const int n = 1 + (c + r) % 3;
+        for (int i = 0; i < n; ++i) *request.add_faces() = Encoded(faces[(c + i) % faces.size()]);
+        ClassifyResponse response;
+        const grpc::Status status = Classify(request, &response);
+        EXPECT_TRUE(status.ok()) << status.error_message();
+        EXPECT_EQ(response.predictions_size(), n);
+        answered.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(answered.load(), kClients * kRequestsPerClient);
+  const std::string metrics = server_->metrics()->Serialize();
+  EXPECT_EQ(MetricValue(metrics, "fer_requests_total{rpc=\"Classify\",code=\"OK\"}"),
+            kClients * kRequestsPerClient);
+  EXPECT_EQ(MetricValue(metrics, "fer_inflight_requests"), 0);
+}
+
+struct BadInput {
+  std::string name;
+  fer::v1::Image image;
+  std::string reason;  // expected in the message after "face 1: "
+};
+
+TEST_F(ServiceTest, EveryBadFaceIsInvalidArgumentNamingItsIndexAndReason) {
+  REQUIRE_FACES(faces, 1);
+  const cv::Mat grey = test_images::Decode(faces[0], cv::IMREAD_GRAYSCALE);
+  std::vector<BadInput> cases;
+  cases.push_back({"bad bytes", Encoded("this is not an image at all"), "unrecognised image data"});
+  cases.push_back({"TIFF", Encoded(test_images::Encode(grey, ".tiff")),
+                   "TIFF images are not accepted; send JPEG, PNG, WebP or BMP"});
+  cases.push_back({"huge declared PNG", Encoded(test_util::BombPng(100000, 100000)),
+                   "more than the limit"});
+  cases.push_back(
+      {"truncated JPEG", Encoded(faces[0].substr(0, faces[0].size() / 2)), "truncated"});
+  {
+    fer::v1::Image raw;
+    raw.mutable_raw()->set_width(48);
+    raw.mutable_raw()->set_height(48);
+    raw.mutable_raw()->set_channels(1);
+    raw.mutable_raw()->set_pixels(std::string(48 * 48 - 1, '\x80'));
+    cases.push_back({"raw with the wrong byte count", raw, "raw pixels are 2303 bytes"});
+  }
+  {
+    fer::v1::Image raw;
+    raw.mutable_raw()->set_width(4000000000u);
+    raw.mutable_raw()->set_height(4000000000u);
+    raw.mutable_raw()->set_channels(3);
+    raw.mutable_raw()->set_pixels("tiny");
+    cases.push_back({"raw with an absurd size", raw, "more than the limit"});
+  }
+  cases.push_back({"no data", fer::v1::Image(), "image is empty"});
+  cases.push_back({"empty encoded bytes", Encoded(""), "image is empty"});
+
+  StartServer();
+  for (const BadInput& bad : cases) {
+    SCOPED_TRACE(bad.name);
+    ClassifyRequest request;
+    *request.add_faces() = Encoded(faces[0]);
+    *request.add_faces() = bad.image;
+    ClassifyResponse response;
+    const grpc::Status status = Classify(request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_THAT(status.error_message(), StartsWith("face 1: "));
+    EXPECT_THAT(status.error_message(), HasSubstr(bad.reason));
+    EXPECT_EQ(response.predictions_size(), 0);
+  }
+  // The server is unharmed.
+  ClassifyRequest good;
+  *good.add_faces() = Encoded(faces[0]);
+  ClassifyResponse response;
+  EXPECT_TRUE(Classify(good, &response).ok());
+  EXPECT_EQ(MetricValue(server_->metrics()->Serialize(),
+                        "fer_requests_total{rpc=\"Classify\",code=\"INVALID_ARGUMENT\"}"),
+            cases.size());
+}
+
+TEST_F(ServiceTest, EmptyAndOversizedRequestsAreInvalidArgument) {
+  REQUIRE_FACES(faces, 1);
+  StartServer();
+  ClassifyResponse response;
+  grpc::Status status = Classify(ClassifyRequest(), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("no faces"));
+
+  ClassifyRequest too_many;
+  for (int i = 0; i < TestOptions().service.max_faces_per_request + 1; ++i) {
+    *too_many.add_faces() = Encoded(faces[0]);
+  }
+  status = Classify(too_many, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("17 faces in one request; the limit is 16"));
+}
+
+TEST_F(ServiceTest, FacesBeyondTheQueueCapacityAreRefusedAtOnce) {
+  REQUIRE_FACES(faces, 1);
+  ServerOptions options = TestOptions();
+  options.service.batching.max_queue_faces = 8;
+  options.service.max_faces_per_request = 8;
+  StartServer(options);
+  ClassifyRequest request;
+  *request.add_faces() = Encoded(faces[0]);
+  request.mutable_options()->set_ten_crop(true);  // ten model faces > 8
+  ClassifyResponse response;
+  const grpc::Status status = Classify(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("queue is full"));
+  EXPECT_EQ(MetricValue(server_->metrics()->Serialize(),
+                        "fer_dropped_faces_total{reason=\"queue_full\"}"),
+            kTenCropCount);
+}
+
+TEST_F(ServiceTest, ACallWhoseDeadlineHasPassedEndsDeadlineExceeded) {
+  REQUIRE_FACES(faces, 1);
+  StartServer();
+  ClassifyRequest request;
+  *request.add_faces() = Encoded(faces[0]);
+  ClassifyResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() - std::chrono::seconds(1));
+  EXPECT_EQ(stub_->Classify(&context, request, &response).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(Classify(request, &response).ok());
+}
+
+TEST_F(ServiceTest, GetModelInfoDescribesTheModelAndTheLimits) {
+  ServerOptions options = TestOptions();
+  options.service.preprocess.max_encoded_bytes = 12345;
+  StartServer(options);
+  fer::v1::ModelInfo info;
+  ASSERT_TRUE(stub_->GetModelInfo(Context().get(), fer::v1::GetModelInfoRequest(), &info).ok());
+  ASSERT_EQ(info.labels_size(), 7);
+  EXPECT_EQ(info.labels(0), engine_->meta().labels[0]);
+  EXPECT_EQ(info.input_size(), 32u);
+  EXPECT_EQ(info.color(), "gray3");
+  EXPECT_EQ(info.trained_on(), "untrained");
+  EXPECT_EQ(info.device(), "cpu");
+  EXPECT_EQ(info.precision(), "fp32");
+  EXPECT_EQ(info.max_batch_size(), 8u);
+  EXPECT_EQ(info.max_queue_delay_us(), 1000u);
+  EXPECT_EQ(info.max_queue_faces(), 4096u);
+  EXPECT_EQ(info.max_faces_per_request(), 16u);
+  EXPECT_EQ(info.max_image_bytes(), 12345u);
+  EXPECT_EQ(info.instances(), 1u);
+}
+
+// ----------------------------------------------------------------- streams
+
+TEST_F(ServiceTest, StreamFramesAreAnsweredInOrderWithTheirIds) {
+  REQUIRE_FACES(faces, 7);
+  ServerOptions options = TestOptions();
+  options.service.stream_window = 2;  // far fewer than the frames sent
+  const std::vector<std::vector<float>> single = Expected(faces, false);
+  const std::vector<std::vector<float>> ten_crop = Expected(faces, true);
+  StartServer(options);
+  const std::string tiff =
+      test_images::Encode(test_images::Decode(faces[0], cv::IMREAD_GRAYSCALE), ".tiff");
+
+  constexpr int kFrames = 24;
+  std::vector<ClassifyFrame> frames(kFrames);
+  for (int f = 0; f < kFrames; ++f) {
+    frames[f].set_frame_id(1000 - 7 * f);  // ids need not be contiguous or rising
+    const int n = f % 4;                   // 0..3 faces; 0 is answered with none
+    for (int i = 0; i < n; ++i) *frames[f].add_faces() = Encoded(faces[(f + i) % faces.size()]);
+    if (f == 5) *frames[f].add_faces() = Encoded(tiff);  // a bad frame: face 1
+  }
+  frames[9].mutable_options()->set_ten_crop(true);
+
+  auto context = Context();
+  auto stream = stub_->ClassifyStream(context.get());
+  std::thread writer([&] {
+    for (const ClassifyFrame& frame : frames) {
+      if (!stream->Write(frame)) break;
+    }
+    stream->WritesDone();
+  });
+  std::vector<FrameResult> results;
+  FrameResult result;
+  while (stream->Read(&result)) results.push_back(result);
+  writer.join();
+  const grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+
+  ASSERT_EQ(results.size(), static_cast<size_t>(kFrames));
+  for (int f = 0; f < kFrames; ++f) {
+    SCOPED_TRACE(absl::StrCat("frame ", f));
+    EXPECT_EQ(results[f].frame_id(), frames[f].frame_id());
+    if (f == 5) {
+      EXPECT_EQ(results[f].status().code(), grpc::StatusCode::INVALID_ARGUMENT);
+      EXPECT_THAT(results[f].status().message(), StartsWith("face 1: TIFF"));
+      EXPECT_EQ(results[f].predictions_size(), 0);
+    } else {
+      EXPECT_EQ(results[f].status().code(), 0) << results[f].status().message();
+      ASSERT_EQ(results[f].predictions_size(), frames[f].faces_size());
+      for (int i = 0; i < frames[f].faces_size(); ++i) {
+        const int face = (f + i) % faces.size();
+        ExpectPrediction(results[f].predictions(i), f == 9 ? ten_crop[face] : single[face]);
+      }
+    }
+  }
+}
+
+TEST_F(ServiceTest, StreamsBeyondTheLimitAreRefusedWithResourceExhausted) {
+  REQUIRE_FACES(faces, 1);
+  ServerOptions options = TestOptions();
+  options.service.max_concurrent_streams = 1;
+  StartServer(options);
+  ClassifyFrame frame;
+  frame.set_frame_id(1);
+  *frame.add_faces() = Encoded(faces[0]);
+
+  auto first_context = Context();
+  auto first = stub_->ClassifyStream(first_context.get());
+  FrameResult result;
+  ASSERT_TRUE(first->Write(frame));
+  ASSERT_TRUE(first->Read(&result));  // the first stream is open and registered
+  EXPECT_EQ(MetricValue(server_->metrics()->Serialize(), "fer_active_streams"), 1);
+
+  auto second_context = Context();
+  auto second = stub_->ClassifyStream(second_context.get());
+  second->Write(frame);
+  EXPECT_FALSE(second->Read(&result));
+  const grpc::Status refused = second->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("too many open streams"));
+
+  first->WritesDone();
+  EXPECT_FALSE(first->Read(&result));
+  EXPECT_TRUE(first->Finish().ok());
+  EXPECT_TRUE(WaitFor([&] {
+    return MetricValue(server_->metrics()->Serialize(), "fer_active_streams") == 0;
+  }));
+}
+
+// ----------------------------------------------------- health and draining
+
+TEST_F(ServiceTest, HealthIsNotServingUntilStartedAndCallsWaitForIt) {
+  REQUIRE_FACES(faces, 1);
+  CreateServer(TestOptions());
+  EXPECT_EQ(Health(""), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(Health(kHealthServiceName), HealthCheckResponse::NOT_SERVING);
+  ClassifyRequest request;
+  *request.add_faces() = Encoded(faces[0]);
+  ClassifyResponse response;
+  const grpc::Status early = Classify(request, &response);
+  EXPECT_EQ(early.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(early.error_message(), HasSubstr("starting"));
+
+  ASSERT_TRUE(server_->Start().ok());
+  EXPECT_EQ(Health(""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(Health(kHealthServiceName), HealthCheckResponse::SERVING);
+  EXPECT_TRUE(Classify(request, &response).ok());
+}
+
+TEST_F(ServiceTest, ShutdownSaysNotServingAndFinishesAcceptedWork) {
+  REQUIRE_FACES(faces, 8);
+  ServerOptions options = TestOptions();
+  options.service.batching.max_batch_size = 4;
+  options.service.max_faces_per_request = 8;
+  StartServer(options);
+
+  // A health watcher, to see the transition while the drain runs.
+  grpc::ClientContext watch_context;
+  HealthCheckRequest watch_request;
+  auto watch = health_->Watch(&watch_context, watch_request);
+  HealthCheckResponse health;
+  ASSERT_TRUE(watch->Read(&health));
+  EXPECT_EQ(health.status(), HealthCheckResponse::SERVING);
+
+  // A request large enough to take several batches, and an open stream with a
+  // frame answered: both accepted before the drain.
+  ClassifyRequest big;
+  for (const std::string& face : faces) *big.add_faces() = Encoded(face);
+  big.mutable_options()->set_ten_crop(true);  // 80 model faces, 20 batches
+  ClassifyResponse big_response;
+  grpc::Status big_status;
+  std::thread big_call([&] { big_status = Classify(big, &big_response); });
+
+  auto stream_context = Context();
+  auto stream = stub_->ClassifyStream(stream_context.get());
+  ClassifyFrame frame;
+  frame.set_frame_id(7);
+  *frame.add_faces() = Encoded(faces[0]);
+  ASSERT_TRUE(stream->Write(frame));
+  FrameResult result;
+  ASSERT_TRUE(stream->Read(&result));
+  EXPECT_EQ(result.frame_id(), 7u);
+
+  // Wait until the big request is in the batcher: a batch has run.
+  ASSERT_TRUE(WaitFor([&] {
+    return MetricValue(server_->metrics()->Serialize(), "fer_batch_size_count") >= 2;
+  }));
+  std::thread shutdown([&] { server_->Shutdown(absl::Seconds(120)); });
+
+  ASSERT_TRUE(watch->Read(&health));
+  EXPECT_EQ(health.status(), HealthCheckResponse::NOT_SERVING);
+  // The idle stream is ended, UNAVAILABLE, once its frames are answered.
+  EXPECT_FALSE(stream->Read(&result));
+  const grpc::Status stream_status = stream->Finish();
+  EXPECT_EQ(stream_status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(stream_status.error_message(), HasSubstr("shutting down"));
+
+  big_call.join();
+  shutdown.join();
+  EXPECT_TRUE(big_status.ok()) << big_status.error_message();
+  EXPECT_EQ(big_response.predictions_size(), 8);
+  watch_context.TryCancel();
+  watch->Finish();
+}
+
+TEST_F(ServiceTest, MetricsExpositionPassesPromtool) {
+  REQUIRE_FACES(faces, 2);
+  StartServer();
+  ClassifyRequest request;
+  for (const std::string& face : faces) *request.add_faces() = Encoded(face);
+  ClassifyResponse response;
+  ASSERT_TRUE(Classify(request, &response).ok());
+  fer::v1::ModelInfo info;
+  ASSERT_TRUE(stub_->GetModelInfo(Context().get(), fer::v1::GetModelInfoRequest(), &info).ok());
+
+  const std::string metrics = server_->metrics()->Serialize();
+  std::string promtool;
+  EXPECT_EQ(test_util::PromtoolCheckMetrics(metrics, &promtool), 0) << promtool;
+  EXPECT_EQ(MetricValue(metrics, "fer_faces_total"), 2);
+  EXPECT_EQ(MetricValue(metrics, "fer_requests_total{rpc=\"Classify\",code=\"OK\"}"), 1);
+  EXPECT_EQ(MetricValue(metrics, "fer_requests_total{rpc=\"GetModelInfo\",code=\"OK\"}"), 1);
+  EXPECT_EQ(MetricValue(metrics, "fer_requests_total{rpc=\"ClassifyStream\",code=\"OK\"}"), 0);
+  EXPECT_EQ(MetricValue(metrics, "fer_request_duration_seconds_count{rpc=\"Classify\"}"), 1);
+  EXPECT_GE(MetricValue(metrics, "fer_batch_size_sum"), 2);
+  EXPECT_EQ(MetricValue(metrics, "fer_queue_duration_seconds_count"), 2);
+  EXPECT_EQ(MetricValue(metrics, "fer_queue_capacity_faces"), 4096);
+  EXPECT_EQ(MetricValue(metrics, "fer_model_info{version=\"untrained\",device=\"cpu\","
+                                 "precision=\"fp32\"}"),
+            1);
+  for (const char* reason : {"cancelled", "deadline", "failed", "shutdown", "queue_full"}) {
+    EXPECT_EQ(MetricValue(metrics, absl::StrCat("fer_dropped_faces_total{reason=\"", reason,
+                                                "\"}")),
+              0)
+        << reason;
+  }
+}
+
+}  // namespace
+}  // namespace fer
