@@ -1,1 +1,169 @@
+#include "model/weights.h"
+
 #include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace fer {
+namespace {
+
+namespace fs = std::filesystem;
+
+class WeightsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("fer_weights_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+
+  fs::path dir_;
+};
+
+void ExpectSameState(LlaNet a, LlaNet b, double tolerance = 0) {
+  auto pa = a->named_parameters();
+  auto ba = a->named_buffers();
+  for (const auto& item : pa) {
+    const torch::Tensor other = b->named_parameters()[item.key()];
+    EXPECT_TRUE(torch::allclose(item.value(), other, 0, tolerance)) << item.key();
+  }
+  for (const auto& item : ba) {
+    EXPECT_TRUE(torch::equal(item.value().to(torch::kFloat64),
+                             b->named_buffers()[item.key()].to(torch::kFloat64)))
+        << item.key();
+  }
+}
+
+TEST_F(WeightsTest, RoundTripKeepsEveryTensorAndTheMeta) {
+  torch::manual_seed(5);
+  LlaNet net;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& b : net->named_buffers()) {
+      if (b.key().find("running_mean") != std::string::npos) b.value().normal_();
+    }
+  }
+  ModelMeta meta = DefaultMeta();
+  meta.input_size = 96;
+  meta.mean = {0.1f, 0.2f, 0.3f};
+  meta.std = {0.4f, 0.5f, 0.6f};
+  meta.color = "rgb";
+  meta.input_blur = 0.05;
+  meta.trained_on = "unit test";
+  meta.version = "v-test";
+  meta.metrics = {{"val_accuracy", 0.5}};
+  ASSERT_TRUE(SaveWeightFile(Path("w.pt"), net, meta).ok());
+
+  auto loaded = LoadWeightFile(Path("w.pt"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ExpectSameState(net, loaded->net);
+  const ModelMeta& m = loaded->meta;
+  EXPECT_EQ(m.input_size, 96);
+  EXPECT_EQ(m.mean, meta.mean);
+  EXPECT_EQ(m.std, meta.std);
+  EXPECT_EQ(m.color, "rgb");
+  EXPECT_DOUBLE_EQ(m.input_blur, 0.05);
+  EXPECT_EQ(m.trained_on, "unit test");
+  EXPECT_EQ(m.version, "v-test");
+  EXPECT_EQ(m.labels, meta.labels);
+  EXPECT_DOUBLE_EQ(m.metrics.at("val_accuracy"), 0.5);
+  EXPECT_FALSE(m.untrained());
+}
+
+TEST_F(WeightsTest, HalfPrecisionFileHalvesTheSizeAndLoadsAsFloat32) {
+  torch::manual_seed(6);
+  LlaNet net;
+  ASSERT_TRUE(SaveWeightFile(Path("full.pt"), net, DefaultMeta()).ok());
+  ASSERT_TRUE(SaveWeightFile(Path("half.pt"), net, DefaultMeta(), StoredPrecision::kFloat16).ok());
+  EXPECT_LT(fs::file_size(Path("half.pt")), fs::file_size(Path("full.pt")) * 0.55);
+  auto loaded = LoadWeightFile(Path("half.pt"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->net->conv1->weight.scalar_type(), torch::kFloat32);
+  ExpectSameState(net, loaded->net, /*tolerance=*/1e-3);
+}
+
+TEST_F(WeightsTest, ArchitectureMismatchNamesTheFirstOffendingTensor) {
+  // Kernel-1 attention weights under a meta that promises kernel 3.
+  ASSERT_TRUE(SaveWeightFile(Path("k1.pt"), LlaNet(ArchOptions{7, 1, true}), DefaultMeta()).ok());
+  auto status = LoadWeightFile(Path("k1.pt")).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("llam.conv.weight has shape [64, 128, 1, 1], expected [64, 128, 3, 3]"),
+            std::string::npos)
+      << status;
+
+  // A plain ResNet-18 file read as LLA-Net: the attention weights are missing.
+  ASSERT_TRUE(SaveWeightFile(Path("plain.pt"), LlaNet(ArchOptions{7, 3, false}), DefaultMeta()).ok());
+  status = LoadWeightFile(Path("plain.pt")).status();
+  EXPECT_NE(status.message().find("missing layer1.0.llam.conv.weight"), std::string::npos) << status;
+
+  // LLA-Net weights under a meta that says attention is off: unexpected names.
+  ASSERT_TRUE(SaveWeightFile(Path("extra.pt"), LlaNet(), DefaultMeta(ArchOptions{7, 3, false})).ok());
+  status = LoadWeightFile(Path("extra.pt")).status();
+  EXPECT_NE(status.message().find("unexpected layer"), std::string::npos) << status;
+}
+
+TEST_F(WeightsTest, MissingTruncatedAndForeignFilesAreClearErrors) {
+  EXPECT_EQ(LoadWeightFile(Path("absent.pt")).status().code(), absl::StatusCode::kNotFound);
+
+  ASSERT_TRUE(SaveWeightFile(Path("w.pt"), LlaNet(), DefaultMeta()).ok());
+  std::ifstream in(Path("w.pt"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (size_t length : {size_t{0}, size_t{10}, bytes.size() / 2, bytes.size() - 100}) {
+    std::ofstream(Path("cut.pt"), std::ios::binary).write(bytes.data(), length);
+    auto status = LoadWeightFile(Path("cut.pt")).status();
+    EXPECT_FALSE(status.ok()) << "length " << length;
+    EXPECT_NE(status.message().find("cut.pt"), std::string::npos) << status;
+  }
+
+  std::mt19937 rng(1);
+  std::string noise(4096, '\0');
+  for (char& c : noise) c = static_cast<char>(rng());
+  std::ofstream(Path("noise.pt"), std::ios::binary) << noise;
+  EXPECT_EQ(LoadWeightFile(Path("noise.pt")).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // A valid pickle that is not an LLA-Net weight file.
+  std::vector<char> tensor_file = torch::pickle_save(torch::ones({2, 2}));
+  std::ofstream(Path("tensor.pt"), std::ios::binary).write(tensor_file.data(), tensor_file.size());
+  auto status = LoadWeightFile(Path("tensor.pt")).status();
+  EXPECT_NE(status.message().find("not an LLA-Net weight file"), std::string::npos) << status;
+}
+
+// Python's torch.load reads our files and torch.save writes files we read.
+TEST_F(WeightsTest, PythonTorchReadsAndWritesTheSameFormat) {
+#ifndef FER_PYTHON_TORCH
+  GTEST_SKIP() << "no python3 with torch found at configure time";
+#else
+  torch::manual_seed(7);
+  LlaNet net;
+  ASSERT_TRUE(SaveWeightFile(Path("cpp.pt"), net, DefaultMeta()).ok());
+  const std::string script = Path("roundtrip.py");
+  std::ofstream(script) << R"(import sys, torch
+d = torch.load(sys.argv[1])
+assert d["format"] == "lla-net/1", d["format"]
+sd = d["state_dict"]
+assert len(sd) == 122 + 16, len(sd)
+assert tuple(sd["layer4.1.llam.conv.weight"].shape) == (512, 1024, 3, 3)
+assert d["meta"]["labels"][4] == "happiness"
+assert sum(v.numel() for k, v in sd.items() if "running" not in k and "num_batches" not in k) == 23715783
+sd["fc.bias"] = sd["fc.bias"] + 1.0
+d["meta"]["version"] = "from-python"
+torch.save(d, sys.argv[2])
+)";
+  const std::string command =
+      std::string(FER_PYTHON_TORCH) + " " + script + " " + Path("cpp.pt") + " " + Path("py.pt");
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  auto loaded = LoadWeightFile(Path("py.pt"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->meta.version, "from-python");
+  EXPECT_TRUE(torch::allclose(loaded->net->fc->bias, net->fc->bias + 1.0));
+  EXPECT_TRUE(torch::equal(loaded->net->conv1->weight, net->conv1->weight));
+#endif
+}
+
+}  // namespace
+}  // namespace fer
