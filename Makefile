@@ -8,12 +8,14 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 SERVE_FLAGS ?=
 
-# The weights fer-server loads. Until trained weights are bundled this is an
-# untrained file written by `fer-model init`, and the server says so loudly.
-BUNDLED_MODEL := model/weights/lla-net-fer2013.pt
-UNTRAINED_MODEL := $(BUILD_DIR)/lla-net-untrained.pt
-ifeq ($(wildcard $(BUNDLED_MODEL).part*)$(wildcard $(BUNDLED_MODEL)),)
-SERVE_MODEL := $(UNTRAINED_MODEL)
+# The weights `make serve` runs: MODEL=bundled (default) joins the trained
+# weights stored in model/weights/; MODEL=untrained writes a fresh file with
+# `fer-model init` (the server then warns loudly that predictions are
+# meaningless). This is the one switch between the two.
+MODEL ?= bundled
+BUNDLED_PARTS := $(sort $(wildcard model/weights/lla-net-fer2013.pt.part*))
+ifeq ($(MODEL),untrained)
+SERVE_MODEL := $(BUILD_DIR)/lla-net-untrained.pt
 else
 SERVE_MODEL := $(BUILD_DIR)/lla-net-fer2013.pt
 endif
@@ -32,10 +34,11 @@ build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 # Bundled weights are stored in parts small enough for plain git; join them.
-$(BUILD_DIR)/lla-net-fer2013.pt: $(wildcard $(BUNDLED_MODEL).part*)
-	cat $^ > $@
+$(BUILD_DIR)/lla-net-fer2013.pt: $(BUNDLED_PARTS)
+	@test -n "$(BUNDLED_PARTS)" || { echo "no bundled weights in model/weights/; use MODEL=untrained" >&2; exit 1; }
+	mkdir -p $(BUILD_DIR) && cat $(BUNDLED_PARTS) > $@
 
-$(UNTRAINED_MODEL): build
+$(BUILD_DIR)/lla-net-untrained.pt: build
 	$(BUILD_DIR)/model/fer-model init --out=$@
 
 serve: build $(SERVE_MODEL)

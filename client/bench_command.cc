@@ -190,9 +190,12 @@ class UnaryLoad {
     state_->Begin();
     stub_->async()->Classify(
         &call->context, &request, &call->response, [this, call, chain](const grpc::Status& status) {
-          std::unique_ptr<Call> done(call);
-          state_->recorder.Record(status.error_code(), MillisecondsSince(done->scheduled),
-                                  state_->faces_per_request);
+          const double latency_ms = MillisecondsSince(call->scheduled);
+          // Freed before End: once the run is idle, the caller may drop the
+          // channel and exit, and a context freed later on this gRPC thread
+          // could then release the channel's last reference from inside gRPC.
+          delete call;
+          state_->recorder.Record(status.error_code(), latency_ms, state_->faces_per_request);
           // Started before End, so the count never touches zero early.
           if (chain && state_->budget.Take()) Start(Clock::now(), true);
           state_->End();

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <opencv2/core/utils/logger.hpp>
 
 #include "client/commands.h"
 
@@ -35,17 +36,21 @@ constexpr Command kCommands[] = {
     {"health", fer::client::RunHealth},
 };
 
-// gRPC's own log lines (a failed TLS handshake, say) repeat, less clearly, what
-// the command's one error line says. They stay available for debugging with
-// GRPC_VERBOSITY=DEBUG (or INFO, ERROR) in the environment.
-void QuietGrpcLogs() {
+// gRPC's and OpenCV's own log lines (a failed TLS handshake, a video backend
+// that declined a file) repeat, less clearly, what the command's one error
+// line says. They stay available for debugging through the libraries' usual
+// variables: GRPC_VERBOSITY=DEBUG, OPENCV_LOG_LEVEL=INFO.
+void QuietLibraryLogs() {
   if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
+  if (std::getenv("OPENCV_LOG_LEVEL") == nullptr) {
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  QuietGrpcLogs();
+  QuietLibraryLogs();
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

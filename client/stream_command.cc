@@ -124,15 +124,14 @@ struct StreamSettings {
   TrackerOptions tracker;
   size_t window = 1;
   std::chrono::milliseconds frame_deadline{0};
-  std::string annotate_path;
-  double fps = kDefaultFps;
 };
 
 // The reader's side: everything done with an answer, in frame order.
 class ResultSink {
  public:
-  explicit ResultSink(const StreamSettings& settings)
-      : settings_(settings), tracker_(settings.tracker) {
+  // annotator, when set, receives every frame.
+  ResultSink(const StreamSettings& settings, std::unique_ptr<VideoAnnotator> annotator)
+      : settings_(settings), tracker_(settings.tracker), annotator_(std::move(annotator)) {
     std::fputs(StreamHeader(settings.format, settings.labels, settings.smoothing).c_str(), stdout);
   }
 
@@ -168,15 +167,7 @@ class ResultSink {
     }
     std::fputs(StreamLines(settings_.format, settings_.labels, out, settings_.smoothing).c_str(),
                stdout);
-    if (!settings_.annotate_path.empty()) {
-      if (annotator_ == nullptr) {
-        absl::StatusOr<std::unique_ptr<VideoAnnotator>> annotator = VideoAnnotator::Open(
-            settings_.annotate_path, settings_.fps, frame.image.size(), settings_.labels);
-        if (!annotator.ok()) return annotator.status();
-        annotator_ = *std::move(annotator);
-      }
-      annotator_->Write(frame.image, out.faces);
-    }
+    if (annotator_ != nullptr) annotator_->Write(frame.image, out.faces);
     ++answered_;
     return absl::OkStatus();
   }
@@ -378,12 +369,24 @@ int RunStream(int argc, char** argv) {
                                     absl::GetFlag(FLAGS_track_iou), kMaxMissedFrames};
   settings.window = static_cast<size_t>(absl::GetFlag(FLAGS_window));
   settings.frame_deadline = std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms));
-  settings.annotate_path = absl::GetFlag(FLAGS_annotate);
-  const double source_fps = capture.get(cv::CAP_PROP_FPS);
-  if (source_fps > 0 && source_fps < 1000) settings.fps = source_fps;
   const int input_size =
       info->input_size() > 0 ? static_cast<int>(info->input_size()) : kDefaultInputSize;
   const int max_side = kSendSideFactor * input_size;
+
+  // Opened before the first frame is sent, so that a path that cannot be
+  // written fails the run at once rather than after the server's work.
+  const std::string annotate_path = absl::GetFlag(FLAGS_annotate);
+  std::unique_ptr<VideoAnnotator> annotator;
+  if (!annotate_path.empty()) {
+    const double source_fps = capture.get(cv::CAP_PROP_FPS);
+    const cv::Size size(static_cast<int>(capture.get(cv::CAP_PROP_FRAME_WIDTH)),
+                        static_cast<int>(capture.get(cv::CAP_PROP_FRAME_HEIGHT)));
+    absl::StatusOr<std::unique_ptr<VideoAnnotator>> opened = VideoAnnotator::Open(
+        annotate_path, source_fps > 0 && source_fps < 1000 ? source_fps : kDefaultFps, size,
+        settings.labels);
+    if (!opened.ok()) return Fail("stream", opened.status());
+    annotator = *std::move(opened);
+  }
 
   const int64_t max_frames = absl::GetFlag(FLAGS_max_frames);
   int64_t total = camera ? 0 : static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_COUNT));
@@ -395,7 +398,7 @@ int RunStream(int argc, char** argv) {
   }
 
   std::signal(SIGINT, OnInterrupt);
-  ResultSink sink(settings);
+  ResultSink sink(settings, std::move(annotator));
   absl::Status outcome;
   {
     FrameStream stream(*connection, settings, &sink, progress.get());
@@ -417,7 +420,7 @@ int RunStream(int argc, char** argv) {
       message.set_frame_id(index);
       message.mutable_options()->set_ten_crop(absl::GetFlag(FLAGS_ten_crop));
       for (const FaceBox& box : pending.boxes) AddFace(image, box, max_side, &message);
-      if (!settings.annotate_path.empty()) pending.image = image.clone();
+      if (!annotate_path.empty()) pending.image = image.clone();
       if (!stream.Send(std::move(pending), message)) break;
     }
     outcome = stream.Finish(*connection);

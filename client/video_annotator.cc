@@ -39,7 +39,10 @@ cv::Scalar Colour(int label) {
 
 absl::StatusOr<std::unique_ptr<VideoAnnotator>> VideoAnnotator::Open(
     const std::string& path, double fps, cv::Size size, std::vector<std::string> labels) {
-  std::unique_ptr<VideoAnnotator> annotator(new VideoAnnotator(std::move(labels)));
+  if (size.width <= 0 || size.height <= 0) {
+    return absl::InvalidArgumentError("--annotate: the video does not report its frame size");
+  }
+  std::unique_ptr<VideoAnnotator> annotator(new VideoAnnotator(size, std::move(labels)));
   try {
     annotator->writer_.open(path, cv::VideoWriter::fourcc('m', 'p', '4', 'v'), fps, size);
   } catch (const cv::Exception& e) {
@@ -55,7 +58,13 @@ absl::StatusOr<std::unique_ptr<VideoAnnotator>> VideoAnnotator::Open(
 
 void VideoAnnotator::Write(cv::Mat& frame, const std::vector<StreamFace>& faces) {
   Draw(frame, faces, labels_);
-  writer_.write(frame);
+  if (frame.size() == size_) {
+    writer_.write(frame);
+  } else {
+    cv::Mat scaled;
+    cv::resize(frame, scaled, size_);
+    writer_.write(scaled);
+  }
 }
 
 void VideoAnnotator::Draw(cv::Mat& frame, const std::vector<StreamFace>& faces,

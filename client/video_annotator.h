@@ -24,9 +24,9 @@ class VideoAnnotator {
                                                               cv::Size size,
                                                               std::vector<std::string> labels);
 
-  // Draws faces on frame (in place) and appends it. Every frame of the input
-  // is written, faces or not, so that the output has the input's frame count.
-  // Requires frame.size() == the size given to Open.
+  // Draws faces on frame (in place) and appends it, scaled to the size given
+  // to Open if it differs. Every frame of the input is written, faces or not,
+  // so that the output has the input's frame count.
   void Write(cv::Mat& frame, const std::vector<StreamFace>& faces);
 
   // Finishes the file. Also done by the destructor.
@@ -38,8 +38,10 @@ class VideoAnnotator {
                    const std::vector<std::string>& labels);
 
  private:
-  explicit VideoAnnotator(std::vector<std::string> labels) : labels_(std::move(labels)) {}
+  VideoAnnotator(cv::Size size, std::vector<std::string> labels)
+      : size_(size), labels_(std::move(labels)) {}
 
+  const cv::Size size_;
   cv::VideoWriter writer_;
   const std::vector<std::string> labels_;
 };

@@ -5,8 +5,9 @@
 //   1. flags; the model is loaded (a missing or corrupt file ends the process
 //      here, with one line on stderr and exit status 1);
 //   2. the metrics endpoint and the gRPC port open (a taken port ends it the
-//      same way); health says NOT_SERVING for "" and fer.v1.ExpressionClassifier
-//      and calls are answered UNAVAILABLE while the warm-up batch runs;
+//      same way); health says NOT_SERVING for "" and
+//      fer.v1.ExpressionClassifier and calls are answered UNAVAILABLE while the
+//      warm-up batch runs;
 //   3. health says SERVING;
 //   4. on SIGTERM or SIGINT: health NOT_SERVING, new calls UNAVAILABLE, the
 //      accepted work runs for at most --drain_timeout, then the process exits
@@ -45,16 +46,16 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
           "Prometheus metrics listen address, host:port (served at /metrics)");
 ABSL_FLAG(std::string, model, "", "weight file to serve (required; `fer-model init` writes one)");
 ABSL_FLAG(std::string, device, "cpu", "auto | cpu | cuda | cuda:N (auto: cuda:0 when present)");
-ABSL_FLAG(std::string, precision, kEngine.precision,
-          "fp32 | bf16 | fp16 (fp16 on CUDA only)");
+ABSL_FLAG(std::string, precision, kEngine.precision, "fp32 | bf16 | fp16 (fp16 on CUDA only)");
 ABSL_FLAG(int, threads, kEngine.threads,
           "CPU intra-op threads of the model; 0 keeps LibTorch's default");
 ABSL_FLAG(int, max_batch_size, kBatching.max_batch_size, "most faces in one model call");
-ABSL_FLAG(int, max_queue_delay_us, static_cast<int>(absl::ToInt64Microseconds(kBatching.max_queue_delay)),
+ABSL_FLAG(int, max_queue_delay_us,
+          static_cast<int>(absl::ToInt64Microseconds(kBatching.max_queue_delay)),
           "longest time the oldest queued face waits for a batch to fill, in microseconds");
 ABSL_FLAG(int, max_queue_faces, kBatching.max_queue_faces,
-          "most faces queued for the model (a ten-crop face counts ten); beyond it calls fail "
-          "with RESOURCE_EXHAUSTED at once");
+          "most faces queued for the model (a ten-crop face counts ten); beyond it calls fail with "
+          "RESOURCE_EXHAUSTED at once");
 ABSL_FLAG(int, instances, kBatching.num_instances,
           "model instances: batches that run at the same time, one worker thread each");
 ABSL_FLAG(int, max_faces_per_request, kService.max_faces_per_request,
@@ -69,9 +70,9 @@ ABSL_FLAG(int, stream_window, kService.stream_window,
           "frames a stream may have in flight (read and not yet answered)");
 ABSL_FLAG(int, preprocess_threads, kService.preprocess_threads,
           "threads that decode and resize images; 0: one per CPU core");
-ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
-          "on SIGTERM/SIGINT, how long accepted work may still run before it fails with "
-          "UNAVAILABLE");
+ABSL_FLAG(
+    absl::Duration, drain_timeout, absl::Seconds(10),
+    "on SIGTERM/SIGINT, how long accepted work may still run before it fails with UNAVAILABLE");
 ABSL_FLAG(bool, warmup, kService.warmup,
           "run one batch on every instance before reporting SERVING");
 
@@ -85,9 +86,9 @@ int Fail(absl::string_view message) {
 
 int Run(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "serves facial expression recognition over gRPC.\n"
-      "Usage: fer-server --model=FILE [--address=0.0.0.0:50051] "
-      "[--metrics_address=0.0.0.0:9464] [--device=cpu] [--precision=fp32] ...");
+      "serves facial expression recognition over gRPC.\nUsage: fer-server --model=FILE "
+      "[--address=0.0.0.0:50051] [--metrics_address=0.0.0.0:9464] [--device=cpu] "
+      "[--precision=fp32] ...");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     return Fail(absl::StrCat("unexpected argument '", positional[1], "' (flags are --name=value)"));
@@ -103,8 +104,9 @@ int Run(int argc, char** argv) {
 
   const std::string model_path = absl::GetFlag(FLAGS_model);
   if (model_path.empty()) {
-    return Fail("--model is required (a weight file; `fer-model init --out=FILE` writes an "
-                "untrained one for tests)");
+    return Fail(
+        "--model is required (a weight file; `fer-model init --out=FILE` writes an untrained one "
+        "for tests)");
   }
   ServiceOptions options;
   options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
@@ -126,8 +128,16 @@ int Run(int argc, char** argv) {
     return Fail("--max_queue_delay_us must not be negative");
   }
 
+  // Bad values are refused before the model, which may take a while to load.
+  if (absl::Status status = ExpressionService::ValidateOptions(options); !status.ok()) {
+    return Fail(status.message());
+  }
+
   EngineOptions engine_options;
   engine_options.device = absl::GetFlag(FLAGS_device);
+  if (auto device = ResolveDevice(engine_options.device); !device.ok()) {
+    return Fail(device.status().message());
+  }
   engine_options.precision = absl::GetFlag(FLAGS_precision);
   engine_options.threads = absl::GetFlag(FLAGS_threads);
   if (engine_options.threads < 0) return Fail("--threads must not be negative");
@@ -143,8 +153,8 @@ int Run(int argc, char** argv) {
   if (!server.ok()) return Fail(server.status().message());
 
   std::printf(
-      "fer-server: model %s (version \"%s\", trained on %s, input %dx%d %s, %zu labels) on %s "
-      "%s; batching max_batch_size=%d max_queue_delay_us=%d max_queue_faces=%d instances=%d "
+      "fer-server: model %s (version \"%s\", trained on %s, input %dx%d %s, %zu labels) on %s %s; "
+      "batching max_batch_size=%d max_queue_delay_us=%d max_queue_faces=%d instances=%d "
       "threads=%d; limits max_faces_per_request=%d max_image_bytes=%lld max_image_pixels=%lld "
       "max_concurrent_streams=%d stream_window=%d; gRPC on %s (port %d), metrics on "
       "http://%s/metrics (port %d)\n",
@@ -158,11 +168,10 @@ int Run(int argc, char** argv) {
       options.stream_window, server_options.address.c_str(), (*server)->port(),
       server_options.metrics_address.c_str(), (*server)->metrics_port());
   if (meta.untrained()) {
-    std::fprintf(
-        stderr,
-        "WARNING: %s is an UNTRAINED model (trained_on=\"%s\"): its predictions are random and "
-        "meaningless. Serve trained weights for any real use.\n",
-        model_path.c_str(), meta.trained_on.c_str());
+    std::fprintf(stderr,
+                 "WARNING: %s is an UNTRAINED model (trained_on=\"%s\"): its predictions are "
+                 "random and meaningless. Serve trained weights for any real use.\n",
+                 model_path.c_str(), meta.trained_on.c_str());
   }
   std::fflush(stdout);
 

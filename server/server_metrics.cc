@@ -30,13 +30,11 @@ const std::vector<double> kRequestBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 
                                              0.25,  0.5,    1,     2.5,  5,     10,   30};
 // Queue wait: sub-millisecond when idle (the delay trigger fires at
 // max_queue_delay), seconds when saturated.
-const std::vector<double> kQueueBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005,
-                                           0.01,   0.025,   0.05,   0.1,   0.25,  0.5,
-                                           1,      2.5,     5,      10};
+const std::vector<double> kQueueBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 // One runner call: a batch of one on a GPU (<1 ms) to a full batch on CPU.
-const std::vector<double> kInferenceBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                               0.025,  0.05,  0.1,    0.25,  0.5,
-                                               1,      2.5,   5,      10,    30};
+const std::vector<double> kInferenceBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                               0.25,   0.5,   1,      2.5,   5,    10,    30};
 
 // Batch size, in faces: powers of two below max_batch_size, then
 // max_batch_size itself, so that "full batches" is exactly the top bucket.
@@ -49,9 +47,8 @@ std::vector<double> BatchSizeBuckets(int max_batch_size) {
 
 // Codes whose series exist from start-up (see the header).
 constexpr absl::StatusCode kPrecreatedCodes[] = {
-    absl::StatusCode::kOk, absl::StatusCode::kInvalidArgument,
-    absl::StatusCode::kDeadlineExceeded, absl::StatusCode::kResourceExhausted,
-    absl::StatusCode::kUnavailable};
+    absl::StatusCode::kOk, absl::StatusCode::kInvalidArgument, absl::StatusCode::kDeadlineExceeded,
+    absl::StatusCode::kResourceExhausted, absl::StatusCode::kUnavailable};
 
 constexpr DropReason kDropReasons[] = {DropReason::kCancelled, DropReason::kDeadline,
                                        DropReason::kFailed, DropReason::kShutdown};
@@ -80,8 +77,9 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
 
   requests_family_ = &BuildCounter()
                           .Name("fer_requests_total")
-                          .Help("Finished RPCs by method and gRPC status code; for ClassifyStream, "
-                                "answered frames by their status code.")
+                          .Help(
+                              "Finished RPCs by method and gRPC status code; for ClassifyStream, "
+                              "answered frames by their status code.")
                           .Register(registry);
   for (int rpc = 0; rpc < kNumRpcs; ++rpc) {
     for (absl::StatusCode code : kPrecreatedCodes) RequestCounter(static_cast<Rpc>(rpc), code);
@@ -93,11 +91,11 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
                 .Register(registry)
                 .Add({});
 
-  auto& duration = BuildHistogram()
-                       .Name("fer_request_duration_seconds")
-                       .Help("Time from receiving a request (or stream frame) to sending its "
-                             "response.")
-                       .Register(registry);
+  auto& duration =
+      BuildHistogram()
+          .Name("fer_request_duration_seconds")
+          .Help("Time from receiving a request (or stream frame) to sending its response.")
+          .Register(registry);
   for (int rpc = 0; rpc < kNumRpcs; ++rpc) {
     request_duration_[rpc] =
         &duration.Add({{"rpc", std::string(RpcName(static_cast<Rpc>(rpc)))}}, kRequestBuckets);
@@ -218,8 +216,8 @@ prometheus::Counter* ServerMetrics::RequestCounter(Rpc rpc, absl::StatusCode cod
   std::lock_guard<std::mutex> lock(requests_mu_);
   counter = slot.load(std::memory_order_relaxed);
   if (counter == nullptr) {
-    counter = &requests_family_->Add({{"rpc", std::string(RpcName(rpc))},
-                                      {"code", std::string(StatusCodeName(code))}});
+    counter = &requests_family_->Add(
+        {{"rpc", std::string(RpcName(rpc))}, {"code", std::string(StatusCodeName(code))}});
     slot.store(counter, std::memory_order_release);
   }
   return counter;

@@ -63,11 +63,11 @@ inline constexpr char kQueueFullReason[] = "queue_full";
 
 // What the constant series say about this server.
 struct MetricsOptions {
-  std::string model_version;  // fer_model_info{version}; "unknown" when empty
-  std::string device;         // fer_model_info{device}, "cpu" or "cuda:N"
-  std::string precision;      // fer_model_info{precision}
-  int max_batch_size = 32;    // top bucket of fer_batch_size
-  int max_queue_faces = 4096; // fer_queue_capacity_faces
+  std::string model_version;   // fer_model_info{version}; "unknown" when empty
+  std::string device;          // fer_model_info{device}, "cpu" or "cuda:N"
+  std::string precision;       // fer_model_info{precision}
+  int max_batch_size = 32;     // top bucket of fer_batch_size
+  int max_queue_faces = 4096;  // fer_queue_capacity_faces
 };
 
 class ServerMetrics : public BatcherObserver {
@@ -117,8 +117,7 @@ class ServerMetrics : public BatcherObserver {
   prometheus::Family<prometheus::Counter>* requests_family_ = nullptr;
   // Indexed [rpc][code]; null until first used. Writes happen under
   // requests_mu_; the atomic makes the lock-free fast path safe.
-  std::array<std::array<std::atomic<prometheus::Counter*>, kNumStatusCodes>, kNumRpcs>
-      requests_{};
+  std::array<std::array<std::atomic<prometheus::Counter*>, kNumStatusCodes>, kNumRpcs> requests_{};
   std::mutex requests_mu_;
 
   std::array<prometheus::Histogram*, kNumRpcs> request_duration_{};

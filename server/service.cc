@@ -162,8 +162,7 @@ class ExpressionService::StreamCall final
         std::lock_guard<std::mutex> lock(mu_);
         finished_ = true;
       }
-      service_->metrics_->OnRequestDone(Rpc::kClassifyStream, status.code(),
-                                        absl::ZeroDuration());
+      service_->metrics_->OnRequestDone(Rpc::kClassifyStream, status.code(), absl::ZeroDuration());
       Finish(ToGrpcStatus(status));
     }
   }
@@ -343,11 +342,45 @@ ExpressionService::ExpressionService(const ServiceOptions& options, Engine* engi
       num_classes_(engine->num_classes()),
       face_bytes_(engine->face_bytes()) {}
 
+absl::Status ExpressionService::ValidateOptions(const ServiceOptions& options) {
+  PreprocessOptions limits = options.preprocess;
+  limits.input_size = PreprocessOptions().input_size;  // the model's, checked by Create
+  if (absl::Status status = ValidatePreprocessOptions(limits); !status.ok()) return status;
+  // The batcher is the one judge of its options; an instance that never gets
+  // a job costs a thread start and join per instance.
+  if (auto batcher = Batcher::Create(
+          options.batching, [](int, absl::Span<const FaceRef>) { return absl::OkStatus(); });
+      !batcher.ok()) {
+    return batcher.status();
+  }
+  if (options.max_faces_per_request < 1 ||
+      options.max_faces_per_request > options.batching.max_queue_faces) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_faces_per_request must be in [1, max_queue_faces = ", options.batching.max_queue_faces,
+        "], got ", options.max_faces_per_request));
+  }
+  if (options.max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_concurrent_streams must be >= 1, got ", options.max_concurrent_streams));
+  }
+  if (options.stream_window < 1 || options.stream_window > kMaxStreamWindow) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stream_window must be in [1, ", kMaxStreamWindow, "], got ", options.stream_window));
+  }
+  if (options.preprocess_threads < 0 || options.preprocess_threads > kMaxPreprocessThreads) {
+    return absl::InvalidArgumentError(absl::StrCat("preprocess_threads must be in [0, ",
+                                                   kMaxPreprocessThreads, "], got ",
+                                                   options.preprocess_threads));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<ExpressionService>> ExpressionService::Create(
     const ServiceOptions& options, Engine* engine, ServerMetrics* metrics) {
   if (engine == nullptr || metrics == nullptr) {
     return absl::InvalidArgumentError("ExpressionService needs an engine and metrics");
   }
+  if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
   ServiceOptions resolved = options;
   resolved.preprocess.input_size = engine->meta().input_size;
   resolved.preprocess.gray = engine->meta().input_channels() == 1;
@@ -359,29 +392,9 @@ absl::StatusOr<std::unique_ptr<ExpressionService>> ExpressionService::Create(
         absl::StrCat("preprocessing makes faces of ", FaceBytes(resolved.preprocess),
                      " bytes but the model takes ", engine->face_bytes()));
   }
-  if (resolved.max_faces_per_request < 1 ||
-      resolved.max_faces_per_request > resolved.batching.max_queue_faces) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_faces_per_request must be in [1, max_queue_faces = ",
-                     resolved.batching.max_queue_faces, "], got ",
-                     resolved.max_faces_per_request));
-  }
-  if (resolved.max_concurrent_streams < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("max_concurrent_streams must be >= 1, got ",
-                                                   resolved.max_concurrent_streams));
-  }
-  if (resolved.stream_window < 1 || resolved.stream_window > kMaxStreamWindow) {
-    return absl::InvalidArgumentError(absl::StrCat("stream_window must be in [1, ",
-                                                   kMaxStreamWindow, "], got ",
-                                                   resolved.stream_window));
-  }
-  if (resolved.preprocess_threads < 0 || resolved.preprocess_threads > kMaxPreprocessThreads) {
-    return absl::InvalidArgumentError(absl::StrCat("preprocess_threads must be in [0, ",
-                                                   kMaxPreprocessThreads, "], got ",
-                                                   resolved.preprocess_threads));
-  }
   if (resolved.preprocess_threads == 0) {
-    resolved.preprocess_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    resolved.preprocess_threads =
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   }
 
   std::unique_ptr<ExpressionService> service(new ExpressionService(resolved, engine, metrics));
@@ -504,9 +517,9 @@ void ExpressionService::Release(int faces) {
 void ExpressionService::Process(Work* work) {
   const int faces = work->faces->size();
   if (faces > options_.max_faces_per_request) {
-    Complete(&work->done, absl::InvalidArgumentError(
-                              absl::StrCat(faces, " faces in one request; the limit is ",
-                                           options_.max_faces_per_request)));
+    Complete(&work->done,
+             absl::InvalidArgumentError(absl::StrCat(faces, " faces in one request; the limit is ",
+                                                     options_.max_faces_per_request)));
     return;
   }
   const int model_faces = work->model_faces();
@@ -615,9 +628,9 @@ absl::Status ExpressionService::RegisterStream(StreamCall* stream) {
   std::lock_guard<std::mutex> lock(streams_mu_);
   if (absl::Status serving = CheckServing(); !serving.ok()) return serving;
   if (static_cast<int>(streams_.size()) >= options_.max_concurrent_streams) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("too many open streams (the limit is ", options_.max_concurrent_streams,
-                     "); retry with backoff"));
+    return absl::ResourceExhaustedError(absl::StrCat("too many open streams (the limit is ",
+                                                     options_.max_concurrent_streams,
+                                                     "); retry with backoff"));
   }
   streams_.insert(stream);
   metrics_->AddActiveStreams(1);

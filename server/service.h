@@ -85,10 +85,15 @@ struct ServiceOptions {
 
 class ExpressionService final : public fer::v1::ExpressionClassifier::CallbackService {
  public:
-  // Checks options (INVALID_ARGUMENT naming the option), creates one Runner
-  // per instance and starts the batcher and the preprocessing threads. engine
-  // and metrics must outlive the service. Calls are answered UNAVAILABLE
-  // until Start().
+  // Returns INVALID_ARGUMENT, naming the option, when options cannot be used
+  // (the batching options included), so that a server can refuse bad flags
+  // before it spends time loading a model. preprocess.input_size and gray are
+  // not checked: Create takes them from the model.
+  static absl::Status ValidateOptions(const ServiceOptions& options);
+
+  // Checks options as ValidateOptions does, creates one Runner per instance
+  // and starts the batcher and the preprocessing threads. engine and metrics
+  // must outlive the service. Calls are answered UNAVAILABLE until Start().
   static absl::StatusOr<std::unique_ptr<ExpressionService>> Create(const ServiceOptions& options,
                                                                    Engine* engine,
                                                                    ServerMetrics* metrics);

@@ -30,7 +30,8 @@ constexpr absl::string_view kCodeNames[kNumStatusCodes] = {
 
 int RpcCode(absl::StatusCode code) {
   const int value = static_cast<int>(code);
-  return value >= 0 && value < kNumStatusCodes ? value : static_cast<int>(absl::StatusCode::kUnknown);
+  return value >= 0 && value < kNumStatusCodes ? value
+                                               : static_cast<int>(absl::StatusCode::kUnknown);
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

@@ -20,7 +20,7 @@
 #   MAX_BATCH_SIZE=32 MAX_QUEUE_DELAY_US=2000 INSTANCES=1
 #   DURATION=10s              per load level
 #   CONCURRENCIES="1 32"      latency levels
-#   SATURATION_CONCURRENCY=   default 4 x MAX_BATCH_SIZE
+#   SATURATION_CONCURRENCY=   default 2 x MAX_BATCH_SIZE
 #   IMAGES=                   folder of face images to send; default
 #                             ../shared/data/fer2013/val (real FER2013 faces)
 #
@@ -39,7 +39,7 @@ max_queue_delay_us=${MAX_QUEUE_DELAY_US:-2000}
 instances=${INSTANCES:-1}
 duration=${DURATION:-10s}
 concurrencies=${CONCURRENCIES:-1 32}
-saturation=${SATURATION_CONCURRENCY:-$((4 * max_batch_size))}
+saturation=${SATURATION_CONCURRENCY:-$((2 * max_batch_size))}
 images=${IMAGES:-$root/../shared/data/fer2013/val}
 json=0
 [ "${1:-}" = "--json" ] && json=1

@@ -513,7 +513,9 @@ TEST_F(ClientE2eTest, BenchReportsThroughputLatencyAndCodesAsJson) {
     if (c.expected_calls > 0) {
       EXPECT_EQ(calls, c.expected_calls) << what << "\n" << result.out;
     } else {
-      EXPECT_NEAR(calls, 40, 2) << what << "\n" << result.out;  // 40/s for 1 s
+      // 40/s for 1 s; a pacer woken late on a busy machine may start a few less.
+      EXPECT_GE(calls, 30) << what << "\n" << result.out;
+      EXPECT_LE(calls, 41) << what << "\n" << result.out;
     }
     EXPECT_GT(codes.at("OK").number_value(), 0) << what;
   }

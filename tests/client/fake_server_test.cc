@@ -313,6 +313,17 @@ TEST_F(FakeServerTest, StreamRefusesAnswersOutOfOrder) {
   EXPECT_THAT(result.err, HasSubstr("answer for frame 1 arrived out of order (expected 0)"));
 }
 
+TEST_F(FakeServerTest, StreamRefusesAnUnwritableAnnotatePathBeforeSending) {
+  StartServer();
+  const std::string out = dir_ + "/no/such/folder/out.mp4";
+  const RunResult result = Client({"stream", Video(), "--no_detect", "--annotate=" + out});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.out, "");
+  EXPECT_THAT(result.err,
+              ::testing::StartsWith("fer-client stream: --annotate: cannot write " + out));
+  EXPECT_EQ(Lines(result.err).size(), 1u) << result.err;
+}
+
 TEST_F(FakeServerTest, BenchCountsEveryRefusalWithoutRetrying) {
   fake_.busy_calls = 5;
   StartServer();

@@ -38,10 +38,12 @@ for ca in ca other_ca; do
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=fer test $ca" \
     -keyout $ca.key -out $ca.pem 2>/dev/null
 done
-openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key \
+  -out server.csr 2>/dev/null
 openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
   -extfile server.ext -out server.pem 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=fer-client -keyout client.key -out client.csr 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=fer-client -keyout client.key \
+  -out client.csr 2>/dev/null
 openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
   -out client.pem 2>/dev/null
 )sh";

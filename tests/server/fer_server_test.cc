@@ -5,17 +5,16 @@
 // turn a hang into a failure.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -300,11 +299,11 @@ TEST(FerServerTest, ATakenMetricsPortIsAClearErrorAndAFailedExit) {
   const int port = ntohs(address.sin_port);
 
   std::string output;
-  EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
-                             "--address=127.0.0.1:0",
-                             absl::StrCat("--metrics_address=127.0.0.1:", port)},
-                            &output),
-            0);
+  EXPECT_NE(
+      RunToCompletion({FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
+                       "--address=127.0.0.1:0", absl::StrCat("--metrics_address=127.0.0.1:", port)},
+                      &output),
+      0);
   EXPECT_THAT(output, HasSubstr(absl::StrCat("cannot serve metrics on 127.0.0.1:", port)));
   close(fd);
 }
@@ -492,10 +491,11 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
         encoded += absl::StrFormat("%%%02X", static_cast<unsigned char>(c));
       }
     }
-    return Fetch(absl::StrCat("http://127.0.0.1:", prometheus_port, "/api/v1/query?query=",
-                              encoded));
+    return Fetch(
+        absl::StrCat("http://127.0.0.1:", prometheus_port, "/api/v1/query?query=", encoded));
   };
-  const std::string ok_query = "fer_requests_total{job=\"fer-server\",rpc=\"Classify\",code=\"OK\"}";
+  const std::string ok_query =
+      "fer_requests_total{job=\"fer-server\",rpc=\"Classify\",code=\"OK\"}";
   const absl::Time give_up = absl::Now() + kScrapeTimeout;
   std::string answer;
   while (absl::Now() < give_up && prometheus.running()) {
@@ -504,7 +504,8 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
     absl::SleepFor(absl::Milliseconds(250));
   }
   EXPECT_THAT(answer, HasSubstr(absl::StrCat(",\"", kGood, "\"]")))
-      << answer << "\n" << ReadAll(dir / "prometheus.log");
+      << answer << "\n"
+      << ReadAll(dir / "prometheus.log");
   EXPECT_THAT(query("fer_requests_total{rpc=\"Classify\",code=\"INVALID_ARGUMENT\"}"),
               HasSubstr(",\"1\"]"));
   EXPECT_THAT(query("fer_faces_total"), HasSubstr(absl::StrCat(",\"", kGood * 2, "\"]")));

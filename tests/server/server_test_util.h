@@ -29,8 +29,7 @@ inline std::string TestModelPath() { return FER_TEST_MODEL; }
 // Encoded FER2013 JPEGs, `count` of them, taken round-robin over the classes
 // so that neighbours differ; empty when the data set is absent.
 inline std::vector<std::string> RealFaces(size_t count) {
-  const std::vector<std::string> paths =
-      test_images::FacePaths((count + 6) / 7);  // 7 classes
+  const std::vector<std::string> paths = test_images::FacePaths((count + 6) / 7);  // 7 classes
   std::vector<std::string> faces;
   const size_t per_class = (count + 6) / 7;
   for (size_t i = 0; faces.size() < count && i < paths.size(); ++i) {

@@ -3,11 +3,9 @@
 // model) in this process, called through real gRPC channels with real FER2013
 // faces. Nothing here waits on the clock: every wait is for a condition, with
 // generous deadlines that only bound a hang.
-#include "server/fer_server.h"
-
+#include <gmock/gmock.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -21,6 +19,7 @@
 #include "fer/v1/expression.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "model/engine.h"
+#include "server/fer_server.h"
 #include "server/preprocess.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_images.h"
@@ -174,10 +173,10 @@ class ServiceTest : public ::testing::Test {
 
 Engine* ServiceTest::engine_ = nullptr;
 
-#define REQUIRE_FACES(faces, n)                                           \
-  const std::vector<std::string> faces = RealFaces(n);                    \
-  if (faces.size() < static_cast<size_t>(n)) {                            \
-    GTEST_SKIP() << test_images::SkipMessage();                           \
+#define REQUIRE_FACES(faces, n)                        \
+  const std::vector<std::string> faces = RealFaces(n); \
+  if (faces.size() < static_cast<size_t>(n)) {         \
+    GTEST_SKIP() << test_images::SkipMessage();        \
   }
 
 // ------------------------------------------------------------------- unary
@@ -237,8 +236,8 @@ TEST_F(ServiceTest, RawPixelsAreClassifiedLikeTheEncodedImage) {
     raw->set_height(image.rows);
     raw->set_channels(image.channels());
     raw->set_channel_order(order);
-    raw->set_pixels(std::string(reinterpret_cast<const char*>(image.data),
-                                image.total() * image.elemSize()));
+    raw->set_pixels(
+        std::string(reinterpret_cast<const char*>(image.data), image.total() * image.elemSize()));
   };
   add_raw(grey, fer::v1::RawImage::CHANNEL_ORDER_UNSPECIFIED);
   add_raw(bgr, fer::v1::RawImage::CHANNEL_ORDER_BGR);
@@ -299,8 +298,8 @@ TEST_F(ServiceTest, EveryBadFaceIsInvalidArgumentNamingItsIndexAndReason) {
   cases.push_back({"bad bytes", Encoded("this is not an image at all"), "unrecognised image data"});
   cases.push_back({"TIFF", Encoded(test_images::Encode(grey, ".tiff")),
                    "TIFF images are not accepted; send JPEG, PNG, WebP or BMP"});
-  cases.push_back({"huge declared PNG", Encoded(test_util::BombPng(100000, 100000)),
-                   "more than the limit"});
+  cases.push_back(
+      {"huge declared PNG", Encoded(test_util::BombPng(100000, 100000)), "more than the limit"});
   cases.push_back(
       {"truncated JPEG", Encoded(faces[0].substr(0, faces[0].size() / 2)), "truncated"});
   {
@@ -497,9 +496,8 @@ TEST_F(ServiceTest, StreamsBeyondTheLimitAreRefusedWithResourceExhausted) {
   first->WritesDone();
   EXPECT_FALSE(first->Read(&result));
   EXPECT_TRUE(first->Finish().ok());
-  EXPECT_TRUE(WaitFor([&] {
-    return MetricValue(server_->metrics()->Serialize(), "fer_active_streams") == 0;
-  }));
+  EXPECT_TRUE(WaitFor(
+      [&] { return MetricValue(server_->metrics()->Serialize(), "fer_active_streams") == 0; }));
 }
 
 // ----------------------------------------------------- health and draining
@@ -557,9 +555,8 @@ TEST_F(ServiceTest, ShutdownSaysNotServingAndFinishesAcceptedWork) {
   EXPECT_EQ(result.frame_id(), 7u);
 
   // Wait until the big request is in the batcher: a batch has run.
-  ASSERT_TRUE(WaitFor([&] {
-    return MetricValue(server_->metrics()->Serialize(), "fer_batch_size_count") >= 2;
-  }));
+  ASSERT_TRUE(WaitFor(
+      [&] { return MetricValue(server_->metrics()->Serialize(), "fer_batch_size_count") >= 2; }));
   std::thread shutdown([&] { server_->Shutdown(absl::Seconds(120)); });
 
   ASSERT_TRUE(watch->Read(&health));
@@ -599,13 +596,12 @@ TEST_F(ServiceTest, MetricsExpositionPassesPromtool) {
   EXPECT_GE(MetricValue(metrics, "fer_batch_size_sum"), 2);
   EXPECT_EQ(MetricValue(metrics, "fer_queue_duration_seconds_count"), 2);
   EXPECT_EQ(MetricValue(metrics, "fer_queue_capacity_faces"), 4096);
-  EXPECT_EQ(MetricValue(metrics, "fer_model_info{version=\"untrained\",device=\"cpu\","
-                                 "precision=\"fp32\"}"),
+  EXPECT_EQ(MetricValue(metrics,
+                        "fer_model_info{version=\"untrained\",device=\"cpu\",precision=\"fp32\"}"),
             1);
   for (const char* reason : {"cancelled", "deadline", "failed", "shutdown", "queue_full"}) {
-    EXPECT_EQ(MetricValue(metrics, absl::StrCat("fer_dropped_faces_total{reason=\"", reason,
-                                                "\"}")),
-              0)
+    EXPECT_EQ(
+        MetricValue(metrics, absl::StrCat("fer_dropped_faces_total{reason=\"", reason, "\"}")), 0)
         << reason;
   }
 }
