@@ -30,8 +30,8 @@ constexpr int64_t kMaxRawChannels = 4;
 
 int MaxMessageBytes(const ServiceOptions& options) {
   const int64_t faces = std::max(1, options.max_faces_per_request);
-  const int64_t image = std::max<int64_t>(options.preprocess.max_encoded_bytes,
-                                          options.preprocess.max_pixels * kMaxRawChannels);
+  const int64_t image = std::max(static_cast<int64_t>(options.preprocess.max_encoded_bytes),
+                                 options.preprocess.max_pixels * kMaxRawChannels);
   const int64_t wanted = std::min(kMaxMessageBytes / faces, image + kImageOverheadBytes) * faces;
   return static_cast<int>(std::clamp(wanted, kMinMessageBytes, kMaxMessageBytes));
 }

@@ -110,7 +110,7 @@ class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
     work_.ten_crop = request->options().ten_crop();
     work_.deadline = DeadlineOf(*context);
     work_.cancelled = &cancelled_;
-    work_.done = [this](absl::Status status) { OnWorkDone(std::move(status)); };
+    work_.done = [this](absl::Status status) { OnWorkDone(status); };
     if (absl::Status serving = service_->CheckServing(); !serving.ok()) {
       Complete(&work_.done, serving);
     } else if (request->faces_size() == 0) {
@@ -124,7 +124,7 @@ class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
   void OnDone() override { delete this; }
 
  private:
-  void OnWorkDone(absl::Status status) {
+  void OnWorkDone(const absl::Status& status) {
     if (status.ok()) {
       service_->FillPredictions(work_, response_->mutable_predictions());
       service_->metrics_->AddFaces(work_.faces->size());
@@ -186,7 +186,7 @@ class ExpressionService::StreamCall final
       frame->work.deadline = deadline_;
       frame->work.cancelled = &cancelled_;
       Frame* raw = frame.get();
-      frame->work.done = [this, raw](absl::Status status) { OnFrameDone(raw, std::move(status)); };
+      frame->work.done = [this, raw](absl::Status status) { OnFrameDone(raw, status); };
       frames_.push_back(std::move(frame));
       if (draining_) {
         SetError(raw, absl::UnavailableError(kDrainingMessage));
@@ -259,7 +259,7 @@ class ExpressionService::StreamCall final
 
   // From the frame's Work: a batcher worker, a preprocessing thread, or the
   // reading thread (a frame refused at admission).
-  void OnFrameDone(Frame* frame, absl::Status status) {
+  void OnFrameDone(Frame* frame, const absl::Status& status) {
     // The frame is not done yet, so nothing else touches its result.
     if (status.ok()) {
       service_->FillPredictions(frame->work, frame->result.mutable_predictions());
@@ -592,7 +592,7 @@ void ExpressionService::FillPredictions(const Work& work,
     prediction->mutable_probabilities()->Reserve(num_classes_);
     int top = 0;
     for (int c = 0; c < num_classes_; ++c) {
-      mean[c] /= crops;
+      mean[c] /= static_cast<float>(crops);
       prediction->add_probabilities(mean[c]);
       if (mean[c] > mean[top]) top = c;
     }
