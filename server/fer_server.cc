@@ -8,8 +8,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <limits>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace fer {
@@ -36,11 +40,71 @@ int MaxMessageBytes(const ServiceOptions& options) {
   return static_cast<int>(std::clamp(wanted, kMinMessageBytes, kMaxMessageBytes));
 }
 
+// PEM block markers the TLS files must hold; gRPC itself would only notice a
+// wrong file at the first handshake, long after start-up said all was well.
+constexpr char kPemCertificate[] = "-----BEGIN CERTIFICATE-----";
+constexpr char kPemPrivateKeyEnd[] = "PRIVATE KEY-----";
+
+// The contents of a PEM file named by flag, which must contain marker.
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag,
+                                    absl::string_view marker, absl::string_view kind) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot read ", path));
+  std::string pem((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (!absl::StrContains(pem, marker)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": ", path, " holds no PEM ", kind));
+  }
+  return pem;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
+    const TlsOptions& tls) {
+  if (!tls.enabled()) {
+    if (!tls.client_ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls_client_ca needs --tls_cert and --tls_key (mutual TLS is TLS first)");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (tls.cert_file.empty() || tls.key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  absl::StatusOr<std::string> cert =
+      ReadPem(tls.cert_file, "tls_cert", kPemCertificate, "certificate");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key =
+      ReadPem(tls.key_file, "tls_key", kPemPrivateKeyEnd, "private key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!tls.client_ca_file.empty()) {
+    absl::StatusOr<std::string> ca =
+        ReadPem(tls.client_ca_file, "tls_client_ca", kPemCertificate, "certificate");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+int ClampedMilliseconds(absl::Duration duration) {
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(duration),
+                                            std::numeric_limits<int>::max()));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const ServerOptions& options,
                                                              Engine* engine) {
   if (engine == nullptr) return absl::InvalidArgumentError("FerServer needs an engine");
+  if (options.max_connection_age < absl::ZeroDuration() ||
+      options.max_connection_age_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--max_connection_age must not be negative");
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
   std::unique_ptr<FerServer> server(new FerServer());
 
   MetricsOptions metrics_options;
@@ -66,13 +130,23 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const ServerOptions
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.address, *credentials, &server->port_);
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               ClampedMilliseconds(options.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ClampedMilliseconds(options.max_connection_age_grace));
+  }
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(MaxMessageBytes(options.service));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", options.address,
-                                               " (port taken or address invalid)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for gRPC on ", options.address,
+                     options.tls.enabled()
+                         ? " (port taken, address invalid, or --tls_key not the key of "
+                           "--tls_cert)"
+                         : " (port taken or address invalid)"));
   }
   // The default health service starts out SERVING for "".
   server->SetHealth(false);

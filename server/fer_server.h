@@ -33,9 +33,31 @@ namespace fer {
 // The gRPC service name health reports on, besides "".
 inline constexpr char kHealthServiceName[] = "fer.v1.ExpressionClassifier";
 
+// Transport security of the gRPC port. All empty: plaintext. The files are
+// read once, by FerServer::Create.
+struct TlsOptions {
+  // PEM certificate chain of the server and its private key: both or neither.
+  // With them the port speaks TLS only, and plaintext clients cannot connect.
+  std::string cert_file;
+  std::string key_file;
+  // PEM bundle of the CAs that sign client certificates. Set: mutual TLS, and
+  // a client without a certificate that chains to one of them is refused in
+  // the handshake. Needs cert_file and key_file.
+  std::string client_ca_file;
+
+  bool enabled() const { return !cert_file.empty() || !key_file.empty(); }
+};
+
 struct ServerOptions {
   // gRPC listen address, host:port; port 0 picks a free one (see port()).
   std::string address = "0.0.0.0:50051";
+  TlsOptions tls;
+  // When positive, each client connection is closed (GOAWAY, after its calls
+  // end, waiting at most max_connection_age_grace) once it is this old, so
+  // that clients behind a load balancer reconnect and spread over replicas.
+  // Zero: connections live as long as the client keeps them.
+  absl::Duration max_connection_age = absl::ZeroDuration();
+  absl::Duration max_connection_age_grace = absl::Seconds(10);
   // Prometheus listen address, host:port, served at /metrics; port 0 picks a
   // free one; empty: no endpoint (the metrics are still kept).
   std::string metrics_address = "0.0.0.0:9464";
@@ -46,7 +68,9 @@ class FerServer {
  public:
   // Builds the service on engine (which must outlive the server), opens the
   // metrics endpoint, then the gRPC port. Errors: the service's option errors
-  // (INVALID_ARGUMENT), UNAVAILABLE naming an address that cannot be listened
+  // and inconsistent TLS options (INVALID_ARGUMENT), a TLS file that cannot be
+  // read or holds no PEM of the expected kind (NOT_FOUND, INVALID_ARGUMENT,
+  // naming the file), UNAVAILABLE naming an address that cannot be listened
   // on.
   static absl::StatusOr<std::unique_ptr<FerServer>> Create(const ServerOptions& options,
                                                            Engine* engine);

@@ -73,6 +73,14 @@ ABSL_FLAG(int, preprocess_threads, kService.preprocess_threads,
 ABSL_FLAG(
     absl::Duration, drain_timeout, absl::Seconds(10),
     "on SIGTERM/SIGINT, how long accepted work may still run before it fails with UNAVAILABLE");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the server; with --tls_key the gRPC port speaks TLS only");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; set: mutual TLS, clients must present a certificate it signed");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
+          "close client connections this old (after their calls end, waiting at most "
+          "--drain_timeout) so that clients behind a load balancer re-balance; 0: never");
 ABSL_FLAG(bool, warmup, kService.warmup,
           "run one batch on every instance before reporting SERVING");
 
@@ -148,6 +156,11 @@ int Run(int argc, char** argv) {
   ServerOptions server_options;
   server_options.address = absl::GetFlag(FLAGS_address);
   server_options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  server_options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  server_options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  server_options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  server_options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  server_options.max_connection_age_grace = drain_timeout;
   server_options.service = options;
   auto server = FerServer::Create(server_options, engine->get());
   if (!server.ok()) return Fail(server.status().message());
@@ -156,7 +169,7 @@ int Run(int argc, char** argv) {
       "fer-server: model %s (version \"%s\", trained on %s, input %dx%d %s, %zu labels) on %s %s; "
       "batching max_batch_size=%d max_queue_delay_us=%d max_queue_faces=%d instances=%d "
       "threads=%d; limits max_faces_per_request=%d max_image_bytes=%lld max_image_pixels=%lld "
-      "max_concurrent_streams=%d stream_window=%d; gRPC on %s (port %d), metrics on "
+      "max_concurrent_streams=%d stream_window=%d; gRPC on %s (port %d, %s), metrics on "
       "http://%s/metrics (port %d)\n",
       model_path.c_str(), meta.version.c_str(), meta.trained_on.c_str(), meta.input_size,
       meta.input_size, meta.color.c_str(), meta.labels.size(), (*engine)->device().c_str(),
@@ -166,6 +179,9 @@ int Run(int argc, char** argv) {
       static_cast<long long>(max_image_bytes),
       static_cast<long long>(options.preprocess.max_pixels), options.max_concurrent_streams,
       options.stream_window, server_options.address.c_str(), (*server)->port(),
+      !server_options.tls.enabled()                 ? "plaintext"
+      : server_options.tls.client_ca_file.empty() ? "TLS"
+                                                    : "mutual TLS",
       server_options.metrics_address.c_str(), (*server)->metrics_port());
   if (meta.untrained()) {
     std::fprintf(stderr,

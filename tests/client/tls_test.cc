@@ -1,8 +1,9 @@
 // fer-client over TLS: server authentication with --tls_ca, mutual TLS with
 // --tls_cert/--tls_key, and one clear line for every way it can go wrong.
 // The server is an in-process gRPC server with only the standard health
-// service (fer-server itself has no TLS yet); certificates are made at test
-// time with the openssl command, and the tests skip without it.
+// service, so that these tests see the client alone (fer-server's own TLS is
+// tested in tests/server/server_tls_test.cc); certificates are made at test
+// time by tests/make_test_certificates.sh, and the tests skip without openssl.
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -26,35 +27,13 @@ using test::RunResult;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-// A CA, a server certificate for localhost signed by it, a client certificate
-// signed by it, and a second CA that signed nothing here.
-constexpr char kMakeCertificates[] = R"sh(
-set -e
-cd "$1"
-cat > server.ext <<EXT
-subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
-EXT
-for ca in ca other_ca; do
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=fer test $ca" \
-    -keyout $ca.key -out $ca.pem 2>/dev/null
-done
-openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key \
-  -out server.csr 2>/dev/null
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-  -extfile server.ext -out server.pem 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=fer-client -keyout client.key \
-  -out client.csr 2>/dev/null
-openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-  -out client.pem 2>/dev/null
-)sh";
-
 class ClientTlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = (fs::temp_directory_path() / ("fer_client_tls_" + std::to_string(getpid()))).string();
     fs::create_directories(dir_);
     const RunResult made =
-        test::Run({"bash", "-c", kMakeCertificates, "make-certificates", dir_}, dir_);
+        test::Run({std::string(FER_SOURCE_DIR) + "/tests/make_test_certificates.sh", dir_}, dir_);
     have_certificates_ = made.exit_code == 0 && fs::exists(dir_ + "/client.pem");
     if (!have_certificates_) skip_reason_ = "cannot make certificates with openssl: " + made.err;
   }

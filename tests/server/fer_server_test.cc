@@ -1,19 +1,15 @@
 // Tests of the fer-server binary as deploy scripts and orchestrators see it:
 // started as a subprocess on free loopback ports, probed through gRPC health,
-// scraped by a real Prometheus server, stopped with SIGTERM under load.
-// Nothing here asserts on timing: waits are for conditions, bounded only to
-// turn a hang into a failure.
+// scraped by a real Prometheus server, stopped with SIGTERM under load, killed
+// and restarted, left by clients in the middle of their streams. Nothing here
+// asserts on timing: waits are for conditions, bounded only to turn a hang
+// into a failure.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <gmock/gmock.h>
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,10 +30,9 @@
 #include "absl/time/time.h"
 #include "fer/v1/expression.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/server/server_process.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_images.h"
-
-extern char** environ;
 
 namespace fer {
 namespace {
@@ -51,186 +46,21 @@ using fer::v1::FrameResult;
 using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
+using test_util::Context;
 using test_util::Encoded;
+using test_util::Fetch;
 using test_util::FreePort;
+using test_util::HaveProgram;
+using test_util::kExitTimeout;
+using test_util::kStartTimeout;
 using test_util::MetricValue;
+using test_util::Process;
+using test_util::RunToCompletion;
+using test_util::ServerProcess;
+using test_util::TempDir;
 using ::testing::HasSubstr;
 
-// Bounds that only turn a hang into a failure.
-constexpr absl::Duration kStartTimeout = absl::Seconds(120);
-constexpr absl::Duration kExitTimeout = absl::Seconds(120);
 constexpr absl::Duration kScrapeTimeout = absl::Seconds(120);
-constexpr auto kCallDeadline = std::chrono::seconds(120);
-constexpr char kDrainTimeoutFlag[] = "--drain_timeout=60s";
-constexpr int kReconnectBackoffMs = 100;
-
-std::string ReadAll(const std::string& path) { return test_images::ReadFile(path); }
-
-// A scratch folder, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/fer_server_test_XXXXXX";
-    path_ = mkdtemp(pattern);
-  }
-  ~TempDir() {
-    std::error_code error;
-    fs::remove_all(path_, error);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// A child process, its stdout and stderr in one log file; killed if still
-// running when destroyed.
-class Process {
- public:
-  Process(const std::vector<std::string>& argv, const std::string& log_path) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    std::vector<char*> args;
-    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Process() {
-    if (running()) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  bool running() {
-    if (pid_ <= 0 || exited_) return false;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      status_ = status;
-      return false;
-    }
-    return true;
-  }
-  void Signal(int signal) {
-    if (running()) kill(pid_, signal);
-  }
-  // The exit status once the process has exited within timeout; -1 if it is
-  // still running then (or died of a signal).
-  int WaitExit(absl::Duration timeout) {
-    const absl::Time give_up = absl::Now() + timeout;
-    while (running() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(20));
-    if (!exited_) return -1;
-    return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int status_ = 0;
-};
-
-// Runs argv to completion; returns its exit status, its output in *output.
-int RunToCompletion(const std::vector<std::string>& argv, std::string* output) {
-  TempDir dir;
-  Process process(argv, dir / "out.log");
-  const int status = process.WaitExit(kExitTimeout);
-  *output = ReadAll(dir / "out.log");
-  return status;
-}
-
-// GET url with curl; empty on failure.
-std::string Fetch(const std::string& url) {
-  FILE* pipe = popen(("curl -fsS --max-time 10 '" + url + "' 2>/dev/null").c_str(), "r");
-  if (pipe == nullptr) return "";
-  std::string body;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) body.append(buffer, n);
-  pclose(pipe);
-  return body;
-}
-
-bool HaveProgram(const std::string& name) {
-  return std::system(("command -v " + name + " > /dev/null 2>&1").c_str()) == 0;
-}
-
-// A fer-server subprocess on free loopback ports, serving the test model.
-class ServerProcess {
- public:
-  explicit ServerProcess(const TempDir& dir, std::vector<std::string> extra_flags = {})
-      : log_path_(dir / "server.log"), grpc_port_(FreePort()), metrics_port_(FreePort()) {
-    std::vector<std::string> argv = {FER_SERVER_BIN,
-                                     "--model=" + test_util::TestModelPath(),
-                                     absl::StrCat("--address=127.0.0.1:", grpc_port_),
-                                     absl::StrCat("--metrics_address=127.0.0.1:", metrics_port_),
-                                     "--device=cpu",
-                                     "--max_batch_size=8",
-                                     "--max_queue_delay_us=1000",
-                                     kDrainTimeoutFlag};
-    argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
-    process_ = std::make_unique<Process>(argv, log_path_);
-    // Retry connecting often while the server starts, instead of gRPC's
-    // default exponential backoff of up to minutes.
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
-    channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", grpc_port_),
-                                         grpc::InsecureChannelCredentials(), args);
-    stub_ = ExpressionClassifier::NewStub(channel_);
-    health_ = Health::NewStub(channel_);
-  }
-
-  // Waits until health says SERVING; false if the process dies or it takes
-  // longer than kStartTimeout.
-  bool WaitServing() {
-    const absl::Time give_up = absl::Now() + kStartTimeout;
-    while (absl::Now() < give_up && process_->running()) {
-      grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-      HealthCheckRequest request;
-      request.set_service("fer.v1.ExpressionClassifier");
-      HealthCheckResponse response;
-      if (health_->Check(&context, request, &response).ok() &&
-          response.status() == HealthCheckResponse::SERVING) {
-        return true;
-      }
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-    return false;
-  }
-
-  std::string Metrics() const {
-    return Fetch(absl::StrCat("http://127.0.0.1:", metrics_port_, "/metrics"));
-  }
-  std::string Log() const { return ReadAll(log_path_); }
-
-  Process& process() { return *process_; }
-  ExpressionClassifier::Stub* stub() { return stub_.get(); }
-  Health::Stub* health() { return health_.get(); }
-  int metrics_port() const { return metrics_port_; }
-
- private:
-  const std::string log_path_;
-  const int grpc_port_;
-  const int metrics_port_;
-  std::unique_ptr<Process> process_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<ExpressionClassifier::Stub> stub_;
-  std::unique_ptr<Health::Stub> health_;
-};
-
-std::unique_ptr<grpc::ClientContext> Context() {
-  auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() + kCallDeadline);
-  return context;
-}
 
 // The output is exactly one line, and it starts with "fer-server: ".
 void ExpectOneErrorLine(const std::string& output, const std::string& text) {
@@ -253,6 +83,37 @@ TEST(FerServerTest, ACorruptModelFileIsOneClearLineAndAFailedExit) {
   std::string output;
   EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + dir / "corrupt.pt"}, &output), 0);
   ExpectOneErrorLine(output, "corrupt.pt");
+}
+
+TEST(FerServerTest, ATruncatedModelFileIsOneClearLineAndAFailedExit) {
+  const std::string model = test_images::ReadFile(test_util::TestModelPath());
+  ASSERT_GT(model.size(), 1000u);
+  TempDir dir;
+  for (const size_t kept : {model.size() / 2, model.size() - 100, size_t{512}}) {
+    SCOPED_TRACE(kept);
+    std::ofstream(dir / "truncated.pt", std::ios::binary) << model.substr(0, kept);
+    std::string output;
+    EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + dir / "truncated.pt"}, &output), 0);
+    ExpectOneErrorLine(output, "truncated.pt");
+  }
+}
+
+TEST(FerServerTest, AForeignFileAsModelIsOneClearLineAndAFailedExit) {
+  TempDir dir;
+  // An image, and a zip archive (the container format of weight files) that
+  // holds something else.
+  std::ofstream(dir / "face.png", std::ios::binary) << test_util::BombPng(48, 48);
+  ASSERT_EQ(std::system(("cd " + dir.path() + " && echo hello > hello.txt && " +
+                         "python3 -c 'import zipfile; zipfile.ZipFile(\"other.zip\", \"w\")"
+                         ".write(\"hello.txt\")'")
+                            .c_str()),
+            0);
+  for (const std::string name : {"face.png", "other.zip"}) {
+    SCOPED_TRACE(name);
+    std::string output;
+    EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + dir / name}, &output), 0);
+    ExpectOneErrorLine(output, name);
+  }
 }
 
 TEST(FerServerTest, NoModelFlagIsOneClearLineAndAFailedExit) {
@@ -505,7 +366,7 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
   }
   EXPECT_THAT(answer, HasSubstr(absl::StrCat(",\"", kGood, "\"]")))
       << answer << "\n"
-      << ReadAll(dir / "prometheus.log");
+      << test_images::ReadFile(dir / "prometheus.log");
   EXPECT_THAT(query("fer_requests_total{rpc=\"Classify\",code=\"INVALID_ARGUMENT\"}"),
               HasSubstr(",\"1\"]"));
   EXPECT_THAT(query("fer_faces_total"), HasSubstr(absl::StrCat(",\"", kGood * 2, "\"]")));
@@ -516,6 +377,114 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
   EXPECT_EQ(prometheus.WaitExit(kExitTimeout), 0);
   server.process().Signal(SIGTERM);
   EXPECT_EQ(server.process().WaitExit(kExitTimeout), 0) << server.Log();
+}
+
+// ----------------------------------------------------------------- faults
+
+// SIGKILL under load: the clients' calls end (UNAVAILABLE, never a hang), and
+// a server started again on the same ports serves normally, with fresh
+// counters.
+TEST(FerServerTest, AfterSigkillUnderLoadARestartOnTheSamePortsServesNormally) {
+  const std::vector<std::string> faces = test_util::RealFaces(2);
+  if (faces.size() < 2) GTEST_SKIP() << test_images::SkipMessage();
+  TempDir dir;
+  test_util::Ports ports;
+  {
+    ServerProcess server(dir, {}, grpc::InsecureChannelCredentials(), {}, "first.log");
+    ports = server.ports();
+    ASSERT_TRUE(server.WaitServing()) << server.Log();
+    constexpr int kClients = 4;
+    std::atomic<int> answered{0};
+    std::vector<grpc::StatusCode> last(kClients, grpc::StatusCode::OK);
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back([&, c] {
+        ClassifyRequest request;
+        for (const std::string& face : faces) *request.add_faces() = Encoded(face);
+        for (;;) {
+          ClassifyResponse response;
+          const grpc::Status status = server.stub()->Classify(Context().get(), request, &response);
+          if (!status.ok()) {
+            last[c] = status.error_code();
+            return;
+          }
+          ++answered;
+        }
+      });
+    }
+    const absl::Time give_up = absl::Now() + kStartTimeout;
+    while (answered < kClients && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(20));
+    server.process().Signal(SIGKILL);
+    for (std::thread& client : clients) client.join();
+    EXPECT_EQ(server.process().WaitExit(kExitTimeout), -1);
+    EXPECT_EQ(server.process().TermSignal(), SIGKILL);
+    for (int c = 0; c < kClients; ++c) {
+      EXPECT_EQ(last[c], grpc::StatusCode::UNAVAILABLE) << "client " << c;
+    }
+  }
+
+  ServerProcess again(dir, {}, grpc::InsecureChannelCredentials(), ports, "second.log");
+  ASSERT_TRUE(again.WaitServing()) << again.Log();
+  ClassifyRequest request;
+  for (const std::string& face : faces) *request.add_faces() = Encoded(face);
+  ClassifyResponse response;
+  ASSERT_TRUE(again.stub()->Classify(Context().get(), request, &response).ok());
+  EXPECT_EQ(response.predictions_size(), 2);
+  const std::string metrics = again.Metrics();
+  EXPECT_EQ(MetricValue(metrics, "fer_requests_total{rpc=\"Classify\",code=\"OK\"}"), 1)
+      << metrics;
+  again.process().Signal(SIGTERM);
+  EXPECT_EQ(again.process().WaitExit(kExitTimeout), 0) << again.Log();
+}
+
+// Stream clients killed (SIGKILL: their connections simply close) while
+// frames are in flight: the server ends those streams, keeps nothing of them
+// (no active stream, nothing in flight), serves the next caller, and still
+// drains cleanly.
+TEST(FerServerTest, ClientsVanishingMidStreamLeaveTheServerServing) {
+  TempDir dir;
+  ServerProcess server(dir);
+  ASSERT_TRUE(server.WaitServing()) << server.Log();
+  const std::string frames_ok = "fer_requests_total{rpc=\"ClassifyStream\",code=\"OK\"}";
+
+  // Open loop: frames start faster than the CPU classifies them, so every
+  // stream has frames in flight when its client dies.
+  constexpr int kStreams = 4;
+  Process client({FER_CLIENT_BIN, "bench", "--target=" + server.target(), "--mode=stream",
+                  absl::StrCat("--concurrency=", kStreams), "--rate=500", "--duration=600s"},
+                 dir / "client.log");
+  const absl::Time give_up = absl::Now() + kStartTimeout;
+  std::string metrics;
+  do {
+    absl::SleepFor(absl::Milliseconds(20));
+    metrics = server.Metrics();
+  } while (absl::Now() < give_up && client.running() &&
+           !(MetricValue(metrics, frames_ok) >= 2 * kStreams &&
+             MetricValue(metrics, "fer_active_streams") == kStreams));
+  ASSERT_TRUE(client.running()) << test_images::ReadFile(dir / "client.log");
+  EXPECT_EQ(MetricValue(metrics, "fer_active_streams"), kStreams) << metrics;
+  client.Signal(SIGKILL);
+  EXPECT_EQ(client.WaitExit(kExitTimeout), -1);
+
+  // The server notices the closed connections and lets go of the streams.
+  const absl::Time settle = absl::Now() + kStartTimeout;
+  do {
+    absl::SleepFor(absl::Milliseconds(50));
+    metrics = server.Metrics();
+  } while (absl::Now() < settle && (MetricValue(metrics, "fer_active_streams") != 0 ||
+                                    MetricValue(metrics, "fer_inflight_requests") != 0));
+  EXPECT_EQ(MetricValue(metrics, "fer_active_streams"), 0) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "fer_inflight_requests"), 0) << metrics;
+
+  ClassifyRequest request;
+  *request.add_faces() = Encoded(test_util::BombPng(48, 48));
+  ClassifyResponse response;
+  // Reaches the service and is judged on its merits: the server is serving.
+  EXPECT_EQ(server.stub()->Classify(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  server.process().Signal(SIGTERM);
+  EXPECT_EQ(server.process().WaitExit(kExitTimeout), 0) << server.Log();
+  EXPECT_THAT(server.Log(), HasSubstr("; in flight 0"));
 }
 
 }  // namespace
