@@ -306,12 +306,14 @@ bool Batcher::FormBatchLocked(absl::Time now, Batch* batch, absl::Time* wake_at)
 bool Batcher::DropIfDeadLocked(const std::shared_ptr<JobState>& state, absl::Time now,
                                Batch* batch) {
   const BatchJob& job = *state->job;
-  if (job.is_cancelled && job.is_cancelled()) {
-    DropQueuedFacesLocked(state.get(), DropReason::kCancelled,
-                          absl::CancelledError("job was cancelled before its faces ran"));
-  } else if (now >= job.deadline) {
+  // The deadline first: gRPC also cancels a call whose deadline has passed,
+  // and the caller (and the metrics) should see why.
+  if (now >= job.deadline) {
     DropQueuedFacesLocked(state.get(), DropReason::kDeadline,
                           absl::DeadlineExceededError("job's deadline passed while it was queued"));
+  } else if (job.is_cancelled && job.is_cancelled()) {
+    DropQueuedFacesLocked(state.get(), DropReason::kCancelled,
+                          absl::CancelledError("job was cancelled before its faces ran"));
   } else {
     return false;
   }

@@ -26,7 +26,7 @@
 
 namespace grpc {
 class Server;
-}  // namespace grpc
+} // namespace grpc
 
 namespace fer {
 
@@ -65,15 +65,15 @@ struct ServerOptions {
 };
 
 class FerServer {
- public:
+public:
   // Builds the service on engine (which must outlive the server), opens the
   // metrics endpoint, then the gRPC port. Errors: the service's option errors
   // and inconsistent TLS options (INVALID_ARGUMENT), a TLS file that cannot be
   // read or holds no PEM of the expected kind (NOT_FOUND, INVALID_ARGUMENT,
   // naming the file), UNAVAILABLE naming an address that cannot be listened
   // on.
-  static absl::StatusOr<std::unique_ptr<FerServer>> Create(const ServerOptions& options,
-                                                           Engine* engine);
+  static absl::StatusOr<std::unique_ptr<FerServer>>
+  Create(const ServerOptions &options, Engine *engine);
   // Shutdown(absl::ZeroDuration()) unless Shutdown ran.
   ~FerServer();
 
@@ -86,10 +86,10 @@ class FerServer {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_->exposer_port(); }
-  ServerMetrics* metrics() { return metrics_.get(); }
-  const ServerMetrics* metrics() const { return metrics_.get(); }
+  ServerMetrics *metrics() { return metrics_.get(); }
+  const ServerMetrics *metrics() const { return metrics_.get(); }
 
- private:
+private:
   FerServer() = default;
   void SetHealth(bool serving);
 
@@ -100,6 +100,6 @@ class FerServer {
   bool shut_down_ = false;
 };
 
-}  // namespace fer
+} // namespace fer
 
-#endif  // FER_SERVER_FER_SERVER_H_
+#endif // FER_SERVER_FER_SERVER_H_

@@ -534,10 +534,11 @@ void ExpressionService::Process(Work* work) {
 void ExpressionService::PreprocessAndSubmit(Work* work) {
   const int model_faces = work->model_faces();
   absl::Status status;
-  if (work->cancelled->load(std::memory_order_relaxed)) {
-    status = absl::CancelledError("the call was cancelled");
-  } else if (absl::Now() >= work->deadline) {
+  // The deadline first: gRPC also cancels a call whose deadline has passed.
+  if (absl::Now() >= work->deadline) {
     status = absl::DeadlineExceededError("the deadline passed before the faces were queued");
+  } else if (work->cancelled->load(std::memory_order_relaxed)) {
+    status = absl::CancelledError("the call was cancelled");
   } else {
     work->pixels.reserve(static_cast<size_t>(model_faces) * face_bytes_);
     for (int i = 0; i < work->faces->size(); ++i) {

@@ -565,6 +565,21 @@ TEST_F(BatcherTest, DropsAJobPastItsDeadlineBeforeComputeAndCompletesItDeadlineE
   EXPECT_THAT(jobs_.order(), ElementsAre(late->serial, on_time->serial));
 }
 
+// gRPC cancels a call whose deadline passes; the job then reports the
+// deadline, the reason the caller and the metrics need.
+TEST_F(BatcherTest, AJobBothCancelledAndPastItsDeadlineIsDeadlineExceeded) {
+  const absl::Duration delay = absl::Milliseconds(10);
+  auto batcher = Make(Options(4, delay));
+  TestJob* late = jobs_.Make(2, start_ + absl::Milliseconds(5));
+  ASSERT_TRUE(Submit(*batcher, late).ok());
+  late->cancelled = true;
+  clock_.Advance(delay);
+  ASSERT_TRUE(jobs_.AwaitCompletions(1));
+  EXPECT_EQ(jobs_.status(late).code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(observer_.drops(), ElementsAre(Pair("deadline", 2)));
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
 TEST_F(BatcherTest, CompletesAnExpiredJobEvenWhenNoBatchRuns) {
   const absl::Duration delay = absl::Milliseconds(10);
   auto batcher = Make(Options(4, delay));

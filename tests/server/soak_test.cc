@@ -1,0 +1,553 @@
+// Soak: fer-server (a subprocess on loopback) under a bounded run of mixed
+// traffic from many clients at once:
+//   - steady unary clients, a tenth of their requests bad images;
+//   - impatient unary clients that cancel at random moments or set deadlines
+//     of a few milliseconds;
+//   - stream clients that send runs of frames (some bad) and read every answer;
+//   - stream clients that cancel part-way;
+//   - one stream client that writes and never reads.
+// It proves: the server stays up and serving; every call ends with exactly one
+// status and every frame of a completed stream is answered exactly once, in
+// order; the server's fer_requests_total agrees with what the clients saw
+// (exactly where the protocol allows, as bounds where a cancellation races an
+// answer); the stream that is never read is held back by flow control, not
+// buffered; resident memory after the run is within a margin of memory after
+// warm-up.
+//
+// FER_SOAK_SECONDS sets the run's length (default 60). The figures of the run
+// are printed as one "soak:" line for the record.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "fer/v1/expression.grpc.pb.h"
+#include "tests/server/server_process.h"
+#include "tests/server/server_test_util.h"
+#include "tests/server/test_images.h"
+
+namespace fer {
+namespace {
+
+using fer::v1::ClassifyFrame;
+using fer::v1::ClassifyRequest;
+using fer::v1::ClassifyResponse;
+using fer::v1::ExpressionClassifier;
+using fer::v1::FrameResult;
+using test_util::Encoded;
+using test_util::MetricValue;
+using test_util::ServerProcess;
+using test_util::TempDir;
+
+constexpr int kSteadyUnaryClients = 6;
+constexpr int kImpatientUnaryClients = 3;
+constexpr int kSteadyStreamClients = 3;
+constexpr int kCancellingStreamClients = 2;
+// One bad request or frame in this many.
+constexpr int kBadOneIn = 10;
+constexpr int kMaxFacesPerCall = 3;
+constexpr int kMaxFramesPerStream = 24;
+// Impatient calls: deadlines of 1..kShortDeadlineMs ms, or a cancel after
+// 0..kCancelAfterMaxMs ms.
+constexpr int kShortDeadlineMs = 30;
+constexpr int kCancelAfterMaxMs = 40;
+// What a well-behaved unary client waits after RESOURCE_EXHAUSTED ("retry with
+// backoff"): 1..kBackoffMaxMs ms.
+constexpr int kBackoffMaxMs = 25;
+// Load before the memory baseline is taken.
+constexpr absl::Duration kWarmup = absl::Seconds(10);
+// The writer that never reads counts as held back once it has made no
+// progress for this long.
+constexpr absl::Duration kStalled = absl::Seconds(3);
+// Resident memory after the run may exceed memory after warm-up by this much:
+// allocator pools grow a little with the number of threads that ever touched
+// them; a leak of a few kilobytes per call does not fit.
+constexpr double kMemoryMarginFraction = 0.15;
+constexpr int64_t kMemoryMarginBytes = int64_t{24} << 20;
+// Codes a well-behaved client may see under this load.
+constexpr std::array<grpc::StatusCode, 3> kSteadyCodes = {
+    grpc::StatusCode::OK, grpc::StatusCode::INVALID_ARGUMENT,
+    grpc::StatusCode::RESOURCE_EXHAUSTED};
+
+// Status codes by name, as the metrics label them.
+constexpr int kNumCodes = 17;
+std::string CodeName(int code) {
+  static const char *const kNames[kNumCodes] = {"OK",
+                                                "CANCELLED",
+                                                "UNKNOWN",
+                                                "INVALID_ARGUMENT",
+                                                "DEADLINE_EXCEEDED",
+                                                "NOT_FOUND",
+                                                "ALREADY_EXISTS",
+                                                "PERMISSION_DENIED",
+                                                "RESOURCE_EXHAUSTED",
+                                                "FAILED_PRECONDITION",
+                                                "ABORTED",
+                                                "OUT_OF_RANGE",
+                                                "UNIMPLEMENTED",
+                                                "INTERNAL",
+                                                "UNAVAILABLE",
+                                                "DATA_LOSS",
+                                                "UNAUTHENTICATED"};
+  return code >= 0 && code < kNumCodes ? kNames[code] : "UNKNOWN";
+}
+
+// What a group of clients saw, by status code (per call, or per frame).
+struct Tally {
+  std::mutex mu;
+  std::map<int, int64_t> codes;
+  int64_t sent = 0; // calls started, or frames written
+  int64_t faces_ok = 0;
+
+  void Add(int code, int faces_if_ok = 0) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++codes[code];
+    if (code == 0)
+      faces_ok += faces_if_ok;
+  }
+  void Sent(int64_t n = 1) {
+    std::lock_guard<std::mutex> lock(mu);
+    sent += n;
+  }
+  int64_t Count(int code) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = codes.find(code);
+    return it == codes.end() ? 0 : it->second;
+  }
+  int64_t Total() {
+    std::lock_guard<std::mutex> lock(mu);
+    int64_t total = 0;
+    for (const auto &[code, n] : codes)
+      total += n;
+    return total;
+  }
+  std::string Describe() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<std::string> parts;
+    for (const auto &[code, n] : codes)
+      parts.push_back(absl::StrCat(CodeName(code), "=", n));
+    return absl::StrCat("sent ", sent, " (", absl::StrJoin(parts, " "), ")");
+  }
+};
+
+// The server's count for rpc and code (0 when the series is absent).
+int64_t ServerCount(const std::string &metrics, const std::string &rpc,
+                    int code) {
+  const double value =
+      MetricValue(metrics, absl::StrCat("fer_requests_total{rpc=\"", rpc,
+                                        "\",code=\"", CodeName(code), "\"}"));
+  return value < 0 ? 0 : static_cast<int64_t>(value);
+}
+
+int64_t ServerTotal(const std::string &metrics, const std::string &rpc) {
+  int64_t total = 0;
+  for (int code = 0; code < kNumCodes; ++code)
+    total += ServerCount(metrics, rpc, code);
+  return total;
+}
+
+class SoakTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    const char *seconds = std::getenv("FER_SOAK_SECONDS");
+    duration_ = absl::Seconds(seconds != nullptr ? std::atoi(seconds) : 60);
+    good_ = test_util::RealFaces(14);
+    if (good_.empty()) {
+      // Without the data set: synthetic faces, which exercise the same paths.
+      for (int i = 0; i < 14; ++i) {
+        cv::Mat face(48 + i, 48, CV_8UC1);
+        cv::randu(face, 0, 256);
+        good_.push_back(
+            test_images::Encode(face, i % 2 == 0 ? ".jpg" : ".png"));
+      }
+    }
+    bad_ = {"not an image", test_util::BombPng(100000, 100000),
+            good_[0].substr(0, good_[0].size() / 3),
+            std::string("\xff\xd8\xff", 3)};
+  }
+
+  // A request or frame's faces: 1..kMaxFacesPerCall good faces, or (when bad)
+  // one bad image among them.
+  template <typename Message>
+  void FillFaces(std::mt19937 *random, bool bad, Message *message) const {
+    const int faces = 1 + static_cast<int>((*random)() % kMaxFacesPerCall);
+    const int bad_index = bad ? static_cast<int>((*random)() % faces) : -1;
+    for (int i = 0; i < faces; ++i) {
+      *message->add_faces() =
+          Encoded(i == bad_index ? bad_[(*random)() % bad_.size()]
+                                 : good_[(*random)() % good_.size()]);
+    }
+  }
+
+  absl::Duration duration_;
+  std::vector<std::string> good_;
+  std::vector<std::string> bad_;
+};
+
+TEST_F(SoakTest,
+       MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded) {
+  TempDir dir;
+  // A small queue, so that RESOURCE_EXHAUSTED is part of the mix.
+  ServerProcess server(
+      dir, {"--max_queue_faces=64", "--max_faces_per_request=16", "--stream_window=4"});
+  ASSERT_TRUE(server.WaitServing()) << server.Log();
+
+  std::atomic<bool> stop{false};
+  std::atomic<bool> broken{false}; // a guarantee failed inside a client thread
+  std::mutex failures_mu;
+  std::vector<std::string> failures;
+  auto fail = [&](const std::string &what) {
+    std::lock_guard<std::mutex> lock(failures_mu);
+    if (failures.size() < 20)
+      failures.push_back(what);
+    broken = true;
+  };
+
+  Tally steady_unary, impatient_unary, steady_frames, cancelled_frames;
+  std::atomic<int64_t> streams_completed{0};
+  std::vector<std::thread> clients;
+
+  // Each group has its own channel, so that traffic spreads over connections.
+  for (int c = 0; c < kSteadyUnaryClients; ++c) {
+    clients.emplace_back([&, c] {
+      auto stub = ExpressionClassifier::NewStub(server.NewChannel());
+      std::mt19937 random(100 + c);
+      while (!stop) {
+        ClassifyRequest request;
+        FillFaces(&random, random() % kBadOneIn == 0, &request);
+        ClassifyResponse response;
+        steady_unary.Sent();
+        const grpc::Status status =
+            stub->Classify(test_util::Context().get(), request, &response);
+        if (std::find(kSteadyCodes.begin(), kSteadyCodes.end(),
+                      status.error_code()) == kSteadyCodes.end()) {
+          fail(absl::StrCat("steady unary: ", status.error_code(), " ",
+                            status.error_message()));
+        }
+        if (status.ok() &&
+            response.predictions_size() != request.faces_size()) {
+          fail("steady unary: wrong number of predictions");
+        }
+        steady_unary.Add(status.error_code(), request.faces_size());
+        if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1 + random() % kBackoffMaxMs));
+        }
+      }
+    });
+  }
+  for (int c = 0; c < kImpatientUnaryClients; ++c) {
+    clients.emplace_back([&, c] {
+      auto stub = ExpressionClassifier::NewStub(server.NewChannel());
+      std::mt19937 random(200 + c);
+      while (!stop) {
+        ClassifyRequest request;
+        FillFaces(&random, /*bad=*/false, &request);
+        ClassifyResponse response;
+        grpc::ClientContext context;
+        const bool short_deadline = random() % 2 == 0;
+        context.set_deadline(
+            std::chrono::system_clock::now() +
+            (short_deadline
+                 ? std::chrono::milliseconds(1 + random() % kShortDeadlineMs)
+                 : std::chrono::milliseconds(60000)));
+        std::mutex mu;
+        std::condition_variable cv;
+        int callbacks = 0;
+        grpc::Status status;
+        impatient_unary.Sent();
+        stub->async()->Classify(&context, &request, &response,
+                                [&](grpc::Status s) {
+                                  std::lock_guard<std::mutex> lock(mu);
+                                  status = std::move(s);
+                                  ++callbacks;
+                                  cv.notify_all();
+                                });
+        if (!short_deadline) {
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds(random() % kCancelAfterMaxMs));
+          context.TryCancel();
+        }
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return callbacks > 0; });
+        lock.unlock();
+        // One answer, never two: give a second callback a moment to show up.
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        if (callbacks != 1)
+          fail("impatient unary: more than one status for one call");
+        impatient_unary.Add(status.error_code(), request.faces_size());
+        if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1 + random() % kBackoffMaxMs));
+        }
+      }
+    });
+  }
+  for (int c = 0; c < kSteadyStreamClients; ++c) {
+    clients.emplace_back([&, c] {
+      auto stub = ExpressionClassifier::NewStub(server.NewChannel());
+      std::mt19937 random(300 + c);
+      while (!stop) {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() +
+                             test_util::kCallDeadline);
+        auto stream = stub->ClassifyStream(&context);
+        const int frames = 1 + static_cast<int>(random() % kMaxFramesPerStream);
+        std::thread writer([&] {
+          for (int id = 1; id <= frames; ++id) {
+            ClassifyFrame frame;
+            frame.set_frame_id(id);
+            FillFaces(&random, random() % kBadOneIn == 0, &frame);
+            steady_frames.Sent();
+            if (!stream->Write(frame))
+              break;
+          }
+          stream->WritesDone();
+        });
+        FrameResult result;
+        uint64_t expected_id = 1;
+        while (stream->Read(&result)) {
+          if (result.frame_id() != expected_id) {
+            fail(absl::StrCat("steady stream: frame ", result.frame_id(),
+                              " where ", expected_id, " was due"));
+          }
+          ++expected_id;
+          steady_frames.Add(
+              result.status().code(),
+              result.status().code() == 0 ? result.predictions_size() : 0);
+        }
+        writer.join();
+        const grpc::Status status = stream->Finish();
+        if (!status.ok())
+          fail("steady stream ended " + status.error_message());
+        if (expected_id != static_cast<uint64_t>(frames) + 1) {
+          fail(absl::StrCat("steady stream: ", expected_id - 1, " of ", frames,
+                            " answered"));
+        }
+        ++streams_completed;
+      }
+    });
+  }
+  for (int c = 0; c < kCancellingStreamClients; ++c) {
+    clients.emplace_back([&, c] {
+      auto stub = ExpressionClassifier::NewStub(server.NewChannel());
+      std::mt19937 random(400 + c);
+      while (!stop) {
+        grpc::ClientContext context;
+        auto stream = stub->ClassifyStream(&context);
+        const int frames = 1 + static_cast<int>(random() % kMaxFramesPerStream);
+        const int read_before_cancel =
+            static_cast<int>(random() % (frames + 1));
+        std::thread writer([&] {
+          for (int id = 1; id <= frames; ++id) {
+            ClassifyFrame frame;
+            frame.set_frame_id(id);
+            FillFaces(&random, /*bad=*/false, &frame);
+            if (!stream->Write(frame))
+              break;
+            cancelled_frames.Sent();
+          }
+        });
+        FrameResult result;
+        for (int i = 0; i < read_before_cancel && stream->Read(&result); ++i) {
+          cancelled_frames.Add(result.status().code(),
+                               result.predictions_size());
+        }
+        context.TryCancel();
+        while (stream->Read(&result)) {
+        }
+        writer.join();
+        const grpc::Status status = stream->Finish();
+        if (!status.ok() &&
+            status.error_code() != grpc::StatusCode::CANCELLED) {
+          fail("cancelling stream ended " + status.error_message());
+        }
+      }
+    });
+  }
+
+  // The writer that never reads: it must end up blocked in Write.
+  std::atomic<int64_t> unread_written{0};
+  std::atomic<bool> unread_done{false};
+  grpc::ClientContext unread_context;
+  auto unread_stub = ExpressionClassifier::NewStub(server.NewChannel());
+  auto unread_stream = unread_stub->ClassifyStream(&unread_context);
+  std::thread unread_writer([&] {
+    for (uint64_t id = 1;; ++id) {
+      ClassifyFrame frame;
+      frame.set_frame_id(id);
+      *frame.add_faces() = Encoded(good_[id % good_.size()]);
+      if (!unread_stream->Write(frame))
+        break;
+      ++unread_written;
+    }
+    unread_done = true;
+  });
+
+  const absl::Time run_end =
+      absl::Now() + std::max(duration_, kWarmup + kStalled);
+  absl::SleepFor(kWarmup);
+  const int64_t memory_after_warmup =
+      test_util::ResidentBytes(server.process().pid());
+
+  // The never-read stream stalls: no progress over kStalled, well inside the
+  // run.
+  int64_t unread_seen = -1;
+  absl::Time last_progress = absl::Now();
+  while (absl::Now() - last_progress < kStalled && absl::Now() < run_end) {
+    absl::SleepFor(absl::Milliseconds(200));
+    const int64_t now_written = unread_written;
+    if (now_written != unread_seen) {
+      unread_seen = now_written;
+      last_progress = absl::Now();
+    }
+  }
+  const bool unread_stalled =
+      absl::Now() - last_progress >= kStalled && !unread_done;
+  const int64_t unread_frames = unread_written;
+
+  absl::SleepFor(std::max(absl::ZeroDuration(), run_end - absl::Now()));
+  stop = true;
+  for (std::thread &client : clients)
+    client.join();
+  unread_context.TryCancel();
+  unread_writer.join();
+  unread_stream->Finish();
+
+  // Let the server finish with the cancelled streams, then read its account.
+  std::string metrics;
+  const absl::Time settle = absl::Now() + test_util::kStartTimeout;
+  do {
+    absl::SleepFor(absl::Milliseconds(100));
+    metrics = server.Metrics();
+  } while (absl::Now() < settle &&
+           (MetricValue(metrics, "fer_active_streams") != 0 ||
+            MetricValue(metrics, "fer_inflight_requests") != 0));
+  const int64_t memory_after_run =
+      test_util::ResidentBytes(server.process().pid());
+
+  {
+    std::lock_guard<std::mutex> lock(failures_mu);
+    EXPECT_FALSE(broken) << absl::StrJoin(failures, "\n");
+  }
+  ASSERT_TRUE(server.process().running()) << server.Log();
+  EXPECT_EQ(MetricValue(metrics, "fer_active_streams"), 0) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "fer_inflight_requests"), 0) << metrics;
+
+  // Unary: the steady clients' calls all reached the server and were counted
+  // under the code the client saw; an impatient call may have been counted
+  // (under any code, e.g. OK when the answer crossed the cancel) or never
+  // have reached the server.
+  const int ok = 0;
+  const int invalid = static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(steady_unary.Total(), steady_unary.sent);
+  EXPECT_EQ(impatient_unary.Total(), impatient_unary.sent);
+  EXPECT_GT(steady_unary.Count(ok), 0);
+  EXPECT_GT(steady_unary.Count(invalid), 0);
+  EXPECT_EQ(ServerCount(metrics, "Classify", invalid),
+            steady_unary.Count(invalid));
+  EXPECT_GE(ServerCount(metrics, "Classify", ok),
+            steady_unary.Count(ok) + impatient_unary.Count(ok));
+  for (int code = 0; code < kNumCodes; ++code) {
+    SCOPED_TRACE(CodeName(code));
+    EXPECT_GE(ServerCount(metrics, "Classify", code), steady_unary.Count(code));
+    EXPECT_LE(ServerCount(metrics, "Classify", code),
+              steady_unary.Count(code) + impatient_unary.sent);
+  }
+  // The server says DEADLINE_EXCEEDED only once the deadline has passed, when
+  // the client sees it too (gRPC's own cancellation at the deadline is not
+  // reported as CANCELLED).
+  const int deadline = static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_LE(ServerCount(metrics, "Classify", deadline), impatient_unary.Count(deadline));
+  EXPECT_LE(ServerTotal(metrics, "Classify"),
+            steady_unary.sent + impatient_unary.sent);
+  EXPECT_GE(ServerTotal(metrics, "Classify"), steady_unary.sent);
+
+  // Frames: every frame of a steady stream was answered once and counted
+  // under its code; a cancelled stream's frames are counted once each at most
+  // (CANCELLED when the stream broke before their answer was written).
+  EXPECT_GT(streams_completed, 0);
+  EXPECT_EQ(steady_frames.Total(), steady_frames.sent);
+  EXPECT_EQ(ServerCount(metrics, "ClassifyStream", invalid),
+            steady_frames.Count(invalid));
+  for (int code = 0; code < kNumCodes; ++code) {
+    SCOPED_TRACE(CodeName(code));
+    EXPECT_GE(ServerCount(metrics, "ClassifyStream", code),
+              steady_frames.Count(code) + cancelled_frames.Count(code));
+  }
+  // (+ 1: the never-read writer's last frame may be on its way as it is
+  // cancelled.)
+  EXPECT_LE(ServerTotal(metrics, "ClassifyStream"),
+            steady_frames.sent + cancelled_frames.sent + unread_frames + 1);
+
+  // Faces: the server counted every face of every OK answer the clients saw.
+  const double faces_total = MetricValue(metrics, "fer_faces_total");
+  EXPECT_GE(faces_total, steady_unary.faces_ok + impatient_unary.faces_ok +
+                             steady_frames.faces_ok +
+                             cancelled_frames.faces_ok);
+
+  EXPECT_TRUE(unread_stalled)
+      << unread_frames << " frames written without reading";
+  EXPECT_GT(memory_after_warmup, 0);
+  EXPECT_LE(
+      memory_after_run,
+      static_cast<int64_t>(memory_after_warmup * (1 + kMemoryMarginFraction)) +
+          kMemoryMarginBytes)
+      << "resident memory grew from " << memory_after_warmup << " to "
+      << memory_after_run;
+
+  std::printf("soak: %.0f s; unary steady %s; unary impatient %s; stream "
+              "frames steady %s in %lld "
+              "streams; stream frames before cancel %s; never-read stream held "
+              "at %lld frames; server "
+              "fer_requests_total Classify %lld, ClassifyStream %lld; "
+              "fer_faces_total %.0f; RSS after "
+              "warm-up %.1f MiB, after run %.1f MiB\n",
+              absl::ToDoubleSeconds(duration_), steady_unary.Describe().c_str(),
+              impatient_unary.Describe().c_str(),
+              steady_frames.Describe().c_str(),
+              static_cast<long long>(streams_completed.load()),
+              cancelled_frames.Describe().c_str(),
+              static_cast<long long>(unread_frames),
+              static_cast<long long>(ServerTotal(metrics, "Classify")),
+              static_cast<long long>(ServerTotal(metrics, "ClassifyStream")),
+              faces_total, memory_after_warmup / 1048576.0,
+              memory_after_run / 1048576.0);
+
+  // Still serving, and drains cleanly.
+  ClassifyRequest request;
+  *request.add_faces() = Encoded(good_[0]);
+  ClassifyResponse response;
+  EXPECT_TRUE(server.stub()
+                  ->Classify(test_util::Context().get(), request, &response)
+                  .ok());
+  server.process().Signal(SIGTERM);
+  EXPECT_EQ(server.process().WaitExit(test_util::kExitTimeout), 0)
+      << server.Log();
+  EXPECT_THAT(server.Log(), ::testing::HasSubstr("; in flight 0"));
+  const std::string log = server.Log();
+  const size_t stopped = log.find("fer-server: stopped;");
+  if (stopped != std::string::npos) {
+    std::printf("soak: %s\n",
+                log.substr(stopped, log.find('\n', stopped) - stopped).c_str());
+  }
+}
+
+} // namespace
+} // namespace fer
