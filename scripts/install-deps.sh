@@ -16,6 +16,8 @@ build_pkgs=(
   libgtest-dev libgmock-dev
   # Tests: real Prometheus server and promtool, python client example, YAML lint, TLS certs.
   prometheus python3 python3-grpcio python3-protobuf python3-torch yamllint openssl curl
+  # Fuzzing (make fuzz): clang with libFuzzer and the sanitizer runtimes.
+  clang libclang-rt-14-dev
 )
 runtime_pkgs=(
   libtorch1.13 libgrpc++1.51 libprotobuf32 libopencv-core406 libopencv-imgproc406

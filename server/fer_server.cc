@@ -32,15 +32,12 @@ constexpr int64_t kImageOverheadBytes = 64;
 // A raw pixel has at most 4 channels (RGBA).
 constexpr int64_t kMaxRawChannels = 4;
 
-int MaxMessageBytes(const ServiceOptions &options) {
+int MaxMessageBytes(const ServiceOptions& options) {
   const int64_t faces = std::max(1, options.max_faces_per_request);
-  const int64_t image =
-      std::max(static_cast<int64_t>(options.preprocess.max_encoded_bytes),
-               options.preprocess.max_pixels * kMaxRawChannels);
-  const int64_t wanted =
-      std::min(kMaxMessageBytes / faces, image + kImageOverheadBytes) * faces;
-  return static_cast<int>(
-      std::clamp(wanted, kMinMessageBytes, kMaxMessageBytes));
+  const int64_t image = std::max(static_cast<int64_t>(options.preprocess.max_encoded_bytes),
+                                 options.preprocess.max_pixels * kMaxRawChannels);
+  const int64_t wanted = std::min(kMaxMessageBytes / faces, image + kImageOverheadBytes) * faces;
+  return static_cast<int>(std::clamp(wanted, kMinMessageBytes, kMaxMessageBytes));
 }
 
 // PEM block markers the TLS files must hold; gRPC itself would only notice a
@@ -49,29 +46,22 @@ constexpr char kPemCertificate[] = "-----BEGIN CERTIFICATE-----";
 constexpr char kPemPrivateKeyEnd[] = "PRIVATE KEY-----";
 
 // The contents of a PEM file named by flag, which must contain marker.
-absl::StatusOr<std::string> ReadPem(const std::string &path,
-                                    absl::string_view flag,
-                                    absl::string_view marker,
-                                    absl::string_view kind) {
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag,
+                                    absl::string_view marker, absl::string_view kind) {
   std::ifstream file(path, std::ios::binary);
-  if (!file)
-    return absl::NotFoundError(
-        absl::StrCat("--", flag, ": cannot read ", path));
-  std::string pem((std::istreambuf_iterator<char>(file)),
-                  std::istreambuf_iterator<char>());
+  if (!file) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot read ", path));
+  std::string pem((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   if (!absl::StrContains(pem, marker)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", flag, ": ", path, " holds no PEM ", kind));
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", path, " holds no PEM ", kind));
   }
   return pem;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>>
-MakeCredentials(const TlsOptions &tls) {
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const TlsOptions& tls) {
   if (!tls.enabled()) {
     if (!tls.client_ca_file.empty()) {
-      return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert and "
-                                        "--tls_key (mutual TLS is TLS first)");
+      return absl::InvalidArgumentError(
+          "--tls_client_ca needs --tls_cert and --tls_key (mutual TLS is TLS first)");
     }
     return grpc::InsecureServerCredentials();
   }
@@ -80,47 +70,49 @@ MakeCredentials(const TlsOptions &tls) {
   }
   absl::StatusOr<std::string> cert =
       ReadPem(tls.cert_file, "tls_cert", kPemCertificate, "certificate");
-  if (!cert.ok())
-    return cert.status();
+  if (!cert.ok()) return cert.status();
   absl::StatusOr<std::string> key =
       ReadPem(tls.key_file, "tls_key", kPemPrivateKeyEnd, "private key");
-  if (!key.ok())
-    return key.status();
-  grpc::SslServerCredentialsOptions ssl(
-      GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   ssl.pem_key_cert_pairs.push_back({*key, *cert});
   if (!tls.client_ca_file.empty()) {
-    absl::StatusOr<std::string> ca = ReadPem(
-        tls.client_ca_file, "tls_client_ca", kPemCertificate, "certificate");
-    if (!ca.ok())
-      return ca.status();
+    absl::StatusOr<std::string> ca =
+        ReadPem(tls.client_ca_file, "tls_client_ca", kPemCertificate, "certificate");
+    if (!ca.ok()) return ca.status();
     ssl.pem_root_certs = *ca;
-    ssl.client_certificate_request =
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(ssl);
 }
 
 int ClampedMilliseconds(absl::Duration duration) {
-  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(duration),
-                                            std::numeric_limits<int>::max()));
+  return static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(duration), std::numeric_limits<int>::max()));
 }
 
-} // namespace
-
-absl::StatusOr<std::unique_ptr<FerServer>>
-FerServer::Create(const ServerOptions &options, Engine *engine) {
-  if (engine == nullptr)
-    return absl::InvalidArgumentError("FerServer needs an engine");
+absl::Status CheckConnectionAge(const ServerOptions& options) {
   if (options.max_connection_age < absl::ZeroDuration() ||
       options.max_connection_age_grace < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        "--max_connection_age must not be negative");
+    return absl::InvalidArgumentError("--max_connection_age must not be negative");
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status FerServer::ValidateOptions(const ServerOptions& options) {
+  if (absl::Status valid = CheckConnectionAge(options); !valid.ok()) return valid;
+  return MakeCredentials(options.tls).status();
+}
+
+absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const ServerOptions& options,
+                                                             Engine* engine) {
+  if (engine == nullptr) return absl::InvalidArgumentError("FerServer needs an engine");
+  if (absl::Status valid = CheckConnectionAge(options); !valid.ok()) return valid;
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       MakeCredentials(options.tls);
-  if (!credentials.ok())
-    return credentials.status();
+  if (!credentials.ok()) return credentials.status();
   std::unique_ptr<FerServer> server(new FerServer());
 
   MetricsOptions metrics_options;
@@ -131,15 +123,12 @@ FerServer::Create(const ServerOptions &options, Engine *engine) {
   metrics_options.max_queue_faces = options.service.batching.max_queue_faces;
   server->metrics_ = std::make_unique<ServerMetrics>(metrics_options);
 
-  auto service = ExpressionService::Create(options.service, engine,
-                                           server->metrics_.get());
-  if (!service.ok())
-    return service.status();
+  auto service = ExpressionService::Create(options.service, engine, server->metrics_.get());
+  if (!service.ok()) return service.status();
   server->service_ = std::move(*service);
 
   if (!options.metrics_address.empty()) {
-    if (absl::Status status =
-            server->metrics_->StartExposer(options.metrics_address);
+    if (absl::Status status = server->metrics_->StartExposer(options.metrics_address);
         !status.ok()) {
       return status;
     }
@@ -153,20 +142,18 @@ FerServer::Create(const ServerOptions &options, Engine *engine) {
   if (options.max_connection_age > absl::ZeroDuration()) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                                ClampedMilliseconds(options.max_connection_age));
-    builder.AddChannelArgument(
-        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-        ClampedMilliseconds(options.max_connection_age_grace));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ClampedMilliseconds(options.max_connection_age_grace));
   }
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(MaxMessageBytes(options.service));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen for gRPC on ", options.address,
-        options.tls.enabled()
-            ? " (port taken, address invalid, or --tls_key not the key of "
-              "--tls_cert)"
-            : " (port taken or address invalid)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for gRPC on ", options.address,
+                     options.tls.enabled()
+                         ? " (port taken, address invalid, or --tls_key not the key of --tls_cert)"
+                         : " (port taken or address invalid)"));
   }
   // The default health service starts out SERVING for "".
   server->SetHealth(false);
@@ -176,20 +163,16 @@ FerServer::Create(const ServerOptions &options, Engine *engine) {
 FerServer::~FerServer() { Shutdown(absl::ZeroDuration()); }
 
 absl::Status FerServer::Start() {
-  if (absl::Status status = service_->Start(); !status.ok())
-    return status;
+  if (absl::Status status = service_->Start(); !status.ok()) return status;
   SetHealth(true);
   return absl::OkStatus();
 }
 
 void FerServer::Shutdown(absl::Duration drain_timeout) {
-  if (shut_down_)
-    return;
+  if (shut_down_) return;
   shut_down_ = true;
-  if (server_ != nullptr)
-    SetHealth(false);
-  if (service_ != nullptr)
-    service_->Drain(drain_timeout);
+  if (server_ != nullptr) SetHealth(false);
+  if (service_ != nullptr) service_->Drain(drain_timeout);
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + kShutdownGrace));
     server_->Wait();
@@ -197,11 +180,10 @@ void FerServer::Shutdown(absl::Duration drain_timeout) {
 }
 
 void FerServer::SetHealth(bool serving) {
-  grpc::HealthCheckServiceInterface *health = server_->GetHealthCheckService();
-  if (health == nullptr)
-    return;
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health == nullptr) return;
   health->SetServingStatus("", serving);
   health->SetServingStatus(kHealthServiceName, serving);
 }
 
-} // namespace fer
+}  // namespace fer

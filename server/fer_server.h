@@ -26,7 +26,7 @@
 
 namespace grpc {
 class Server;
-} // namespace grpc
+}  // namespace grpc
 
 namespace fer {
 
@@ -65,15 +65,21 @@ struct ServerOptions {
 };
 
 class FerServer {
-public:
+ public:
   // Builds the service on engine (which must outlive the server), opens the
   // metrics endpoint, then the gRPC port. Errors: the service's option errors
   // and inconsistent TLS options (INVALID_ARGUMENT), a TLS file that cannot be
   // read or holds no PEM of the expected kind (NOT_FOUND, INVALID_ARGUMENT,
   // naming the file), UNAVAILABLE naming an address that cannot be listened
   // on.
-  static absl::StatusOr<std::unique_ptr<FerServer>>
-  Create(const ServerOptions &options, Engine *engine);
+  static absl::StatusOr<std::unique_ptr<FerServer>> Create(const ServerOptions& options,
+                                                           Engine* engine);
+  // What Create would refuse of options besides the service's own options: a
+  // negative connection age, and TLS options that are inconsistent or name
+  // files that cannot be read or hold no PEM of the expected kind. Lets a
+  // binary refuse bad flags before it spends time loading a model.
+  static absl::Status ValidateOptions(const ServerOptions& options);
+
   // Shutdown(absl::ZeroDuration()) unless Shutdown ran.
   ~FerServer();
 
@@ -86,10 +92,10 @@ public:
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_->exposer_port(); }
-  ServerMetrics *metrics() { return metrics_.get(); }
-  const ServerMetrics *metrics() const { return metrics_.get(); }
+  ServerMetrics* metrics() { return metrics_.get(); }
+  const ServerMetrics* metrics() const { return metrics_.get(); }
 
-private:
+ private:
   FerServer() = default;
   void SetHealth(bool serving);
 
@@ -100,6 +106,6 @@ private:
   bool shut_down_ = false;
 };
 
-} // namespace fer
+}  // namespace fer
 
-#endif // FER_SERVER_FER_SERVER_H_
+#endif  // FER_SERVER_FER_SERVER_H_

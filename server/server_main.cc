@@ -2,8 +2,8 @@
 // reflection and Prometheus metrics.
 //
 // Life cycle:
-//   1. flags; the model is loaded (a missing or corrupt file ends the process
-//      here, with one line on stderr and exit status 1);
+//   1. flags (TLS files included); the model is loaded (a missing or corrupt
+//      file ends the process here, with one line on stderr and exit status 1);
 //   2. the metrics endpoint and the gRPC port open (a taken port ends it the
 //      same way); health says NOT_SERVING for "" and
 //      fer.v1.ExpressionClassifier and calls are answered UNAVAILABLE while the
@@ -39,63 +39,48 @@ const fer::PreprocessOptions kPreprocess;
 const fer::ServiceOptions kService;
 const fer::EngineOptions kEngine;
 
-} // namespace
+}  // namespace
 
-ABSL_FLAG(std::string, address, "0.0.0.0:50051",
-          "gRPC listen address, host:port");
+ABSL_FLAG(std::string, address, "0.0.0.0:50051", "gRPC listen address, host:port");
 ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
           "Prometheus metrics listen address, host:port (served at /metrics)");
-ABSL_FLAG(std::string, model, "",
-          "weight file to serve (required; `fer-model init` writes one)");
-ABSL_FLAG(std::string, device, "cpu",
-          "auto | cpu | cuda | cuda:N (auto: cuda:0 when present)");
-ABSL_FLAG(std::string, precision, kEngine.precision,
-          "fp32 | bf16 | fp16 (fp16 on CUDA only)");
+ABSL_FLAG(std::string, model, "", "weight file to serve (required; `fer-model init` writes one)");
+ABSL_FLAG(std::string, device, "cpu", "auto | cpu | cuda | cuda:N (auto: cuda:0 when present)");
+ABSL_FLAG(std::string, precision, kEngine.precision, "fp32 | bf16 | fp16 (fp16 on CUDA only)");
 ABSL_FLAG(int, threads, kEngine.threads,
           "CPU intra-op threads of the model; 0 keeps LibTorch's default");
-ABSL_FLAG(int, max_batch_size, kBatching.max_batch_size,
-          "most faces in one model call");
-ABSL_FLAG(
-    int, max_queue_delay_us,
-    static_cast<int>(absl::ToInt64Microseconds(kBatching.max_queue_delay)),
-    "longest time the oldest queued face waits for a batch to fill, in "
-    "microseconds");
+ABSL_FLAG(int, max_batch_size, kBatching.max_batch_size, "most faces in one model call");
+ABSL_FLAG(int, max_queue_delay_us,
+          static_cast<int>(absl::ToInt64Microseconds(kBatching.max_queue_delay)),
+          "longest time the oldest queued face waits for a batch to fill, in microseconds");
 ABSL_FLAG(int, max_queue_faces, kBatching.max_queue_faces,
-          "most faces queued for the model (a ten-crop face counts ten); "
-          "beyond it calls fail with "
+          "most faces queued for the model (a ten-crop face counts ten); beyond it calls fail with "
           "RESOURCE_EXHAUSTED at once");
 ABSL_FLAG(int, instances, kBatching.num_instances,
-          "model instances: batches that run at the same time, one worker "
-          "thread each");
+          "model instances: batches that run at the same time, one worker thread each");
 ABSL_FLAG(int, max_faces_per_request, kService.max_faces_per_request,
           "most faces in one Classify request or stream frame");
-ABSL_FLAG(int64_t, max_image_bytes,
-          static_cast<int64_t>(kPreprocess.max_encoded_bytes),
+ABSL_FLAG(int64_t, max_image_bytes, static_cast<int64_t>(kPreprocess.max_encoded_bytes),
           "largest encoded image accepted, in bytes");
 ABSL_FLAG(int64_t, max_image_pixels, kPreprocess.max_pixels,
           "largest width x height accepted, checked before decoding");
 ABSL_FLAG(int, max_concurrent_streams, kService.max_concurrent_streams,
-          "most ClassifyStream streams open at once; more are refused with "
-          "RESOURCE_EXHAUSTED");
+          "most ClassifyStream streams open at once; more are refused with RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, stream_window, kService.stream_window,
           "frames a stream may have in flight (read and not yet answered)");
 ABSL_FLAG(int, preprocess_threads, kService.preprocess_threads,
           "threads that decode and resize images; 0: one per CPU core");
-ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
-          "on SIGTERM/SIGINT, how long accepted work may still run before it "
-          "fails with UNAVAILABLE");
+ABSL_FLAG(
+    absl::Duration, drain_timeout, absl::Seconds(10),
+    "on SIGTERM/SIGINT, how long accepted work may still run before it fails with UNAVAILABLE");
 ABSL_FLAG(std::string, tls_cert, "",
-          "PEM certificate chain of the server; with --tls_key the gRPC port "
-          "speaks TLS only");
+          "PEM certificate chain of the server; with --tls_key the gRPC port speaks TLS only");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
-          "PEM CA bundle; set: mutual TLS, clients must present a certificate "
-          "it signed");
-ABSL_FLAG(
-    absl::Duration, max_connection_age, absl::ZeroDuration(),
-    "close client connections this old (after their calls end, waiting at most "
-    "--drain_timeout) so that clients behind a load balancer re-balance; 0: "
-    "never");
+          "PEM CA bundle; set: mutual TLS, clients must present a certificate it signed");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
+          "close client connections this old (after their calls end, waiting at most "
+          "--drain_timeout) so that clients behind a load balancer re-balance; 0: never");
 ABSL_FLAG(bool, warmup, kService.warmup,
           "run one batch on every instance before reporting SERVING");
 
@@ -107,17 +92,14 @@ int Fail(absl::string_view message) {
   return 1;
 }
 
-int Run(int argc, char **argv) {
+int Run(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "serves facial expression recognition over gRPC.\nUsage: fer-server "
-      "--model=FILE "
-      "[--address=0.0.0.0:50051] [--metrics_address=0.0.0.0:9464] "
-      "[--device=cpu] "
+      "serves facial expression recognition over gRPC.\nUsage: fer-server --model=FILE "
+      "[--address=0.0.0.0:50051] [--metrics_address=0.0.0.0:9464] [--device=cpu] "
       "[--precision=fp32] ...");
-  std::vector<char *> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
-    return Fail(absl::StrCat("unexpected argument '", positional[1],
-                             "' (flags are --name=value)"));
+    return Fail(absl::StrCat("unexpected argument '", positional[1], "' (flags are --name=value)"));
   }
 
   // Signals are taken by sigwait below, in this thread only: block them before
@@ -130,14 +112,13 @@ int Run(int argc, char **argv) {
 
   const std::string model_path = absl::GetFlag(FLAGS_model);
   if (model_path.empty()) {
-    return Fail("--model is required (a weight file; `fer-model init "
-                "--out=FILE` writes an untrained one "
-                "for tests)");
+    return Fail(
+        "--model is required (a weight file; `fer-model init --out=FILE` writes an untrained one "
+        "for tests)");
   }
   ServiceOptions options;
   options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
-  options.batching.max_queue_delay =
-      absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
+  options.batching.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
   options.batching.max_queue_faces = absl::GetFlag(FLAGS_max_queue_faces);
   options.batching.num_instances = absl::GetFlag(FLAGS_instances);
   options.max_faces_per_request = absl::GetFlag(FLAGS_max_faces_per_request);
@@ -146,20 +127,29 @@ int Run(int argc, char **argv) {
   options.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
   options.warmup = absl::GetFlag(FLAGS_warmup);
   const int64_t max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
-  if (max_image_bytes <= 0)
-    return Fail("--max_image_bytes must be positive");
+  if (max_image_bytes <= 0) return Fail("--max_image_bytes must be positive");
   options.preprocess.max_encoded_bytes = static_cast<size_t>(max_image_bytes);
   options.preprocess.max_pixels = absl::GetFlag(FLAGS_max_image_pixels);
   const absl::Duration drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
-  if (drain_timeout < absl::ZeroDuration())
-    return Fail("--drain_timeout must not be negative");
+  if (drain_timeout < absl::ZeroDuration()) return Fail("--drain_timeout must not be negative");
   if (absl::GetFlag(FLAGS_max_queue_delay_us) < 0) {
     return Fail("--max_queue_delay_us must not be negative");
   }
 
   // Bad values are refused before the model, which may take a while to load.
-  if (absl::Status status = ExpressionService::ValidateOptions(options);
-      !status.ok()) {
+  if (absl::Status status = ExpressionService::ValidateOptions(options); !status.ok()) {
+    return Fail(status.message());
+  }
+
+  ServerOptions server_options;
+  server_options.address = absl::GetFlag(FLAGS_address);
+  server_options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  server_options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  server_options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  server_options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  server_options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  server_options.max_connection_age_grace = drain_timeout;
+  if (absl::Status status = FerServer::ValidateOptions(server_options); !status.ok()) {
     return Fail(status.message());
   }
 
@@ -170,62 +160,42 @@ int Run(int argc, char **argv) {
   }
   engine_options.precision = absl::GetFlag(FLAGS_precision);
   engine_options.threads = absl::GetFlag(FLAGS_threads);
-  if (engine_options.threads < 0)
-    return Fail("--threads must not be negative");
+  if (engine_options.threads < 0) return Fail("--threads must not be negative");
   auto engine = Engine::Load(model_path, engine_options);
-  if (!engine.ok())
-    return Fail(engine.status().message());
-  const ModelMeta &meta = (*engine)->meta();
+  if (!engine.ok()) return Fail(engine.status().message());
+  const ModelMeta& meta = (*engine)->meta();
 
-  ServerOptions server_options;
-  server_options.address = absl::GetFlag(FLAGS_address);
-  server_options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
-  server_options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
-  server_options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
-  server_options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
-  server_options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
-  server_options.max_connection_age_grace = drain_timeout;
   server_options.service = options;
   auto server = FerServer::Create(server_options, engine->get());
-  if (!server.ok())
-    return Fail(server.status().message());
+  if (!server.ok()) return Fail(server.status().message());
 
   std::printf(
-      "fer-server: model %s (version \"%s\", trained on %s, input %dx%d %s, "
-      "%zu labels) on %s %s; "
-      "batching max_batch_size=%d max_queue_delay_us=%d max_queue_faces=%d "
-      "instances=%d "
-      "threads=%d; limits max_faces_per_request=%d max_image_bytes=%lld "
-      "max_image_pixels=%lld "
-      "max_concurrent_streams=%d stream_window=%d; gRPC on %s (port %d, %s), "
-      "metrics on "
+      "fer-server: model %s (version \"%s\", trained on %s, input %dx%d %s, %zu labels) on %s %s; "
+      "batching max_batch_size=%d max_queue_delay_us=%d max_queue_faces=%d instances=%d "
+      "threads=%d; limits max_faces_per_request=%d max_image_bytes=%lld max_image_pixels=%lld "
+      "max_concurrent_streams=%d stream_window=%d; gRPC on %s (port %d, %s), metrics on "
       "http://%s/metrics (port %d)\n",
-      model_path.c_str(), meta.version.c_str(), meta.trained_on.c_str(),
-      meta.input_size, meta.input_size, meta.color.c_str(), meta.labels.size(),
-      (*engine)->device().c_str(), (*engine)->precision().c_str(),
-      options.batching.max_batch_size, absl::GetFlag(FLAGS_max_queue_delay_us),
-      options.batching.max_queue_faces, options.batching.num_instances,
-      engine_options.threads, options.max_faces_per_request,
+      model_path.c_str(), meta.version.c_str(), meta.trained_on.c_str(), meta.input_size,
+      meta.input_size, meta.color.c_str(), meta.labels.size(), (*engine)->device().c_str(),
+      (*engine)->precision().c_str(), options.batching.max_batch_size,
+      absl::GetFlag(FLAGS_max_queue_delay_us), options.batching.max_queue_faces,
+      options.batching.num_instances, engine_options.threads, options.max_faces_per_request,
       static_cast<long long>(max_image_bytes),
-      static_cast<long long>(options.preprocess.max_pixels),
-      options.max_concurrent_streams, options.stream_window,
-      server_options.address.c_str(), (*server)->port(),
+      static_cast<long long>(options.preprocess.max_pixels), options.max_concurrent_streams,
+      options.stream_window, server_options.address.c_str(), (*server)->port(),
       !server_options.tls.enabled()               ? "plaintext"
       : server_options.tls.client_ca_file.empty() ? "TLS"
                                                   : "mutual TLS",
       server_options.metrics_address.c_str(), (*server)->metrics_port());
   if (meta.untrained()) {
-    std::fprintf(
-        stderr,
-        "WARNING: %s is an UNTRAINED model (trained_on=\"%s\"): its "
-        "predictions are "
-        "random and meaningless. Serve trained weights for any real use.\n",
-        model_path.c_str(), meta.trained_on.c_str());
+    std::fprintf(stderr,
+                 "WARNING: %s is an UNTRAINED model (trained_on=\"%s\"): its predictions are "
+                 "random and meaningless. Serve trained weights for any real use.\n",
+                 model_path.c_str(), meta.trained_on.c_str());
   }
   std::fflush(stdout);
 
-  if (absl::Status status = (*server)->Start(); !status.ok())
-    return Fail(status.message());
+  if (absl::Status status = (*server)->Start(); !status.ok()) return Fail(status.message());
   std::printf("fer-server: SERVING\n");
   std::fflush(stdout);
 
@@ -244,7 +214,7 @@ int Run(int argc, char **argv) {
   return 0;
 }
 
-} // namespace
-} // namespace fer
+}  // namespace
+}  // namespace fer
 
-int main(int argc, char **argv) { return fer::Run(argc, argv); }
+int main(int argc, char** argv) { return fer::Run(argc, argv); }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <climits>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -12,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/request_faces.h"
 #include "server/status_mapping.h"
 
 namespace fer {
@@ -40,32 +40,6 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   const std::chrono::system_clock::time_point deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
   return absl::FromChrono(deadline);
-}
-
-int ClampToInt(uint32_t value) { return value > INT_MAX ? INT_MAX : static_cast<int>(value); }
-
-// The preprocessing input for one request image; views into image.
-ImageInput ToImageInput(const Image& image) {
-  ImageInput input;
-  switch (image.data_case()) {
-    case Image::kEncoded:
-      input.encoded = image.encoded();
-      break;
-    case Image::kRaw: {
-      const fer::v1::RawImage& raw = image.raw();
-      input.raw = raw.pixels();
-      // Sizes beyond int are far beyond any pixel limit: clamping keeps them
-      // refused by the limit check instead of wrapping negative.
-      input.width = ClampToInt(raw.width());
-      input.height = ClampToInt(raw.height());
-      input.channels = ClampToInt(raw.channels());
-      input.bgr = raw.channel_order() == fer::v1::RawImage::CHANNEL_ORDER_BGR;
-      break;
-    }
-    case Image::DATA_NOT_SET:
-      break;  // Preprocess refuses an image with neither.
-  }
-  return input;
 }
 
 }  // namespace
@@ -113,8 +87,11 @@ class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
     work_.done = [this](absl::Status status) { OnWorkDone(status); };
     if (absl::Status serving = service_->CheckServing(); !serving.ok()) {
       Complete(&work_.done, serving);
-    } else if (request->faces_size() == 0) {
-      Complete(&work_.done, absl::InvalidArgumentError("the request has no faces; send 1 or more"));
+    } else if (absl::Status count =
+                   CheckFaceCount(request->faces(), service_->options_.max_faces_per_request,
+                                  /*allow_empty=*/false);
+               !count.ok()) {
+      Complete(&work_.done, count);
     } else {
       service_->Process(&work_);
     }
@@ -497,6 +474,15 @@ absl::Status ExpressionService::Admit(int faces) {
   std::lock_guard<std::mutex> lock(admit_mu_);
   if (absl::Status serving = CheckServing(); !serving.ok()) return serving;
   const int capacity = options_.batching.max_queue_faces;
+  if (faces > capacity) {
+    // Only ten-crop gets here (plain requests are capped below capacity by
+    // the start-up check): no retry can help, so it is the request's fault.
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request needs ", faces,
+                     " queue slots (ten-crop faces count ten times) but the "
+                     "server's queue holds ",
+                     capacity, "; send fewer faces per request"));
+  }
   const int used = admitted_faces_ + batcher_->queued_faces();
   if (faces > capacity - used) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -515,11 +501,10 @@ void ExpressionService::Release(int faces) {
 }
 
 void ExpressionService::Process(Work* work) {
-  const int faces = work->faces->size();
-  if (faces > options_.max_faces_per_request) {
-    Complete(&work->done,
-             absl::InvalidArgumentError(absl::StrCat(faces, " faces in one request; the limit is ",
-                                                     options_.max_faces_per_request)));
+  if (absl::Status count =
+          CheckFaceCount(*work->faces, options_.max_faces_per_request, /*allow_empty=*/true);
+      !count.ok()) {
+    Complete(&work->done, count);
     return;
   }
   const int model_faces = work->model_faces();
@@ -541,14 +526,7 @@ void ExpressionService::PreprocessAndSubmit(Work* work) {
     status = absl::CancelledError("the call was cancelled");
   } else {
     work->pixels.reserve(static_cast<size_t>(model_faces) * face_bytes_);
-    for (int i = 0; i < work->faces->size(); ++i) {
-      const absl::Status face = Preprocess(ToImageInput(work->faces->Get(i)), options_.preprocess,
-                                           work->ten_crop, &work->pixels);
-      if (!face.ok()) {
-        status = absl::Status(face.code(), absl::StrCat("face ", i, ": ", face.message()));
-        break;
-      }
-    }
+    status = PreprocessFaces(*work->faces, options_.preprocess, work->ten_crop, &work->pixels);
   }
   if (!status.ok()) {
     Release(model_faces);

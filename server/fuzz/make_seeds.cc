@@ -1,7 +1,10 @@
-// Writes the seed corpus of preprocess_fuzzer: each face given (or, with none,
-// a synthetic one) re-encoded in every accepted format and variant the parser
-// distinguishes, plus a refused format, each also cut short and corrupted.
-//   preprocess_fuzz_seeds OUT_DIR [FACE_IMAGE ...]
+// Writes the seed corpora of the fuzzers. For preprocess_fuzzer (IMAGE_DIR):
+// each face given (or, with none, a synthetic one) re-encoded in every
+// accepted format and variant the parser distinguishes, plus a refused format,
+// each also cut short and corrupted. For request_fuzzer (REQUEST_DIR):
+// serialized ClassifyRequest and ClassifyFrame messages carrying those images,
+// raw pixels, TenCrop, several faces, and more faces than the limit.
+//   preprocess_fuzz_seeds IMAGE_DIR REQUEST_DIR [FACE_IMAGE ...]
 #include <algorithm>
 #include <cstdint>
 #include <fstream>
@@ -13,6 +16,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "fer/v1/expression.pb.h"
 
 namespace {
 
@@ -86,22 +91,61 @@ std::vector<std::pair<std::string, std::string>> Encodings(const cv::Mat& grey) 
   };
 }
 
+// More faces than request_fuzzer's limit.
+constexpr int kOverLimitFaces = 9;
+
 bool Write(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   return static_cast<bool>(out);
 }
 
+// Request and frame seeds around the encoded images (valid and corrupt) of one
+// face and its grey pixels.
+std::vector<std::pair<std::string, std::string>> Messages(
+    const std::vector<std::pair<std::string, std::string>>& images, const cv::Mat& face) {
+  std::vector<std::pair<std::string, std::string>> messages;
+  for (const auto& [name, bytes] : images) {
+    fer::v1::ClassifyRequest request;
+    request.add_faces()->set_encoded(bytes);
+    messages.emplace_back("request-" + name, request.SerializeAsString());
+    request.mutable_options()->set_ten_crop(true);
+    request.add_faces()->set_encoded(bytes);
+    messages.emplace_back("request-tencrop-" + name, request.SerializeAsString());
+    fer::v1::ClassifyFrame frame;
+    frame.set_frame_id(7);
+    frame.add_faces()->set_encoded(bytes);
+    messages.emplace_back("frame-" + name, frame.SerializeAsString());
+  }
+  fer::v1::ClassifyRequest raw;
+  fer::v1::RawImage* pixels = raw.add_faces()->mutable_raw();
+  pixels->set_width(face.cols);
+  pixels->set_height(face.rows);
+  pixels->set_channels(1);
+  pixels->set_pixels(std::string(face.datastart, face.dataend));
+  messages.emplace_back("request-raw", raw.SerializeAsString());
+  pixels->set_channel_order(fer::v1::RawImage::CHANNEL_ORDER_BGR);
+  pixels->set_channels(3);
+  messages.emplace_back("request-raw-wrong-size", raw.SerializeAsString());
+  fer::v1::ClassifyRequest many;
+  for (int i = 0; i < kOverLimitFaces; ++i) many.add_faces()->set_encoded(images[0].second);
+  messages.emplace_back("request-over-limit", many.SerializeAsString());
+  messages.emplace_back("frame-empty", fer::v1::ClassifyFrame().SerializeAsString());
+  return messages;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::cerr << "usage: " << argv[0] << " OUT_DIR [FACE_IMAGE ...]\n";
+  if (argc < 3) {
+    std::cerr << "usage: " << argv[0] << " IMAGE_DIR REQUEST_DIR [FACE_IMAGE ...]\n";
     return 2;
   }
   const std::string out_dir = argv[1];
+  const std::string request_dir = argv[2];
+  constexpr int kFirstFace = 3;
   std::vector<std::pair<std::string, cv::Mat>> faces;
-  for (int i = 2; i < argc; ++i) {
+  for (int i = kFirstFace; i < argc; ++i) {
     cv::Mat face = cv::imread(argv[i], cv::IMREAD_GRAYSCALE);
     if (face.empty()) {
       std::cerr << "cannot read face image " << argv[i] << "\n";
@@ -110,8 +154,9 @@ int main(int argc, char** argv) {
     std::ifstream in(argv[i], std::ios::binary);
     const std::string original((std::istreambuf_iterator<char>(in)),
                                std::istreambuf_iterator<char>());
-    Write(out_dir + "/face" + std::to_string(i - 2) + "-original", original);
-    faces.emplace_back("face" + std::to_string(i - 2), face);
+    const std::string name = "face" + std::to_string(i - kFirstFace);
+    Write(out_dir + "/" + name + "-original", original);
+    faces.emplace_back(name, face);
   }
   if (faces.empty()) {
     // No data set: a smooth synthetic face-sized image still covers every path.
@@ -128,7 +173,9 @@ int main(int argc, char** argv) {
     return state >> 8;
   };
   size_t written = 0;
+  size_t requests = 0;
   for (const auto& [face_name, face] : faces) {
+    std::vector<std::pair<std::string, std::string>> for_requests;
     for (const auto& [name, bytes] : Encodings(face)) {
       if (bytes.empty()) continue;  // encoder missing from this OpenCV build
       const std::string base = out_dir + "/" + face_name + "-" + name;
@@ -146,6 +193,8 @@ int main(int argc, char** argv) {
         }
         variants.emplace_back(".corrupt" + std::to_string(round), corrupt);
       }
+      for_requests.emplace_back(name, bytes);
+      for_requests.emplace_back(name + ".corrupt0", variants[4].second);
       for (const auto& [suffix, variant] : variants) {
         if (!Write(base + suffix, variant)) {
           std::cerr << "cannot write " << base + suffix << "\n";
@@ -154,7 +203,16 @@ int main(int argc, char** argv) {
         ++written;
       }
     }
+    for (const auto& [name, message] : Messages(for_requests, face)) {
+      const std::string path = request_dir + "/" + face_name + "-" + name;
+      if (!Write(path, message)) {
+        std::cerr << "cannot write " << path << "\n";
+        return 1;
+      }
+      ++requests;
+    }
   }
-  std::cout << "wrote " << written << " seeds to " << out_dir << "\n";
+  std::cout << "wrote " << written << " seeds to " << out_dir << " and " << requests
+            << " to " << request_dir << "\n";
   return 0;
 }

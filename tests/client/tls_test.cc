@@ -28,30 +28,22 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 class ClientTlsTest : public ::testing::Test {
-protected:
+ protected:
   static void SetUpTestSuite() {
-    dir_ = (fs::temp_directory_path() /
-            ("fer_client_tls_" + std::to_string(getpid())))
-               .string();
+    dir_ = (fs::temp_directory_path() / ("fer_client_tls_" + std::to_string(getpid()))).string();
     fs::create_directories(dir_);
-    const RunResult made = test::Run(
-        {std::string(FER_SOURCE_DIR) + "/tests/make_test_certificates.sh",
-         dir_},
-        dir_);
-    have_certificates_ =
-        made.exit_code == 0 && fs::exists(dir_ + "/client.pem");
-    if (!have_certificates_)
-      skip_reason_ = "cannot make certificates with openssl: " + made.err;
+    const RunResult made =
+        test::Run({std::string(FER_SOURCE_DIR) + "/tests/make_test_certificates.sh", dir_}, dir_);
+    have_certificates_ = made.exit_code == 0 && fs::exists(dir_ + "/client.pem");
+    if (!have_certificates_) skip_reason_ = "cannot make certificates with openssl: " + made.err;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
 
   void SetUp() override {
-    if (!have_certificates_)
-      GTEST_SKIP() << skip_reason_;
+    if (!have_certificates_) GTEST_SKIP() << skip_reason_;
   }
   void TearDown() override {
-    if (server_ != nullptr)
-      server_->Shutdown();
+    if (server_ != nullptr) server_->Shutdown();
   }
 
   // Starts a TLS server with the health service; require_client_certificate
@@ -59,20 +51,17 @@ protected:
   void StartServer(bool require_client_certificate) {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::SslServerCredentialsOptions options(
-        require_client_certificate
-            ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-            : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+        require_client_certificate ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
     options.pem_root_certs = test::ReadText(dir_ + "/ca.pem");
     options.pem_key_cert_pairs.push_back(
-        {test::ReadText(dir_ + "/server.key"),
-         test::ReadText(dir_ + "/server.pem")});
+        {test::ReadText(dir_ + "/server.key"), test::ReadText(dir_ + "/server.pem")});
     grpc::ServerBuilder builder;
     // The health service rides on a server with at least one service of its
     // own.
     builder.RegisterService(&unimplemented_);
     int port = 0;
-    builder.AddListeningPort("localhost:0", grpc::SslServerCredentials(options),
-                             &port);
+    builder.AddListeningPort("localhost:0", grpc::SslServerCredentials(options), &port);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port, 0);
@@ -80,8 +69,8 @@ protected:
   }
 
   RunResult Health(std::vector<std::string> flags) {
-    flags.insert(flags.begin(), {FER_CLIENT_BINARY, "health",
-                                 "--target=" + target_, "--deadline_ms=5000"});
+    flags.insert(flags.begin(),
+                 {FER_CLIENT_BINARY, "health", "--target=" + target_, "--deadline_ms=5000"});
     return test::Run(flags, dir_);
   }
 
@@ -108,42 +97,37 @@ TEST_F(ClientTlsTest, PlaintextAgainstATlsServerCannotReachIt) {
   StartServer(false);
   const RunResult result = Health({});
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_THAT(result.err,
-              StartsWith("fer-client health: cannot reach " + target_));
+  EXPECT_THAT(result.err, StartsWith("fer-client health: cannot reach " + target_));
 }
 
 TEST_F(ClientTlsTest, AnUntrustedServerCertificateIsRefused) {
   StartServer(false);
   const RunResult result = Health({"--tls_ca=" + dir_ + "/other_ca.pem"});
   EXPECT_EQ(result.exit_code, 1);
-  EXPECT_THAT(result.err,
-              StartsWith("fer-client health: cannot reach " + target_));
-  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1)
-      << result.err;
+  EXPECT_THAT(result.err, StartsWith("fer-client health: cannot reach " + target_));
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
 }
 
 TEST_F(ClientTlsTest, MutualTlsNeedsTheClientCertificate) {
   StartServer(true);
   const RunResult without = Health({"--tls_ca=" + dir_ + "/ca.pem"});
   EXPECT_EQ(without.exit_code, 1);
-  const RunResult with = Health({"--tls_ca=" + dir_ + "/ca.pem",
-                                 "--tls_cert=" + dir_ + "/client.pem",
-                                 "--tls_key=" + dir_ + "/client.key"});
+  const RunResult with =
+      Health({"--tls_ca=" + dir_ + "/ca.pem", "--tls_cert=" + dir_ + "/client.pem",
+              "--tls_key=" + dir_ + "/client.key"});
   EXPECT_EQ(with.exit_code, 0) << with.err;
 }
 
 TEST_F(ClientTlsTest, BadTlsFlagsAreOneClearLine) {
-  target_ = "localhost:1"; // never contacted
+  target_ = "localhost:1";  // never contacted
   const std::string missing = dir_ + "/missing.pem";
   const RunResult no_file = Health({"--tls_ca=" + missing});
   EXPECT_EQ(no_file.exit_code, 1);
-  EXPECT_EQ(no_file.err,
-            "fer-client health: --tls_ca: " + missing + ": cannot open file\n");
+  EXPECT_EQ(no_file.err, "fer-client health: --tls_ca: " + missing + ": cannot open file\n");
   const RunResult half = Health({"--tls_cert=" + dir_ + "/client.pem"});
   EXPECT_EQ(half.exit_code, 1);
-  EXPECT_EQ(half.err,
-            "fer-client health: --tls_cert and --tls_key go together\n");
+  EXPECT_EQ(half.err, "fer-client health: --tls_cert and --tls_key go together\n");
 }
 
-} // namespace
-} // namespace fer::client
+}  // namespace
+}  // namespace fer::client

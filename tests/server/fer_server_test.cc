@@ -63,7 +63,7 @@ using ::testing::HasSubstr;
 constexpr absl::Duration kScrapeTimeout = absl::Seconds(120);
 
 // The output is exactly one line, and it starts with "fer-server: ".
-void ExpectOneErrorLine(const std::string &output, const std::string &text) {
+void ExpectOneErrorLine(const std::string& output, const std::string& text) {
   EXPECT_THAT(output, ::testing::StartsWith("fer-server: ")) << output;
   EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
   EXPECT_THAT(output, HasSubstr(text));
@@ -73,9 +73,7 @@ void ExpectOneErrorLine(const std::string &output, const std::string &text) {
 
 TEST(FerServerTest, AMissingModelFileIsOneClearLineAndAFailedExit) {
   std::string output;
-  EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=/nonexistent/model.pt"},
-                            &output),
-            0);
+  EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=/nonexistent/model.pt"}, &output), 0);
   ExpectOneErrorLine(output, "/nonexistent/model.pt");
 }
 
@@ -83,9 +81,7 @@ TEST(FerServerTest, ACorruptModelFileIsOneClearLineAndAFailedExit) {
   TempDir dir;
   std::ofstream(dir / "corrupt.pt") << "this is not a weight file";
   std::string output;
-  EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + dir / "corrupt.pt"},
-                            &output),
-            0);
+  EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + dir / "corrupt.pt"}, &output), 0);
   ExpectOneErrorLine(output, "corrupt.pt");
 }
 
@@ -93,15 +89,11 @@ TEST(FerServerTest, ATruncatedModelFileIsOneClearLineAndAFailedExit) {
   const std::string model = test_images::ReadFile(test_util::TestModelPath());
   ASSERT_GT(model.size(), 1000u);
   TempDir dir;
-  for (const size_t kept :
-       {model.size() / 2, model.size() - 100, size_t{512}}) {
+  for (const size_t kept : {model.size() / 2, model.size() - 100, size_t{512}}) {
     SCOPED_TRACE(kept);
-    std::ofstream(dir / "truncated.pt", std::ios::binary)
-        << model.substr(0, kept);
+    std::ofstream(dir / "truncated.pt", std::ios::binary) << model.substr(0, kept);
     std::string output;
-    EXPECT_NE(RunToCompletion(
-                  {FER_SERVER_BIN, "--model=" + dir / "truncated.pt"}, &output),
-              0);
+    EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + dir / "truncated.pt"}, &output), 0);
     ExpectOneErrorLine(output, "truncated.pt");
   }
 }
@@ -110,20 +102,16 @@ TEST(FerServerTest, AForeignFileAsModelIsOneClearLineAndAFailedExit) {
   TempDir dir;
   // An image, and a zip archive (the container format of weight files) that
   // holds something else.
-  std::ofstream(dir / "face.png", std::ios::binary)
-      << test_util::BombPng(48, 48);
-  ASSERT_EQ(
-      std::system(
-          ("cd " + dir.path() + " && echo hello > hello.txt && " +
-           "python3 -c 'import zipfile; zipfile.ZipFile(\"other.zip\", \"w\")"
-           ".write(\"hello.txt\")'")
-              .c_str()),
-      0);
+  std::ofstream(dir / "face.png", std::ios::binary) << test_util::BombPng(48, 48);
+  ASSERT_EQ(std::system(("cd " + dir.path() + " && echo hello > hello.txt && " +
+                         "python3 -c 'import zipfile; zipfile.ZipFile(\"other.zip\", "
+                         "\"w\").write(\"hello.txt\")'")
+                            .c_str()),
+            0);
   for (const std::string name : {"face.png", "other.zip"}) {
     SCOPED_TRACE(name);
     std::string output;
-    EXPECT_NE(
-        RunToCompletion({FER_SERVER_BIN, "--model=" + dir / name}, &output), 0);
+    EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + dir / name}, &output), 0);
     ExpectOneErrorLine(output, name);
   }
 }
@@ -144,21 +132,18 @@ TEST(FerServerTest, BadFlagValuesAreRefusedNamingTheFlag) {
       {"--max_image_bytes=0", "max_image_bytes"},
       {"--device=tpu", "tpu"},
   };
-  for (const auto &[flag, text] : cases) {
+  for (const auto& [flag, text] : cases) {
     SCOPED_TRACE(flag);
     std::string output;
-    EXPECT_NE(RunToCompletion({FER_SERVER_BIN,
-                               "--model=" + test_util::TestModelPath(),
-                               "--address=127.0.0.1:0",
-                               "--metrics_address=127.0.0.1:0", flag},
+    EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
+                               "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0", flag},
                               &output),
               0);
     EXPECT_THAT(output, HasSubstr(text));
     EXPECT_THAT(output, ::testing::Not(HasSubstr("SERVING")));
   }
   std::string output;
-  EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--max_batch_size=many"}, &output),
-            0);
+  EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--max_batch_size=many"}, &output), 0);
   EXPECT_THAT(output, HasSubstr("max_batch_size"));
 }
 
@@ -169,42 +154,35 @@ TEST(FerServerTest, ATakenMetricsPortIsAClearErrorAndAFailedExit) {
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t length = sizeof(address);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr *>(&address), sizeof(address)),
-            0);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
   ASSERT_EQ(listen(fd, 1), 0);
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length),
-            0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
   const int port = ntohs(address.sin_port);
 
   std::string output;
   EXPECT_NE(
       RunToCompletion({FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
-                       "--address=127.0.0.1:0",
-                       absl::StrCat("--metrics_address=127.0.0.1:", port)},
+                       "--address=127.0.0.1:0", absl::StrCat("--metrics_address=127.0.0.1:", port)},
                       &output),
       0);
-  EXPECT_THAT(output, HasSubstr(absl::StrCat(
-                          "cannot serve metrics on 127.0.0.1:", port)));
+  EXPECT_THAT(output, HasSubstr(absl::StrCat("cannot serve metrics on 127.0.0.1:", port)));
   close(fd);
 }
 
 TEST(FerServerTest, HelpfullListsEveryFlagTheDeployFilesPass) {
   std::string help;
   RunToCompletion({FER_SERVER_BIN, "--helpfull"}, &help);
-  std::ifstream flags(std::string(FER_SOURCE_DIR) +
-                      "/tests/deploy/fer_server_flags.txt");
+  std::ifstream flags(std::string(FER_SOURCE_DIR) + "/tests/deploy/fer_server_flags.txt");
   std::string flag;
   int checked = 0;
   while (std::getline(flags, flag)) {
-    if (flag.empty() || flag[0] == '#')
-      continue;
+    if (flag.empty() || flag[0] == '#') continue;
     EXPECT_THAT(help, HasSubstr("--" + flag + " ")) << flag;
     ++checked;
   }
   EXPECT_GT(checked, 0);
-  for (const char *more :
-       {"--max_faces_per_request", "--max_image_bytes", "--max_image_pixels",
-        "--stream_window", "--warmup"}) {
+  for (const char* more : {"--max_faces_per_request", "--max_image_bytes", "--max_image_pixels",
+                           "--stream_window", "--warmup"}) {
     EXPECT_THAT(help, HasSubstr(more));
   }
 }
@@ -217,8 +195,7 @@ TEST(FerServerTest, HelpfullListsEveryFlagTheDeployFilesPass) {
 // sent answered in order and then UNAVAILABLE, and the process exits 0.
 TEST(FerServerTest, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
   const std::vector<std::string> faces = test_util::RealFaces(7);
-  if (faces.size() < 7)
-    GTEST_SKIP() << test_images::SkipMessage();
+  if (faces.size() < 7) GTEST_SKIP() << test_images::SkipMessage();
   TempDir dir;
   ServerProcess server(dir);
   ASSERT_TRUE(server.WaitServing()) << server.Log();
@@ -246,8 +223,7 @@ TEST(FerServerTest, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
       *request.add_faces() = Encoded(faces[c + 1]);
       for (;;) {
         ClassifyResponse response;
-        const grpc::Status status =
-            server.stub()->Classify(Context().get(), request, &response);
+        const grpc::Status status = server.stub()->Classify(Context().get(), request, &response);
         if (!status.ok()) {
           outcomes[c].last = status;
           return;
@@ -266,8 +242,7 @@ TEST(FerServerTest, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
       ClassifyFrame frame;
       frame.set_frame_id(id);
       *frame.add_faces() = Encoded(faces[id % faces.size()]);
-      if (!stream->Write(frame))
-        return;
+      if (!stream->Write(frame)) return;
       frames_written = id;
     }
   });
@@ -283,8 +258,7 @@ TEST(FerServerTest, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
   // Load is on once every client has had answers.
   const absl::Time give_up = absl::Now() + kStartTimeout;
   while (absl::Now() < give_up &&
-         MetricValue(server.Metrics(),
-                     "fer_requests_total{rpc=\"Classify\",code=\"OK\"}") <
+         MetricValue(server.Metrics(), "fer_requests_total{rpc=\"Classify\",code=\"OK\"}") <
              2 * kClients) {
     absl::SleepFor(absl::Milliseconds(50));
   }
@@ -292,8 +266,7 @@ TEST(FerServerTest, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
 
   ASSERT_TRUE(watch->Read(&health));
   EXPECT_EQ(health.status(), HealthCheckResponse::NOT_SERVING);
-  for (std::thread &client : clients)
-    client.join();
+  for (std::thread& client : clients) client.join();
   stream_reader.join();
   stream_writer.join();
   const grpc::Status stream_status = stream->Finish();
@@ -310,25 +283,21 @@ TEST(FerServerTest, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
     // refused by gRPC itself before reaching the service (UNAVAILABLE when it
     // could not connect, CANCELLED when the call raced the close).
     EXPECT_THAT(outcomes[c].last.error_code(),
-                ::testing::AnyOf(grpc::StatusCode::UNAVAILABLE,
-                                 grpc::StatusCode::CANCELLED))
+                ::testing::AnyOf(grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::CANCELLED))
         << outcomes[c].last.error_message();
   }
   const std::string log = server.Log();
   const size_t stopped = log.find("fer-server: stopped; requests answered: ");
   ASSERT_NE(stopped, std::string::npos) << log;
-  const std::string summary =
-      log.substr(stopped, log.find('\n', stopped) - stopped);
+  const std::string summary = log.substr(stopped, log.find('\n', stopped) - stopped);
   EXPECT_THAT(summary, HasSubstr(absl::StrCat("Classify OK=", total_ok, " ")));
-  EXPECT_THAT(summary, HasSubstr(absl::StrCat("ClassifyStream OK=",
-                                              answered_ids.size())));
+  EXPECT_THAT(summary, HasSubstr(absl::StrCat("ClassifyStream OK=", answered_ids.size())));
   EXPECT_THAT(summary, ::testing::EndsWith("; in flight 0"));
   EXPECT_EQ(stream_status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << stream_status.error_message();
   EXPECT_THAT(stream_status.error_message(), HasSubstr("shutting down"));
   ASSERT_FALSE(answered_ids.empty());
-  for (size_t i = 0; i < answered_ids.size(); ++i)
-    EXPECT_EQ(answered_ids[i], i + 1);
+  for (size_t i = 0; i < answered_ids.size(); ++i) EXPECT_EQ(answered_ids[i], i + 1);
   watch_context.TryCancel();
   watch->Finish();
 }
@@ -337,12 +306,9 @@ TEST(FerServerTest, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
 // returns our counters through its query API.
 TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
   const std::vector<std::string> faces = test_util::RealFaces(2);
-  if (faces.size() < 2)
-    GTEST_SKIP() << test_images::SkipMessage();
-  if (!HaveProgram("prometheus") || !HaveProgram("promtool") ||
-      !HaveProgram("curl")) {
-    GTEST_SKIP() << "needs prometheus, promtool and curl on PATH (Debian: "
-                    "prometheus, curl)";
+  if (faces.size() < 2) GTEST_SKIP() << test_images::SkipMessage();
+  if (!HaveProgram("prometheus") || !HaveProgram("promtool") || !HaveProgram("curl")) {
+    GTEST_SKIP() << "needs prometheus, promtool and curl on PATH (Debian: prometheus, curl)";
   }
   TempDir dir;
   ServerProcess server(dir);
@@ -351,18 +317,15 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
   constexpr int kGood = 3;
   for (int i = 0; i < kGood; ++i) {
     ClassifyRequest request;
-    for (const std::string &face : faces)
-      *request.add_faces() = Encoded(face);
+    for (const std::string& face : faces) *request.add_faces() = Encoded(face);
     ClassifyResponse response;
-    ASSERT_TRUE(
-        server.stub()->Classify(Context().get(), request, &response).ok());
+    ASSERT_TRUE(server.stub()->Classify(Context().get(), request, &response).ok());
   }
   ClassifyRequest bad;
   *bad.add_faces() = Encoded("not an image");
   ClassifyResponse response;
-  EXPECT_EQ(
-      server.stub()->Classify(Context().get(), bad, &response).error_code(),
-      grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(server.stub()->Classify(Context().get(), bad, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 
   const std::string metrics = server.Metrics();
   std::string promtool;
@@ -374,14 +337,13 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
       << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
       << "scrape_configs:\n  - job_name: fer-server\n    static_configs:\n"
       << "      - targets: ['127.0.0.1:" << server.metrics_port() << "']\n";
-  Process prometheus(
-      {"/usr/bin/env", "prometheus", "--config.file=" + dir / "prometheus.yml",
-       "--storage.tsdb.path=" + dir / "tsdb",
-       absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port)},
-      dir / "prometheus.log");
+  Process prometheus({"/usr/bin/env", "prometheus", "--config.file=" + dir / "prometheus.yml",
+                      "--storage.tsdb.path=" + dir / "tsdb",
+                      absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port)},
+                     dir / "prometheus.log");
 
   // Prometheus's answer for an instant query, e.g. "...,\"3\"]}]}}".
-  auto query = [&](const std::string &promql) {
+  auto query = [&](const std::string& promql) {
     std::string encoded;
     for (char c : promql) {
       if (isalnum(static_cast<unsigned char>(c)) || c == '_') {
@@ -390,8 +352,8 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
         encoded += absl::StrFormat("%%%02X", static_cast<unsigned char>(c));
       }
     }
-    return Fetch(absl::StrCat("http://127.0.0.1:", prometheus_port,
-                              "/api/v1/query?query=", encoded));
+    return Fetch(
+        absl::StrCat("http://127.0.0.1:", prometheus_port, "/api/v1/query?query=", encoded));
   };
   const std::string ok_query =
       "fer_requests_total{job=\"fer-server\",rpc=\"Classify\",code=\"OK\"}";
@@ -399,18 +361,15 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
   std::string answer;
   while (absl::Now() < give_up && prometheus.running()) {
     answer = query(ok_query);
-    if (answer.find(absl::StrCat(",\"", kGood, "\"]")) != std::string::npos)
-      break;
+    if (answer.find(absl::StrCat(",\"", kGood, "\"]")) != std::string::npos) break;
     absl::SleepFor(absl::Milliseconds(250));
   }
   EXPECT_THAT(answer, HasSubstr(absl::StrCat(",\"", kGood, "\"]")))
       << answer << "\n"
       << test_images::ReadFile(dir / "prometheus.log");
-  EXPECT_THAT(
-      query("fer_requests_total{rpc=\"Classify\",code=\"INVALID_ARGUMENT\"}"),
-      HasSubstr(",\"1\"]"));
-  EXPECT_THAT(query("fer_faces_total"),
-              HasSubstr(absl::StrCat(",\"", kGood * 2, "\"]")));
+  EXPECT_THAT(query("fer_requests_total{rpc=\"Classify\",code=\"INVALID_ARGUMENT\"}"),
+              HasSubstr(",\"1\"]"));
+  EXPECT_THAT(query("fer_faces_total"), HasSubstr(absl::StrCat(",\"", kGood * 2, "\"]")));
   EXPECT_THAT(query("fer_model_info"), HasSubstr("\"device\":\"cpu\""));
   EXPECT_THAT(query("up{job=\"fer-server\"}"), HasSubstr(",\"1\"]"));
 
@@ -427,13 +386,11 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
 // counters.
 TEST(FerServerTest, AfterSigkillUnderLoadARestartOnTheSamePortsServesNormally) {
   const std::vector<std::string> faces = test_util::RealFaces(2);
-  if (faces.size() < 2)
-    GTEST_SKIP() << test_images::SkipMessage();
+  if (faces.size() < 2) GTEST_SKIP() << test_images::SkipMessage();
   TempDir dir;
   test_util::Ports ports;
   {
-    ServerProcess server(dir, {}, grpc::InsecureChannelCredentials(), {},
-                         "first.log");
+    ServerProcess server(dir, {}, grpc::InsecureChannelCredentials(), {}, "first.log");
     ports = server.ports();
     ASSERT_TRUE(server.WaitServing()) << server.Log();
     constexpr int kClients = 4;
@@ -443,12 +400,10 @@ TEST(FerServerTest, AfterSigkillUnderLoadARestartOnTheSamePortsServesNormally) {
     for (int c = 0; c < kClients; ++c) {
       clients.emplace_back([&, c] {
         ClassifyRequest request;
-        for (const std::string &face : faces)
-          *request.add_faces() = Encoded(face);
+        for (const std::string& face : faces) *request.add_faces() = Encoded(face);
         for (;;) {
           ClassifyResponse response;
-          const grpc::Status status =
-              server.stub()->Classify(Context().get(), request, &response);
+          const grpc::Status status = server.stub()->Classify(Context().get(), request, &response);
           if (!status.ok()) {
             last[c] = status.error_code();
             return;
@@ -458,11 +413,9 @@ TEST(FerServerTest, AfterSigkillUnderLoadARestartOnTheSamePortsServesNormally) {
       });
     }
     const absl::Time give_up = absl::Now() + kStartTimeout;
-    while (answered < kClients && absl::Now() < give_up)
-      absl::SleepFor(absl::Milliseconds(20));
+    while (answered < kClients && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(20));
     server.process().Signal(SIGKILL);
-    for (std::thread &client : clients)
-      client.join();
+    for (std::thread& client : clients) client.join();
     EXPECT_EQ(server.process().WaitExit(kExitTimeout), -1);
     EXPECT_EQ(server.process().TermSignal(), SIGKILL);
     for (int c = 0; c < kClients; ++c) {
@@ -470,20 +423,15 @@ TEST(FerServerTest, AfterSigkillUnderLoadARestartOnTheSamePortsServesNormally) {
     }
   }
 
-  ServerProcess again(dir, {}, grpc::InsecureChannelCredentials(), ports,
-                      "second.log");
+  ServerProcess again(dir, {}, grpc::InsecureChannelCredentials(), ports, "second.log");
   ASSERT_TRUE(again.WaitServing()) << again.Log();
   ClassifyRequest request;
-  for (const std::string &face : faces)
-    *request.add_faces() = Encoded(face);
+  for (const std::string& face : faces) *request.add_faces() = Encoded(face);
   ClassifyResponse response;
   ASSERT_TRUE(again.stub()->Classify(Context().get(), request, &response).ok());
   EXPECT_EQ(response.predictions_size(), 2);
   const std::string metrics = again.Metrics();
-  EXPECT_EQ(
-      MetricValue(metrics, "fer_requests_total{rpc=\"Classify\",code=\"OK\"}"),
-      1)
-      << metrics;
+  EXPECT_EQ(MetricValue(metrics, "fer_requests_total{rpc=\"Classify\",code=\"OK\"}"), 1) << metrics;
   again.process().Signal(SIGTERM);
   EXPECT_EQ(again.process().WaitExit(kExitTimeout), 0) << again.Log();
 }
@@ -496,15 +444,13 @@ TEST(FerServerTest, ClientsVanishingMidStreamLeaveTheServerServing) {
   TempDir dir;
   ServerProcess server(dir);
   ASSERT_TRUE(server.WaitServing()) << server.Log();
-  const std::string frames_ok =
-      "fer_requests_total{rpc=\"ClassifyStream\",code=\"OK\"}";
+  const std::string frames_ok = "fer_requests_total{rpc=\"ClassifyStream\",code=\"OK\"}";
 
   // Open loop: frames start faster than the CPU classifies them, so every
   // stream has frames in flight when its client dies.
   constexpr int kStreams = 4;
-  Process client({FER_CLIENT_BIN, "bench", "--target=" + server.target(),
-                  "--mode=stream", absl::StrCat("--concurrency=", kStreams),
-                  "--rate=500", "--duration=600s"},
+  Process client({FER_CLIENT_BIN, "bench", "--target=" + server.target(), "--mode=stream",
+                  absl::StrCat("--concurrency=", kStreams), "--rate=500", "--duration=600s"},
                  dir / "client.log");
   const absl::Time give_up = absl::Now() + kStartTimeout;
   std::string metrics;
@@ -524,9 +470,8 @@ TEST(FerServerTest, ClientsVanishingMidStreamLeaveTheServerServing) {
   do {
     absl::SleepFor(absl::Milliseconds(50));
     metrics = server.Metrics();
-  } while (absl::Now() < settle &&
-           (MetricValue(metrics, "fer_active_streams") != 0 ||
-            MetricValue(metrics, "fer_inflight_requests") != 0));
+  } while (absl::Now() < settle && (MetricValue(metrics, "fer_active_streams") != 0 ||
+                                    MetricValue(metrics, "fer_inflight_requests") != 0));
   EXPECT_EQ(MetricValue(metrics, "fer_active_streams"), 0) << metrics;
   EXPECT_EQ(MetricValue(metrics, "fer_inflight_requests"), 0) << metrics;
 
@@ -534,13 +479,12 @@ TEST(FerServerTest, ClientsVanishingMidStreamLeaveTheServerServing) {
   *request.add_faces() = Encoded(test_util::BombPng(48, 48));
   ClassifyResponse response;
   // Reaches the service and is judged on its merits: the server is serving.
-  EXPECT_EQ(
-      server.stub()->Classify(Context().get(), request, &response).error_code(),
-      grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(server.stub()->Classify(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   server.process().Signal(SIGTERM);
   EXPECT_EQ(server.process().WaitExit(kExitTimeout), 0) << server.Log();
   EXPECT_THAT(server.Log(), HasSubstr("; in flight 0"));
 }
 
-} // namespace
-} // namespace fer
+}  // namespace
+}  // namespace fer

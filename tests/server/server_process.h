@@ -32,7 +32,7 @@
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_images.h"
 
-extern char **environ;
+extern char** environ;
 
 namespace fer {
 namespace test_util {
@@ -47,7 +47,7 @@ inline constexpr int kReconnectBackoffMs = 100;
 
 // A scratch folder, removed at the end.
 class TempDir {
-public:
+ public:
   TempDir() {
     char pattern[] = "/tmp/fer_server_test_XXXXXX";
     path_ = mkdtemp(pattern);
@@ -56,37 +56,31 @@ public:
     std::error_code error;
     std::filesystem::remove_all(path_, error);
   }
-  TempDir(const TempDir &) = delete;
-  TempDir &operator=(const TempDir &) = delete;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
 
-  std::string operator/(const std::string &name) const {
-    return path_ + "/" + name;
-  }
-  const std::string &path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
 
-private:
+ private:
   std::string path_;
 };
 
 // A child process, its stdout and stderr in one log file; killed if still
 // running when destroyed.
 class Process {
-public:
-  Process(const std::vector<std::string> &argv, const std::string &log_path) {
+ public:
+  Process(const std::vector<std::string>& argv, const std::string& log_path) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null",
-                                     O_RDONLY, 0);
-    std::vector<char *> args;
-    for (const std::string &arg : argv)
-      args.push_back(const_cast<char *>(arg.c_str()));
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    std::vector<char*> args;
+    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) !=
-        0)
-      pid_ = -1;
+    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
     posix_spawn_file_actions_destroy(&actions);
   }
   ~Process() {
@@ -95,13 +89,12 @@ public:
       waitpid(pid_, nullptr, 0);
     }
   }
-  Process(const Process &) = delete;
-  Process &operator=(const Process &) = delete;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
 
   pid_t pid() const { return pid_; }
   bool running() {
-    if (pid_ <= 0 || exited_)
-      return false;
+    if (pid_ <= 0 || exited_) return false;
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       exited_ = true;
@@ -111,17 +104,14 @@ public:
     return true;
   }
   void Signal(int signal) {
-    if (running())
-      kill(pid_, signal);
+    if (running()) kill(pid_, signal);
   }
   // The exit status once the process has exited within timeout; -1 if it is
   // still running then (or died of a signal).
   int WaitExit(absl::Duration timeout) {
     const absl::Time give_up = absl::Now() + timeout;
-    while (running() && absl::Now() < give_up)
-      absl::SleepFor(absl::Milliseconds(20));
-    if (!exited_)
-      return -1;
+    while (running() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(20));
+    if (!exited_) return -1;
     return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
   }
   // The signal that ended the process, once it has ended; 0 otherwise.
@@ -130,15 +120,14 @@ public:
     return exited_ && WIFSIGNALED(status_) ? WTERMSIG(status_) : 0;
   }
 
-private:
+ private:
   pid_t pid_ = -1;
   bool exited_ = false;
   int status_ = 0;
 };
 
 // Runs argv to completion; returns its exit status, its output in *output.
-inline int RunToCompletion(const std::vector<std::string> &argv,
-                           std::string *output) {
+inline int RunToCompletion(const std::vector<std::string>& argv, std::string* output) {
   TempDir dir;
   Process process(argv, dir / "out.log");
   const int status = process.WaitExit(kExitTimeout);
@@ -147,20 +136,17 @@ inline int RunToCompletion(const std::vector<std::string> &argv,
 }
 
 // GET url with curl; empty on failure.
-inline std::string Fetch(const std::string &url) {
-  FILE *pipe =
-      popen(("curl -fsS --max-time 10 '" + url + "' 2>/dev/null").c_str(), "r");
-  if (pipe == nullptr)
-    return "";
+inline std::string Fetch(const std::string& url) {
+  FILE* pipe = popen(("curl -fsS --max-time 10 '" + url + "' 2>/dev/null").c_str(), "r");
+  if (pipe == nullptr) return "";
   std::string body;
   char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe))
-    body.append(buffer, n);
+  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) body.append(buffer, n);
   pclose(pipe);
   return body;
 }
 
-inline bool HaveProgram(const std::string &name) {
+inline bool HaveProgram(const std::string& name) {
   return std::system(("command -v " + name + " > /dev/null 2>&1").c_str()) == 0;
 }
 
@@ -169,8 +155,7 @@ inline int64_t ResidentBytes(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::strtoll(line.c_str() + 6, nullptr, 10) * 1024;
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10) * 1024;
   }
   return -1;
 }
@@ -195,25 +180,22 @@ struct Ports {
 // A fer-server subprocess on loopback serving the test model, and a channel
 // to it made with the given credentials (plaintext by default).
 class ServerProcess {
-public:
-  explicit ServerProcess(const TempDir &dir,
-                         std::vector<std::string> extra_flags = {},
-                         std::shared_ptr<grpc::ChannelCredentials> credentials =
-                             grpc::InsecureChannelCredentials(),
-                         Ports ports = {},
-                         const std::string &log_name = "server.log")
+ public:
+  explicit ServerProcess(
+      const TempDir& dir, std::vector<std::string> extra_flags = {},
+      std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials(),
+      Ports ports = {}, const std::string& log_name = "server.log")
       : log_path_(dir / log_name),
         grpc_port_(ports.grpc != 0 ? ports.grpc : FreePort()),
         metrics_port_(ports.metrics != 0 ? ports.metrics : FreePort()) {
-    std::vector<std::string> argv = {
-        FER_SERVER_BIN,
-        "--model=" + TestModelPath(),
-        absl::StrCat("--address=127.0.0.1:", grpc_port_),
-        absl::StrCat("--metrics_address=127.0.0.1:", metrics_port_),
-        "--device=cpu",
-        "--max_batch_size=8",
-        "--max_queue_delay_us=1000",
-        kDrainTimeoutFlag};
+    std::vector<std::string> argv = {FER_SERVER_BIN,
+                                     "--model=" + TestModelPath(),
+                                     absl::StrCat("--address=127.0.0.1:", grpc_port_),
+                                     absl::StrCat("--metrics_address=127.0.0.1:", metrics_port_),
+                                     "--device=cpu",
+                                     "--max_batch_size=8",
+                                     "--max_queue_delay_us=1000",
+                                     kDrainTimeoutFlag};
     argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
     process_ = std::make_unique<Process>(argv, log_path_);
     channel_ = NewChannel(std::move(credentials));
@@ -222,9 +204,8 @@ public:
   }
 
   // A fresh channel (its own connection) to the server.
-  std::shared_ptr<grpc::Channel>
-  NewChannel(std::shared_ptr<grpc::ChannelCredentials> credentials =
-                 grpc::InsecureChannelCredentials()) const {
+  std::shared_ptr<grpc::Channel> NewChannel(std::shared_ptr<grpc::ChannelCredentials> credentials =
+                                                grpc::InsecureChannelCredentials()) const {
     grpc::ChannelArguments args = FastReconnect();
     // Distinct arguments keep gRPC from sharing one connection between
     // channels.
@@ -238,14 +219,12 @@ public:
     const absl::Time give_up = absl::Now() + kStartTimeout;
     while (absl::Now() < give_up && process_->running()) {
       grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() +
-                           std::chrono::seconds(2));
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
       grpc::health::v1::HealthCheckRequest request;
       request.set_service("fer.v1.ExpressionClassifier");
       grpc::health::v1::HealthCheckResponse response;
       const grpc::Status status = health_->Check(&context, request, &response);
-      if (status.ok() &&
-          response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      if (status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
         return true;
       }
       last_health_error_ = status.ok() ? "NOT_SERVING" : status.error_message();
@@ -259,18 +238,17 @@ public:
   }
   // The server's log, and why the last health check in WaitServing failed.
   std::string Log() const {
-    return test_images::ReadFile(log_path_) +
-           "(last health check: " + last_health_error_ + ")";
+    return test_images::ReadFile(log_path_) + "(last health check: " + last_health_error_ + ")";
   }
   std::string target() const { return absl::StrCat("127.0.0.1:", grpc_port_); }
 
-  Process &process() { return *process_; }
-  fer::v1::ExpressionClassifier::Stub *stub() { return stub_.get(); }
-  grpc::health::v1::Health::Stub *health() { return health_.get(); }
+  Process& process() { return *process_; }
+  fer::v1::ExpressionClassifier::Stub* stub() { return stub_.get(); }
+  grpc::health::v1::Health::Stub* health() { return health_.get(); }
   Ports ports() const { return {grpc_port_, metrics_port_}; }
   int metrics_port() const { return metrics_port_; }
 
-private:
+ private:
   const std::string log_path_;
   const int grpc_port_;
   const int metrics_port_;
@@ -288,7 +266,7 @@ inline std::unique_ptr<grpc::ClientContext> Context() {
   return context;
 }
 
-} // namespace test_util
-} // namespace fer
+}  // namespace test_util
+}  // namespace fer
 
-#endif // FER_TESTS_SERVER_SERVER_PROCESS_H_
+#endif  // FER_TESTS_SERVER_SERVER_PROCESS_H_

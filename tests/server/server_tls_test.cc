@@ -36,26 +36,23 @@ using ::testing::HasSubstr;
 constexpr auto kHandshakeDeadline = std::chrono::seconds(10);
 
 class ServerTlsTest : public ::testing::Test {
-protected:
+ protected:
   void SetUp() override {
     std::string output;
     if (RunToCompletion(
-            {std::string(FER_SOURCE_DIR) + "/tests/make_test_certificates.sh",
-             dir_.path()},
+            {std::string(FER_SOURCE_DIR) + "/tests/make_test_certificates.sh", dir_.path()},
             &output) != 0) {
       GTEST_SKIP() << "cannot make certificates with openssl: " << output;
     }
   }
 
-  std::string Pem(const std::string &name) const {
-    return test_images::ReadFile(dir_ / name);
-  }
-  std::string File(const std::string &name) const { return dir_ / name; }
+  std::string Pem(const std::string& name) const { return test_images::ReadFile(dir_ / name); }
+  std::string File(const std::string& name) const { return dir_ / name; }
 
   // TLS credentials trusting ca (a file name in the folder), presenting
   // client (NAME.pem and NAME.key) when given.
-  std::shared_ptr<grpc::ChannelCredentials>
-  Tls(const std::string &ca, const std::string &client = "") const {
+  std::shared_ptr<grpc::ChannelCredentials> Tls(const std::string& ca,
+                                                const std::string& client = "") const {
     grpc::SslCredentialsOptions options;
     options.pem_root_certs = Pem(ca);
     if (!client.empty()) {
@@ -68,15 +65,13 @@ protected:
   std::vector<std::string> TlsFlags(bool mutual) const {
     std::vector<std::string> flags = {"--tls_cert=" + File("server.pem"),
                                       "--tls_key=" + File("server.key")};
-    if (mutual)
-      flags.push_back("--tls_client_ca=" + File("ca.pem"));
+    if (mutual) flags.push_back("--tls_client_ca=" + File("ca.pem"));
     return flags;
   }
 
   // The status of a health check made over a fresh channel with credentials.
-  static grpc::Status
-  Check(const ServerProcess &server,
-        std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  static grpc::Status Check(const ServerProcess& server,
+                            std::shared_ptr<grpc::ChannelCredentials> credentials) {
     auto health = Health::NewStub(server.NewChannel(std::move(credentials)));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + kHandshakeDeadline);
@@ -91,13 +86,11 @@ protected:
 
   // fer-client bench sending a few synthetic faces with extra flags; its exit
   // status, its output in *output.
-  int ClientBench(const ServerProcess &server,
-                  const std::vector<std::string> &flags,
-                  std::string *output) const {
+  int ClientBench(const ServerProcess& server, const std::vector<std::string>& flags,
+                  std::string* output) const {
     std::vector<std::string> argv = {FER_CLIENT_BIN,
                                      "bench",
-                                     "--target=localhost:" +
-                                         std::to_string(server.ports().grpc),
+                                     "--target=localhost:" + std::to_string(server.ports().grpc),
                                      "--requests=4",
                                      "--concurrency=2",
                                      "--deadline_ms=60000"};
@@ -115,46 +108,38 @@ TEST_F(ServerTlsTest, TlsServesClientsThatTrustItsCaAndRefusesPlaintext) {
 
   EXPECT_EQ(Check(server, grpc::InsecureChannelCredentials()).error_code(),
             grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(Check(server, Tls("other_ca.pem")).error_code(),
-            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Check(server, Tls("other_ca.pem")).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(Check(server, Tls("ca.pem")).ok());
 
   std::string output;
-  EXPECT_EQ(ClientBench(server, {"--tls_ca=" + File("ca.pem")}, &output), 0)
-      << output;
+  EXPECT_EQ(ClientBench(server, {"--tls_ca=" + File("ca.pem")}, &output), 0) << output;
   EXPECT_NE(ClientBench(server, {}, &output), 0);
   EXPECT_THAT(output, HasSubstr("cannot reach"));
 
   // Only the calls that got through were counted.
   const std::string metrics = server.Metrics();
-  EXPECT_EQ(test_util::MetricValue(
-                metrics, "fer_requests_total{rpc=\"Classify\",code=\"OK\"}"),
-            4)
+  EXPECT_EQ(test_util::MetricValue(metrics, "fer_requests_total{rpc=\"Classify\",code=\"OK\"}"), 4)
       << metrics;
   server.process().Signal(SIGTERM);
   EXPECT_EQ(server.process().WaitExit(kExitTimeout), 0) << server.Log();
 }
 
 TEST_F(ServerTlsTest, MutualTlsServesOnlyClientsWithACertificateItsCaSigned) {
-  ServerProcess server(dir_, TlsFlags(/*mutual=*/true),
-                       Tls("ca.pem", "client"));
+  ServerProcess server(dir_, TlsFlags(/*mutual=*/true), Tls("ca.pem", "client"));
   ASSERT_TRUE(server.WaitServing()) << server.Log();
   EXPECT_THAT(server.Log(), HasSubstr(", mutual TLS)"));
 
   EXPECT_EQ(Check(server, grpc::InsecureChannelCredentials()).error_code(),
             grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(Check(server, Tls("ca.pem")).error_code(),
-            grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(Check(server, Tls("ca.pem", "rogue")).error_code(),
-            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Check(server, Tls("ca.pem")).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Check(server, Tls("ca.pem", "rogue")).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(Check(server, Tls("ca.pem", "client")).ok());
 
   std::string output;
   EXPECT_NE(ClientBench(server, {"--tls_ca=" + File("ca.pem")}, &output), 0);
   EXPECT_THAT(output, HasSubstr("cannot reach"));
   EXPECT_EQ(ClientBench(server,
-                        {"--tls_ca=" + File("ca.pem"),
-                         "--tls_cert=" + File("client.pem"),
+                        {"--tls_ca=" + File("ca.pem"), "--tls_cert=" + File("client.pem"),
                          "--tls_key=" + File("client.key")},
                         &output),
             0)
@@ -166,12 +151,9 @@ TEST_F(ServerTlsTest, MutualTlsServesOnlyClientsWithACertificateItsCaSigned) {
 TEST_F(ServerTlsTest, BadTlsFlagsEndStartUpNamingTheFlag) {
   std::ofstream(dir_ / "not-pem.txt") << "hello";
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--tls_cert=" + File("server.pem")},
-       "--tls_cert and --tls_key go together"},
-      {{"--tls_key=" + File("server.key")},
-       "--tls_cert and --tls_key go together"},
-      {{"--tls_client_ca=" + File("ca.pem")},
-       "--tls_client_ca needs --tls_cert and --tls_key"},
+      {{"--tls_cert=" + File("server.pem")}, "--tls_cert and --tls_key go together"},
+      {{"--tls_key=" + File("server.key")}, "--tls_cert and --tls_key go together"},
+      {{"--tls_client_ca=" + File("ca.pem")}, "--tls_client_ca needs --tls_cert and --tls_key"},
       {{"--tls_cert=" + File("missing.pem"), "--tls_key=" + File("server.key")},
        "--tls_cert: cannot read " + File("missing.pem")},
       {{"--tls_cert=" + File("server.pem"), "--tls_key=" + File("not-pem.txt")},
@@ -182,11 +164,10 @@ TEST_F(ServerTlsTest, BadTlsFlagsEndStartUpNamingTheFlag) {
       {{"--tls_cert=" + File("server.pem"), "--tls_key=" + File("client.key")},
        "--tls_key not the key of --tls_cert"},
   };
-  for (const auto &[flags, message] : cases) {
+  for (const auto& [flags, message] : cases) {
     SCOPED_TRACE(message);
-    std::vector<std::string> argv = {
-        FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
-        "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0"};
+    std::vector<std::string> argv = {FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
+                                     "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     std::string output;
     EXPECT_EQ(RunToCompletion(argv, &output), 1);
@@ -196,5 +177,5 @@ TEST_F(ServerTlsTest, BadTlsFlagsEndStartUpNamingTheFlag) {
   }
 }
 
-} // namespace
-} // namespace fer
+}  // namespace
+}  // namespace fer
