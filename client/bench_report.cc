@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "client/output_format.h"
+#include "model/json_text.h"
 
 namespace fer::client {
 
@@ -40,14 +40,14 @@ std::string FormatBenchJson(const BenchReport& report) {
   const LatencySummary latency = Summarize(report.totals.ok_latencies_ms);
   std::vector<std::string> codes;
   for (const auto& [name, count] : report.totals.codes) {
-    codes.push_back(absl::StrCat(JsonQuote(name), ":", count));
+    codes.push_back(absl::StrCat(JsonString(name), ":", count));
   }
   return absl::StrFormat(
       "{\"mode\":%s,\"concurrency\":%d,\"rate\":%.3f,\"faces_per_request\":%d,"
       "\"elapsed_s\":%.3f,\"requests\":%d,\"ok_requests\":%d,\"faces\":%d,"
       "\"requests_per_s\":%.3f,\"faces_per_s\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
       "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"mean_ms\":%.3f,\"codes\":{%s}}\n",
-      JsonQuote(report.mode), report.concurrency, report.rate, report.faces_per_request,
+      JsonString(report.mode), report.concurrency, report.rate, report.faces_per_request,
       report.elapsed_s, report.totals.calls, report.totals.ok_calls, report.totals.ok_faces,
       RequestsPerSecond(report), FacesPerSecond(report), latency.p50_ms, latency.p90_ms,
       latency.p99_ms, latency.max_ms, latency.mean_ms, absl::StrJoin(codes, ","));

@@ -1,10 +1,12 @@
 #include "client/output_format.h"
 
 #include <cstdio>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "model/json_text.h"
 
 namespace fer::client {
 namespace {
@@ -15,7 +17,7 @@ std::string Probability(float p) { return absl::StrFormat("%.4f", p); }
 std::string JsonProbabilities(const std::vector<std::string>& labels, const Scores& scores) {
   std::string out = "{";
   for (size_t i = 0; i < scores.probabilities.size(); ++i) {
-    absl::StrAppend(&out, i ? "," : "", JsonQuote(LabelName(labels, static_cast<int>(i))), ":",
+    absl::StrAppend(&out, i ? "," : "", JsonString(LabelName(labels, static_cast<int>(i))), ":",
                     Probability(scores.probabilities[i]));
   }
   return out + "}";
@@ -23,7 +25,7 @@ std::string JsonProbabilities(const std::vector<std::string>& labels, const Scor
 
 // "label":...,"confidence":...,"probabilities":{...}
 std::string JsonScores(const std::vector<std::string>& labels, const Scores& scores) {
-  return absl::StrCat("\"label\":", JsonQuote(LabelName(labels, scores.top)),
+  return absl::StrCat("\"label\":", JsonString(LabelName(labels, scores.top)),
                       ",\"confidence\":", Probability(scores.confidence()),
                       ",\"probabilities\":", JsonProbabilities(labels, scores));
 }
@@ -53,36 +55,6 @@ absl::StatusOr<OutputFormat> ChooseOutputFormat(bool json, bool csv, OutputForma
   return fallback;
 }
 
-std::string JsonQuote(absl::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string CsvField(absl::string_view text) {
   if (text.find_first_of(",\"\r\n") == absl::string_view::npos) return std::string(text);
   std::string out = "\"";
@@ -108,8 +80,12 @@ std::string ClassifyLine(OutputFormat format, const std::vector<std::string>& la
   switch (format) {
     case OutputFormat::kCsv:
       return absl::StrCat(CsvField(source), ",", CsvScores(labels, scores), "\n");
-    case OutputFormat::kJson:
-      return absl::StrCat("{\"file\":", JsonQuote(source), ",", JsonScores(labels, scores), "}\n");
+    case OutputFormat::kJson: {
+      // Debian's Abseil keeps its own absl::string_view, which does not
+      // convert to std::string_view by itself.
+      const std::string_view path(source.data(), source.size());
+      return absl::StrCat("{\"file\":", JsonString(path), ",", JsonScores(labels, scores), "}\n");
+    }
     case OutputFormat::kText:
       break;
   }
@@ -147,7 +123,7 @@ std::string StreamLines(OutputFormat format, const std::vector<std::string>& lab
     }
     std::string line = absl::StrCat("{\"frame\":", frame.index, ",\"timestamp_ms\":", timestamp,
                                     ",\"faces\":[", absl::StrJoin(faces, ","), "]");
-    if (!frame.error.empty()) absl::StrAppend(&line, ",\"error\":", JsonQuote(frame.error));
+    if (!frame.error.empty()) absl::StrAppend(&line, ",\"error\":", JsonString(frame.error));
     return line + "}\n";
   }
   std::string out;

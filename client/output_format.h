@@ -23,9 +23,6 @@ enum class OutputFormat { kText, kCsv, kJson };
 // set. Both set is INVALID_ARGUMENT.
 absl::StatusOr<OutputFormat> ChooseOutputFormat(bool json, bool csv, OutputFormat fallback);
 
-// A JSON string literal, quotes included, with control characters, quotes
-// and backslashes escaped (other bytes pass through: paths are UTF-8).
-std::string JsonQuote(absl::string_view text);
 // A CSV field (RFC 4180): quoted only when it holds a comma, quote or line break.
 std::string CsvField(absl::string_view text);
 

@@ -33,6 +33,7 @@ absl::StatusOr<torch::ScalarType> ParsePrecision(const std::string& precision, b
 // The part of an Engine its Runners share: folded weights on the device.
 struct SharedModel {
   ModelMeta meta;
+  int64_t num_parameters = 0;  // of the unfolded network
   FoldedNet net;
   torch::Device device{torch::kCPU};
   torch::ScalarType dtype = torch::kFloat32;
@@ -128,6 +129,7 @@ class TorchEngine : public Engine {
     return std::make_unique<CpuRunner>(model_);
   }
   const ModelMeta& meta() const override { return model_->meta; }
+  int64_t num_parameters() const override { return model_->num_parameters; }
   const std::string& device() const override { return device_; }
   const std::string& precision() const override { return precision_; }
 
@@ -193,6 +195,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Load(const std::string& path,
   try {
     auto model = std::make_shared<SharedModel>();
     model->meta = loaded->meta;
+    // Before folding, which merges each BatchNorm's parameters into its convolution.
+    model->num_parameters = loaded->net->ParameterCount();
     loaded->net->eval();
     model->net = FoldedNet::Fold(loaded->net);
     model->device = torch::Device(*device);

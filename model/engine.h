@@ -49,6 +49,10 @@ class Engine {
   virtual const std::string& device() const = 0;     // "cpu" or "cuda:N".
   virtual const std::string& precision() const = 0;  // as resolved.
   int num_classes() const { return meta().arch.num_classes; }
+  // Trainable parameters of the network as defined (LlaNet::ParameterCount:
+  // 23,715,783 for the default 7-class LLA-Net), counted at load before
+  // BatchNorm folding, so it does not change with folding or precision.
+  virtual int64_t num_parameters() const = 0;
   size_t face_bytes() const {
     return static_cast<size_t>(meta().input_size) * meta().input_size * meta().input_channels();
   }

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "model/json_text.h"
 
 namespace fer {
 namespace {
@@ -196,7 +197,6 @@ std::string ConfusionCsv(const ConfusionMatrix& confusion) {
 }
 
 std::string ReportJson(const ClassificationReport& report) {
-  using metrics_internal::JsonString;
   std::string out = absl::StrCat("{\"accuracy\": ", FormatRatio(report.accuracy),
                                  ", \"f1\": ", FormatRatio(report.f1),
                                  ", \"score\": ", FormatRatio(report.score), ", \"per_class\": [");
@@ -219,46 +219,4 @@ std::string ReportJson(const ClassificationReport& report) {
   return out;
 }
 
-namespace metrics_internal {
-
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        // RFC 8259 forbids raw control characters U+0000..U+001F in strings.
-        if (c < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", c);
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
-
-}  // namespace metrics_internal
 }  // namespace fer

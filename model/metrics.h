@@ -24,7 +24,6 @@
 #include <array>
 #include <cstdint>
 #include <string>
-#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -128,12 +127,6 @@ std::string ConfusionCsv(const ConfusionMatrix& confusion);
 //    "confusion": [[counts of true label 0 by predicted label], ...]}
 // Ratios are written with six decimals, counts as integers.
 std::string ReportJson(const ClassificationReport& report);
-
-namespace metrics_internal {
-// s as a quoted JSON string, escaping quotes, backslashes and control
-// characters; other bytes (UTF-8 included) pass through. Exposed for tests.
-std::string JsonString(std::string_view s);
-}  // namespace metrics_internal
 
 }  // namespace fer
 

@@ -642,6 +642,7 @@ grpc::ServerUnaryReactor* ExpressionService::GetModelInfo(
   response->set_color(meta.color);
   response->set_version(meta.version);
   response->set_trained_on(meta.trained_on);
+  response->set_parameters(static_cast<uint64_t>(engine_->num_parameters()));
   response->set_device(engine_->device());
   response->set_precision(engine_->precision());
   response->set_max_batch_size(options_.batching.max_batch_size);

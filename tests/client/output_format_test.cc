@@ -30,12 +30,6 @@ TEST(ChooseOutputFormatTest, FollowsTheFlagsAndRefusesBoth) {
   EXPECT_FALSE(ChooseOutputFormat(true, true, OutputFormat::kText).ok());
 }
 
-TEST(EscapingTest, JsonQuoteEscapesQuotesBackslashesAndControls) {
-  EXPECT_EQ(JsonQuote("plain.jpg"), "\"plain.jpg\"");
-  EXPECT_EQ(JsonQuote("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-  EXPECT_EQ(JsonQuote("gesichter/über.jpg"), "\"gesichter/über.jpg\"");
-}
-
 TEST(EscapingTest, CsvFieldQuotesOnlyWhenNeeded) {
   EXPECT_EQ(CsvField("a.jpg"), "a.jpg");
   EXPECT_EQ(CsvField("a,b.jpg"), "\"a,b.jpg\"");
@@ -75,6 +69,18 @@ TEST(ClassifyFormatTest, JsonIsOneParsableObjectPerLine) {
   const auto& probabilities = object.fields().at("probabilities").struct_value().fields();
   EXPECT_EQ(probabilities.size(), kLabels.size());
   EXPECT_NEAR(probabilities.at("sadness").number_value(), 0.03, 1e-4);
+}
+
+// Escaping itself is fer::JsonString's (tests/model/json_text_test.cc); this
+// checks that the client applies it to paths and that parsers get the path back.
+TEST(ClassifyFormatTest, JsonEscapesThePathAndKeepsUtf8) {
+  const std::string path = "a\"b\\c\nd\x01/über.jpg";
+  const std::string line = ClassifyLine(OutputFormat::kJson, kLabels, path, HappyScores());
+  EXPECT_THAT(line, StartsWith(R"({"file":"a\"b\\c\nd\u0001/über.jpg","label":"happiness",)"));
+  google::protobuf::Struct object;
+  std::string error;
+  ASSERT_TRUE(test::ParseJsonObject(line, &object, &error)) << error << "\n" << line;
+  EXPECT_EQ(test::String(object, "file"), path);
 }
 
 StreamFrame TwoFaceFrame(bool smoothed) {

@@ -93,6 +93,28 @@ TEST_F(EngineTest, RunnerReturnsTheSoftmaxOfTheNetworkOnNormalisedFaces) {
   EXPECT_NEAR(got.sum(1).min().item<double>(), 1.0, 1e-5);
 }
 
+TEST_F(EngineTest, CountsTheParametersOfTheNetworkBeforeFolding) {
+  // The specification's count, as tests/model/lla_net_test.cc asserts it.
+  constexpr int64_t kDefaultParameters = 23715783;
+  LlaNet net;
+  ASSERT_EQ(net->ParameterCount(), kDefaultParameters);
+  ASSERT_TRUE(SaveWeightFile(Path("w.pt"), net, DefaultMeta()).ok());
+  for (const char* precision : {"fp32", "bf16"}) {
+    auto engine = Engine::Load(Path("w.pt"), EngineOptions{"cpu", precision, 0});
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    EXPECT_EQ((*engine)->num_parameters(), kDefaultParameters) << precision;
+  }
+
+  // Another architecture: the count is the file's network's, not a constant.
+  const ArchOptions plain{7, 3, /*attention=*/false};
+  LlaNet resnet(plain);
+  ASSERT_TRUE(SaveWeightFile(Path("plain.pt"), resnet, DefaultMeta(plain)).ok());
+  auto engine = Engine::Load(Path("plain.pt"), EngineOptions{"cpu", "fp32", 0});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_EQ((*engine)->num_parameters(), resnet->ParameterCount());
+  EXPECT_LT((*engine)->num_parameters(), kDefaultParameters);
+}
+
 TEST_F(EngineTest, BadOptionsAndFilesAreClearErrors) {
   ASSERT_TRUE(SaveWeightFile(Path("w.pt"), LlaNet(), DefaultMeta()).ok());
   EXPECT_EQ(Engine::Load(Path("w.pt"), EngineOptions{"gpu", "fp32", 0}).status().code(),

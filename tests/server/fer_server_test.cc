@@ -381,6 +381,19 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
 
 // ----------------------------------------------------------------- faults
 
+// The server still serves (a bad image reaches the service and is judged on
+// its merits), then drains on SIGTERM with nothing left in flight.
+void ExpectServingThenDrain(ServerProcess* server) {
+  ClassifyRequest request;
+  *request.add_faces() = Encoded(test_util::BombPng(48, 48));
+  ClassifyResponse response;
+  EXPECT_EQ(server->stub()->Classify(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  server->process().Signal(SIGTERM);
+  EXPECT_EQ(server->process().WaitExit(kExitTimeout), 0) << server->Log();
+  EXPECT_THAT(server->Log(), HasSubstr("; in flight 0"));
+}
+
 // SIGKILL under load: the clients' calls end (UNAVAILABLE, never a hang), and
 // a server started again on the same ports serves normally, with fresh
 // counters.
@@ -475,15 +488,34 @@ TEST(FerServerTest, ClientsVanishingMidStreamLeaveTheServerServing) {
   EXPECT_EQ(MetricValue(metrics, "fer_active_streams"), 0) << metrics;
   EXPECT_EQ(MetricValue(metrics, "fer_inflight_requests"), 0) << metrics;
 
-  ClassifyRequest request;
-  *request.add_faces() = Encoded(test_util::BombPng(48, 48));
-  ClassifyResponse response;
-  // Reaches the service and is judged on its merits: the server is serving.
-  EXPECT_EQ(server.stub()->Classify(Context().get(), request, &response).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
-  server.process().Signal(SIGTERM);
-  EXPECT_EQ(server.process().WaitExit(kExitTimeout), 0) << server.Log();
-  EXPECT_THAT(server.Log(), HasSubstr("; in flight 0"));
+  ExpectServingThenDrain(&server);
+}
+
+// --max_connection_age: a connection older than the age is closed once its
+// grace (--drain_timeout) has passed, even under a call that never ends, so
+// that clients reconnect (and a load balancer can place them anew); new
+// calls simply go over a fresh connection.
+TEST(FerServerTest, MaxConnectionAgeClosesOldConnectionsAndCallsReconnect) {
+  TempDir dir;
+  ServerProcess server(dir, {"--max_connection_age=1s", "--drain_timeout=1s"});
+  ASSERT_TRUE(server.WaitServing()) << server.Log();
+
+  ClassifyFrame frame;
+  frame.set_frame_id(1);
+  *frame.add_faces() = Encoded(test_util::BombPng(48, 48));
+  auto context = Context();
+  auto stream = server.stub()->ClassifyStream(context.get());
+  ASSERT_TRUE(stream->Write(frame));
+  FrameResult result;
+  ASSERT_TRUE(stream->Read(&result));
+  EXPECT_EQ(result.status().code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  // The stream stays open (no WritesDone) until the server closes the
+  // connection under it.
+  EXPECT_FALSE(stream->Read(&result));
+  const grpc::Status ended = stream->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+
+  ExpectServingThenDrain(&server);
 }
 
 }  // namespace

@@ -412,6 +412,11 @@ TEST_F(ServiceTest, GetModelInfoDescribesTheModelAndTheLimits) {
   EXPECT_EQ(info.input_size(), 32u);
   EXPECT_EQ(info.color(), "gray3");
   EXPECT_EQ(info.trained_on(), "untrained");
+  // The test model is the default LLA-Net (fer-model init); its parameter count
+  // does not depend on the input size, so it is the specification's 23,715,783.
+  EXPECT_GT(info.parameters(), 0u);
+  EXPECT_EQ(info.parameters(), static_cast<uint64_t>(engine_->num_parameters()));
+  EXPECT_EQ(info.parameters(), 23715783u);
   EXPECT_EQ(info.device(), "cpu");
   EXPECT_EQ(info.precision(), "fp32");
   EXPECT_EQ(info.max_batch_size(), 8u);

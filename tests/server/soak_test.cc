@@ -40,6 +40,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "fer/v1/expression.grpc.pb.h"
+#include "server/status_mapping.h"
 #include "tests/server/server_process.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_images.h"
@@ -87,26 +88,8 @@ constexpr std::array<grpc::StatusCode, 3> kSteadyCodes = {
     grpc::StatusCode::OK, grpc::StatusCode::INVALID_ARGUMENT, grpc::StatusCode::RESOURCE_EXHAUSTED};
 
 // Status codes by name, as the metrics label them.
-constexpr int kNumCodes = 17;
 std::string CodeName(int code) {
-  static const char* const kNames[kNumCodes] = {"OK",
-                                                "CANCELLED",
-                                                "UNKNOWN",
-                                                "INVALID_ARGUMENT",
-                                                "DEADLINE_EXCEEDED",
-                                                "NOT_FOUND",
-                                                "ALREADY_EXISTS",
-                                                "PERMISSION_DENIED",
-                                                "RESOURCE_EXHAUSTED",
-                                                "FAILED_PRECONDITION",
-                                                "ABORTED",
-                                                "OUT_OF_RANGE",
-                                                "UNIMPLEMENTED",
-                                                "INTERNAL",
-                                                "UNAVAILABLE",
-                                                "DATA_LOSS",
-                                                "UNAUTHENTICATED"};
-  return code >= 0 && code < kNumCodes ? kNames[code] : "UNKNOWN";
+  return std::string(StatusCodeName(static_cast<absl::StatusCode>(code)));
 }
 
 // What a group of clients saw, by status code (per call, or per frame).
@@ -153,7 +136,7 @@ int64_t ServerCount(const std::string& metrics, const std::string& rpc, int code
 
 int64_t ServerTotal(const std::string& metrics, const std::string& rpc) {
   int64_t total = 0;
-  for (int code = 0; code < kNumCodes; ++code) total += ServerCount(metrics, rpc, code);
+  for (int code = 0; code < kNumStatusCodes; ++code) total += ServerCount(metrics, rpc, code);
   return total;
 }
 
@@ -428,7 +411,7 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
   EXPECT_EQ(ServerCount(metrics, "Classify", invalid), steady_unary.Count(invalid));
   EXPECT_GE(ServerCount(metrics, "Classify", ok),
             steady_unary.Count(ok) + impatient_unary.Count(ok));
-  for (int code = 0; code < kNumCodes; ++code) {
+  for (int code = 0; code < kNumStatusCodes; ++code) {
     SCOPED_TRACE(CodeName(code));
     EXPECT_GE(ServerCount(metrics, "Classify", code), steady_unary.Count(code));
     EXPECT_LE(ServerCount(metrics, "Classify", code),
@@ -448,7 +431,7 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
   EXPECT_GT(streams_completed, 0);
   EXPECT_EQ(steady_frames.Total(), steady_frames.sent);
   EXPECT_EQ(ServerCount(metrics, "ClassifyStream", invalid), steady_frames.Count(invalid));
-  for (int code = 0; code < kNumCodes; ++code) {
+  for (int code = 0; code < kNumStatusCodes; ++code) {
     SCOPED_TRACE(CodeName(code));
     EXPECT_GE(ServerCount(metrics, "ClassifyStream", code),
               steady_frames.Count(code) + cancelled_frames.Count(code));
