@@ -27,6 +27,9 @@ constexpr absl::Duration kShutdownGrace = absl::Seconds(2);
 // make the server hold more than that at once.
 constexpr int64_t kMinMessageBytes = int64_t{4} << 20;
 constexpr int64_t kMaxMessageBytes = int64_t{64} << 20;
+// HTTP/2 receive window of each call: what a client may send ahead of the
+// service's reads.
+constexpr int kStreamWindowBytes = 256 << 10;
 // Per-image allowance for the protobuf framing around an image's bytes.
 constexpr int64_t kImageOverheadBytes = 64;
 // A raw pixel has at most 4 channels (RGBA).
@@ -145,6 +148,8 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const ServerOptions
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
                                ClampedMilliseconds(options.max_connection_age_grace));
   }
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(MaxMessageBytes(options.service));
   server->server_ = builder.BuildAndStart();

@@ -73,6 +73,10 @@ constexpr int kCancelAfterMaxMs = 40;
 // What a well-behaved unary client waits after RESOURCE_EXHAUSTED ("retry with
 // backoff"): 1..kBackoffMaxMs ms.
 constexpr int kBackoffMaxMs = 25;
+// Side of the noise image the never-read stream sends (about 64 KB as PNG).
+constexpr int kLargeFaceSide = 256;
+// Receive window of the never-read stream's client: a few dozen answers.
+constexpr int kUnreadClientWindowBytes = 4096;
 // Load before the memory baseline is taken.
 constexpr absl::Duration kWarmup = absl::Seconds(10);
 // The writer that never reads counts as held back once it has made no
@@ -154,6 +158,11 @@ class SoakTest : public ::testing::Test {
         good_.push_back(test_images::Encode(face, i % 2 == 0 ? ".jpg" : ".png"));
       }
     }
+    // Noise compresses badly: a frame of this size makes any buffering of the
+    // unread stream's frames show in the server's memory.
+    cv::Mat large(kLargeFaceSide, kLargeFaceSide, CV_8UC1);
+    cv::randu(large, 0, 256);
+    large_face_ = test_images::Encode(large, ".png");
     bad_ = {"not an image", test_util::BombPng(100000, 100000),
             good_[0].substr(0, good_[0].size() / 3), std::string("\xff\xd8\xff", 3)};
   }
@@ -172,6 +181,7 @@ class SoakTest : public ::testing::Test {
 
   absl::Duration duration_;
   std::vector<std::string> good_;
+  std::string large_face_;
   std::vector<std::string> bad_;
 };
 
@@ -337,26 +347,35 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
     });
   }
 
-  // The writer that never reads: it must end up blocked in Write.
+  const absl::Time run_end = absl::Now() + std::max(duration_, kWarmup + kStalled);
+  absl::SleepFor(kWarmup);
+  const int64_t memory_after_warmup = test_util::ResidentBytes(server.process().pid());
+
+  // The writer that never reads, started once memory is measured: it must end up
+  // blocked in Write, without the server holding its frames.
   std::atomic<int64_t> unread_written{0};
   std::atomic<bool> unread_done{false};
   grpc::ClientContext unread_context;
-  auto unread_stub = ExpressionClassifier::NewStub(server.NewChannel());
+  // With BDP probing off the client's small receive window stays small, so the
+  // answers it does not read soon fill it and stop the server's writes; from then
+  // on only the server's own bounds (stream window, HTTP/2 receive window)
+  // stand between the writer and the server's memory.
+  grpc::ChannelArguments unread_args = test_util::FastReconnect();
+  unread_args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  unread_args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kUnreadClientWindowBytes);
+  auto unread_stub = ExpressionClassifier::NewStub(
+      grpc::CreateCustomChannel(server.target(), grpc::InsecureChannelCredentials(), unread_args));
   auto unread_stream = unread_stub->ClassifyStream(&unread_context);
   std::thread unread_writer([&] {
     for (uint64_t id = 1;; ++id) {
       ClassifyFrame frame;
       frame.set_frame_id(id);
-      *frame.add_faces() = Encoded(good_[id % good_.size()]);
+      *frame.add_faces() = Encoded(large_face_);
       if (!unread_stream->Write(frame)) break;
       ++unread_written;
     }
     unread_done = true;
   });
-
-  const absl::Time run_end = absl::Now() + std::max(duration_, kWarmup + kStalled);
-  absl::SleepFor(kWarmup);
-  const int64_t memory_after_warmup = test_util::ResidentBytes(server.process().pid());
 
   // The never-read stream stalls: no progress over kStalled, well inside the
   // run.
@@ -372,6 +391,7 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
   }
   const bool unread_stalled = absl::Now() - last_progress >= kStalled && !unread_done;
   const int64_t unread_frames = unread_written;
+  const int64_t memory_at_stall = test_util::ResidentBytes(server.process().pid());
 
   absl::SleepFor(std::max(absl::ZeroDuration(), run_end - absl::Now()));
   stop = true;
@@ -439,7 +459,7 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
   // (+ 1: the never-read writer's last frame may be on its way as it is
   // cancelled.)
   EXPECT_LE(ServerTotal(metrics, "ClassifyStream"),
-            steady_frames.sent + cancelled_frames.sent + unread_frames + 1);
+            steady_frames.sent + cancelled_frames.sent + unread_written + 1);
 
   // Faces: the server counted every face of every OK answer the clients saw.
   const double faces_total = MetricValue(metrics, "fer_faces_total");
@@ -447,6 +467,11 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
                              cancelled_frames.faces_ok);
 
   EXPECT_TRUE(unread_stalled) << unread_frames << " frames written without reading";
+  EXPECT_LE(memory_at_stall,
+            static_cast<int64_t>(memory_after_warmup * (1 + kMemoryMarginFraction)) +
+                kMemoryMarginBytes)
+      << "resident memory grew from " << memory_after_warmup << " to " << memory_at_stall
+      << " while a stream went unread";
   EXPECT_GT(memory_after_warmup, 0);
   EXPECT_LE(
       memory_after_run,
@@ -457,14 +482,14 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
       "soak: %.0f s; unary steady %s; unary impatient %s; stream frames steady %s in %lld streams; "
       "stream frames before cancel %s; never-read stream held at %lld frames; server "
       "fer_requests_total Classify %lld, ClassifyStream %lld; fer_faces_total %.0f; RSS after "
-      "warm-up %.1f MiB, after run %.1f MiB\n",
+      "warm-up %.1f MiB, with the unread stream stalled %.1f MiB, after run %.1f MiB\n",
       absl::ToDoubleSeconds(duration_), steady_unary.Describe().c_str(),
       impatient_unary.Describe().c_str(), steady_frames.Describe().c_str(),
       static_cast<long long>(streams_completed.load()), cancelled_frames.Describe().c_str(),
       static_cast<long long>(unread_frames),
       static_cast<long long>(ServerTotal(metrics, "Classify")),
       static_cast<long long>(ServerTotal(metrics, "ClassifyStream")), faces_total,
-      memory_after_warmup / 1048576.0, memory_after_run / 1048576.0);
+      memory_after_warmup / 1048576.0, memory_at_stall / 1048576.0, memory_after_run / 1048576.0);
 
   // Still serving, and drains cleanly.
   ClassifyRequest request;
