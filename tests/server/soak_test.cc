@@ -467,9 +467,9 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
                              cancelled_frames.faces_ok);
 
   EXPECT_TRUE(unread_stalled) << unread_frames << " frames written without reading";
-  EXPECT_LE(memory_at_stall,
-            static_cast<int64_t>(memory_after_warmup * (1 + kMemoryMarginFraction)) +
-                kMemoryMarginBytes)
+  EXPECT_LE(
+      memory_at_stall,
+      static_cast<int64_t>(memory_after_warmup * (1 + kMemoryMarginFraction)) + kMemoryMarginBytes)
       << "resident memory grew from " << memory_after_warmup << " to " << memory_at_stall
       << " while a stream went unread";
   EXPECT_GT(memory_after_warmup, 0);
