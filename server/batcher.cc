@@ -47,6 +47,9 @@ absl::Status ValidateOptions(const BatcherOptions& options) {
                          absl::StrCat(">= max_batch_size (", options.max_batch_size, ")"),
                          absl::StrCat(options.max_queue_faces));
   }
+  if (options.max_queue_time <= absl::ZeroDuration()) {
+    return InvalidOption("max_queue_time", "> 0", absl::FormatDuration(options.max_queue_time));
+  }
   if (options.num_instances < 1 || options.num_instances > kMaxBatcherInstances) {
     return InvalidOption("num_instances", absl::StrCat("in [1, ", kMaxBatcherInstances, "]"),
                          absl::StrCat(options.num_instances));
@@ -71,6 +74,8 @@ std::string_view DropReasonName(DropReason reason) {
       return "failed";
     case DropReason::kShutdown:
       return "shutdown";
+    case DropReason::kLate:
+      return "late";
   }
   return "unknown";
 }
@@ -126,14 +131,68 @@ absl::StatusOr<std::unique_ptr<Batcher>> Batcher::Create(const BatcherOptions& o
 
 Batcher::Batcher(const BatcherOptions& options, BatchRunner runner, BatcherObserver* observer,
                  Clock* clock)
-    : options_(options), runner_(std::move(runner)), observer_(observer), clock_(clock) {}
+    : options_(options),
+      runner_(std::move(runner)),
+      observer_(observer),
+      clock_(clock),
+      batch_times_(options.max_batch_size),
+      last_progress_(clock->Now()) {}
 
 Batcher::~Batcher() { Stop(absl::InfiniteDuration()); }
 
-absl::Status Batcher::Submit(std::shared_ptr<BatchJob> job) {
+absl::Status Batcher::CheckJob(const BatchJob* job) {
   if (job == nullptr) return absl::InvalidArgumentError("BatchJob is null");
   if (job->faces.empty()) return absl::InvalidArgumentError("BatchJob has no faces");
   if (!job->done) return absl::InvalidArgumentError("BatchJob has no done callback");
+  return absl::OkStatus();
+}
+
+absl::Status Batcher::AdmitLocked(int faces, absl::Time deadline, absl::Time now) const {
+  if (stopping_) return absl::UnavailableError("batcher is shutting down");
+  if (now >= deadline) return absl::DeadlineExceededError("the job's deadline has passed");
+  const int used = queued_faces_ + reserved_faces_;
+  if (faces > options_.max_queue_faces - used) {
+    return absl::ResourceExhaustedError(absl::StrCat("batch queue is full: ", used, " of ",
+                                                     options_.max_queue_faces,
+                                                     " faces queued, job has ", faces));
+  }
+  if (!batch_times_.known()) return absl::OkStatus();
+  const absl::Duration alone = batch_times_.Estimate(std::min(faces, options_.max_batch_size));
+  if (now + alone > deadline) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the deadline is too close: the model needs about ", absl::FormatDuration(alone), " for ",
+        faces, " faces and ", absl::FormatDuration(deadline - now), " are left"));
+  }
+  const absl::Duration ahead =
+      batch_times_.EstimateQueue(used + running_faces_ + faces, options_.num_instances);
+  if (ahead > options_.max_queue_time) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("batch queue is full: about ", absl::FormatDuration(ahead), " of work (limit ",
+                     absl::FormatDuration(options_.max_queue_time), ")"));
+  }
+  if (now + ahead > deadline) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the job cannot finish before its deadline: about ", absl::FormatDuration(ahead),
+        " of work would run first and ", absl::FormatDuration(deadline - now), " are left"));
+  }
+  return absl::OkStatus();
+}
+
+void Batcher::EnqueueLocked(std::shared_ptr<JobState> state, absl::Time now) {
+  const int faces = state->size();
+  state->submit_time = now;
+  const bool was_empty = queue_.empty();
+  if (was_empty && running_batches_ == 0) last_progress_ = now;
+  queue_.push_back(std::move(state));
+  queued_faces_ += faces;
+  ReportDepthLocked();
+  // Idle workers sleep until the head's delay expires, or indefinitely on an
+  // empty queue; only a new head or a full batch changes what they wait for.
+  if (was_empty || queued_faces_ >= options_.max_batch_size) cv_.notify_all();
+}
+
+absl::Status Batcher::Submit(std::shared_ptr<BatchJob> job) {
+  if (absl::Status status = CheckJob(job.get()); !status.ok()) return status;
   const int faces =
       static_cast<int>(std::min<size_t>(job->faces.size(), std::numeric_limits<int>::max()));
   if (faces > options_.max_queue_faces) {
@@ -146,21 +205,55 @@ absl::Status Batcher::Submit(std::shared_ptr<BatchJob> job) {
   state->job = std::move(job);
 
   std::unique_lock<std::mutex> lock(mu_);
-  if (stopping_) return absl::UnavailableError("batcher is shutting down");
-  if (queued_faces_ + faces > options_.max_queue_faces) {
-    return absl::ResourceExhaustedError(absl::StrCat("batch queue is full: ", queued_faces_, " of ",
-                                                     options_.max_queue_faces,
-                                                     " faces queued, job has ", faces));
+  const absl::Time now = clock_->Now();
+  if (absl::Status admitted = AdmitLocked(faces, state->job->deadline, now); !admitted.ok()) {
+    return admitted;
   }
-  state->submit_time = clock_->Now();
-  const bool was_empty = queue_.empty();
-  queue_.push_back(std::move(state));
-  queued_faces_ += faces;
-  ReportDepthLocked();
-  // Idle workers sleep until the head's delay expires, or indefinitely on an
-  // empty queue; only a new head or a full batch changes what they wait for.
-  if (was_empty || queued_faces_ >= options_.max_batch_size) cv_.notify_all();
+  EnqueueLocked(std::move(state), now);
   return absl::OkStatus();
+}
+
+absl::Status Batcher::Reserve(int faces, absl::Time deadline) {
+  if (faces < 1 || faces > options_.max_queue_faces) {
+    return absl::InvalidArgumentError(absl::StrCat("a job needs 1..", options_.max_queue_faces,
+                                                   " faces (the queue's capacity), got ", faces));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status admitted = AdmitLocked(faces, deadline, clock_->Now()); !admitted.ok()) {
+    return admitted;
+  }
+  reserved_faces_ += faces;
+  return absl::OkStatus();
+}
+
+void Batcher::Unreserve(int faces) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reserved_faces_ -= faces;
+  if (stopping_) cv_.notify_all();  // the Stop caller waits for reservations
+}
+
+absl::Status Batcher::SubmitReserved(std::shared_ptr<BatchJob> job) {
+  const int faces = job != nullptr ? static_cast<int>(job->faces.size()) : 0;
+  auto state = std::make_shared<JobState>();
+  state->job = std::move(job);
+  std::lock_guard<std::mutex> lock(mu_);
+  reserved_faces_ -= faces;
+  if (stopping_) cv_.notify_all();
+  if (absl::Status status = CheckJob(state->job.get()); !status.ok()) return status;
+  if (drain_over_) return absl::UnavailableError("batcher shut down before the job was queued");
+  EnqueueLocked(std::move(state), clock_->Now());
+  return absl::OkStatus();
+}
+
+void Batcher::RecordBatchTime(int n, absl::Duration duration) {
+  std::lock_guard<std::mutex> lock(mu_);
+  batch_times_.Record(n, duration);
+}
+
+bool Batcher::Stalled(absl::Duration timeout) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (queue_.empty() && running_batches_ == 0) return false;
+  return clock_->Now() - last_progress_ > timeout;
 }
 
 int Batcher::queued_faces() const {
@@ -179,10 +272,11 @@ void Batcher::Stop(absl::Duration drain_timeout) {
     stopping_ = true;
     cv_.notify_all();  // workers now flush partial batches
     const absl::Time drain_deadline = clock_->Now() + std::max(drain_timeout, absl::ZeroDuration());
-    while (!queue_.empty() || running_batches_ > 0) {
+    while (!queue_.empty() || running_batches_ > 0 || reserved_faces_ > 0) {
       if (clock_->Now() >= drain_deadline) break;
       clock_->WaitUntil(&lock, &cv_, drain_deadline);
     }
+    drain_over_ = true;
     // Whatever is still queued will not run. A job with faces in a running
     // batch completes (with this status) when that batch finishes.
     const absl::Status unavailable =
@@ -220,7 +314,7 @@ void Batcher::WorkerLoop(int instance) {
     if (!FormBatchLocked(now, &batch, &wake_at)) {
       if (!batch.slices.empty()) {
         // Only drops: complete those jobs and look again.
-        FinishBatchLocked(batch, absl::OkStatus(), &completions);
+        FinishBatchLocked(batch, absl::OkStatus(), now, &completions);
         batch.slices.clear();
         if (stopping_) cv_.notify_all();
         lock.unlock();
@@ -228,20 +322,27 @@ void Batcher::WorkerLoop(int instance) {
         lock.lock();
         continue;
       }
-      if (stopping_ && queue_.empty()) break;
+      // Reservations made before Stop may still be submitted until the drain ends.
+      if (stopping_ && queue_.empty() && (reserved_faces_ == 0 || drain_over_)) break;
       clock_->WaitUntil(&lock, &cv_, wake_at);
       continue;
     }
 
+    const int size = static_cast<int>(batch.faces.size());
     ++running_batches_;
+    running_faces_ += size;
     lock.unlock();
     const absl::Time start = clock_->Now();
     const absl::Status status = runner_(instance, absl::MakeConstSpan(batch.faces));
-    const absl::Duration compute = clock_->Now() - start;
+    const absl::Time end = clock_->Now();
+    const absl::Duration compute = end - start;
     lock.lock();
-    FinishBatchLocked(batch, status, &completions);
+    if (status.ok()) batch_times_.Record(size, compute);
+    last_progress_ = end;
+    FinishBatchLocked(batch, status, end, &completions);
     batch.slices.clear();  // holds jobs alive: release them with their completions
     --running_batches_;
+    running_faces_ -= size;
     if (stopping_) cv_.notify_all();  // the Stop caller watches the drain
     lock.unlock();
 
@@ -282,6 +383,14 @@ bool Batcher::FormBatchLocked(absl::Time now, Batch* batch, absl::Time* wake_at)
       continue;
     }
     const int take = std::min(state->queued(), max_faces - static_cast<int>(batch->faces.size()));
+    if (WouldBeLateLocked(*state, now, static_cast<int>(batch->faces.size()) + take)) {
+      DropQueuedFacesLocked(state.get(), DropReason::kLate,
+                            absl::DeadlineExceededError(
+                                "the job's deadline would pass before its batch could finish"));
+      batch->slices.push_back({state, 0});
+      queue_.pop_front();
+      continue;
+    }
     const absl::Duration wait = now - state->submit_time;
     for (int i = 0; i < take; ++i) {
       batch->faces.push_back(state->job->faces[state->next_face + i]);
@@ -330,7 +439,11 @@ void Batcher::DropQueuedFacesLocked(JobState* state, DropReason reason,
   if (observer_ != nullptr && dropped > 0) observer_->OnDrop(reason, dropped);
 }
 
-void Batcher::FinishBatchLocked(const Batch& batch, const absl::Status& status,
+bool Batcher::WouldBeLateLocked(const JobState& state, absl::Time now, int batch_faces) const {
+  return batch_times_.known() && now + batch_times_.Estimate(batch_faces) > state.job->deadline;
+}
+
+void Batcher::FinishBatchLocked(const Batch& batch, const absl::Status& status, absl::Time now,
                                 Completions* completions) {
   for (const Batch::Slice& slice : batch.slices) {
     JobState* state = slice.job.get();
@@ -343,6 +456,9 @@ void Batcher::FinishBatchLocked(const Batch& batch, const absl::Status& status,
       }
     }
     if (!state->completed && state->queued() == 0 && state->in_flight == 0) {
+      if (state->status.ok() && now > state->job->deadline) {
+        state->status = absl::DeadlineExceededError("the job finished after its deadline");
+      }
       state->completed = true;
       completions->push_back(slice.job);
     }

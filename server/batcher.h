@@ -16,8 +16,22 @@
 //    Dead jobs (see Dropping) at the head of the queue are dropped before the
 //    triggers are evaluated; dead jobs further back count towards the size
 //    trigger until the batch reaches them, so such a batch may run smaller.
-//  - The queue holds at most max_queue_faces faces. Submit of a job that does
-//    not fit fails at once with RESOURCE_EXHAUSTED and enqueues nothing.
+//  - The queue holds at most max_queue_faces faces, counting faces reserved
+//    (Reserve) for jobs still being prepared, and at most max_queue_time of
+//    work as the batch-time model (below) estimates it. A job that does not
+//    fit fails at once with RESOURCE_EXHAUSTED and enqueues nothing.
+//  - Deadlines (admission): the batcher learns how long batches of each size
+//    take (BatchTimeModel, from every batch that ran, or Record). A job whose
+//    estimated completion, behind the work queued, reserved and running, is
+//    after its deadline is refused at once: DEADLINE_EXCEEDED when the model
+//    alone needs longer than the time left (no retry can help),
+//    RESOURCE_EXHAUSTED when the queue ahead is the reason. Until a batch has
+//    been measured, deadlines are not judged at admission.
+//  - Deadlines (dispatch): when a batch forms at `now`, a job whose deadline
+//    is before now plus the estimated run time of the batch so far with its
+//    faces is dropped instead of run (it would be answered too late); and a
+//    job whose faces all ran but finished after its deadline fails with
+//    DEADLINE_EXCEEDED, not OK, so nobody counts a late answer as served.
 //  - Dropping: when its faces reach the head of the queue, a job that is
 //    cancelled (is_cancelled() returns true) or past its deadline has all its
 //    queued faces dropped; they never reach the runner. The job then fails
@@ -61,6 +75,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "server/batch_time_model.h"
 
 namespace fer {
 
@@ -89,9 +104,15 @@ struct BatcherOptions {
   // Longest time the oldest queued face waits for a batch to fill while an
   // instance is free. Finite, >= 0; zero runs whatever is queued at once.
   absl::Duration max_queue_delay = absl::Microseconds(2000);
-  // Most faces waiting in the queue (not counting those in running batches).
-  // >= max_batch_size, so that a full batch can form.
+  // Most faces waiting in the queue (not counting those in running batches):
+  // a memory bound. >= max_batch_size, so that a full batch can form.
   int max_queue_faces = 4096;
+  // Most work the queue holds, in time: a job is refused when the faces queued
+  // ahead of it, with its own, would take longer than this to run (as the
+  // batch-time model estimates). It sizes the queue from the measured
+  // throughput: on a CPU that runs 50 faces/s, 2 s is about 100 faces. > 0;
+  // absl::InfiniteDuration() bounds the queue by max_queue_faces alone.
+  absl::Duration max_queue_time = absl::Seconds(2);
   // Model instances, i.e. batches that may run at the same time; one worker
   // thread each. In [1, kMaxBatcherInstances].
   int num_instances = 1;
@@ -137,9 +158,10 @@ enum class DropReason {
   kDeadline,   // the job's deadline passed while its faces were queued
   kFailed,     // an earlier batch with faces of the same job failed
   kShutdown,   // Stop's drain timeout passed while the faces were queued
+  kLate,       // the job's deadline would pass before its batch could finish
 };
 
-// "cancelled", "deadline", "failed", "shutdown": the metric label values.
+// "cancelled", "deadline", "failed", "shutdown", "late": the metric label values.
 std::string_view DropReasonName(DropReason reason);
 
 // What the batcher reports about one runner call.
@@ -196,16 +218,44 @@ class Batcher {
   //  - INVALID_ARGUMENT: job is null, has no faces, or has no done callback;
   //  - UNAVAILABLE: Stop has begun;
   //  - RESOURCE_EXHAUSTED: the job's faces do not fit in the queue now (or
-  //    ever, when it has more than max_queue_faces).
-  // Never blocks on a running batch. A job whose deadline has already passed
-  // is accepted and then dropped like any other.
+  //    ever, when it has more than max_queue_faces), or the work ahead of it
+  //    would keep it past its deadline or past max_queue_time;
+  //  - DEADLINE_EXCEEDED: its deadline is closer than the model needs for its
+  //    faces even with nothing ahead (or has passed already).
+  // Never blocks on a running batch.
   absl::Status Submit(std::shared_ptr<BatchJob> job);
+
+  // Holds room for `faces` faces whose job is still being prepared (images
+  // being decoded), so that they count against the queue's limits from the
+  // moment they are admitted. Judged as Submit judges a job of that size and
+  // deadline, with the same statuses, plus INVALID_ARGUMENT for faces < 1 or
+  // more than max_queue_faces (such a job could never fit). Each OK is
+  // followed by exactly one SubmitReserved of a job of exactly that many
+  // faces, or one Unreserve(faces).
+  absl::Status Reserve(int faces, absl::Time deadline);
+  void Unreserve(int faces);
+  // Queues a job for which Reserve(job->faces.size(), ...) succeeded; the
+  // reservation is used up whatever the outcome. Fails only with
+  // INVALID_ARGUMENT (as Submit) or UNAVAILABLE once Stop's drain timeout has
+  // passed: a reservation made before Stop began is still accepted while the
+  // drain runs, and Stop waits for it.
+  absl::Status SubmitReserved(std::shared_ptr<BatchJob> job);
 
   // Faces queued and not yet taken into a batch (nor dropped).
   int queued_faces() const;
 
+  // Teaches the batch-time model that a batch of n faces took duration, e.g.
+  // a warm-up batch run outside the batcher.
+  void RecordBatchTime(int n, absl::Duration duration);
+
+  // Whether the workers look wedged: work is queued or running and no batch
+  // has finished (nor has the queue become non-empty) for longer than
+  // `timeout` on the batcher's clock. For a liveness probe.
+  bool Stalled(absl::Duration timeout) const;
+
   // Refuses new jobs from now on, runs what is queued (partial batches at
-  // once) for at most drain_timeout on the batcher's clock, then drops
+  // once) and what is reserved (as it is submitted) for at most drain_timeout
+  // on the batcher's clock, then drops
   // whatever is still queued: those jobs fail with UNAVAILABLE. Returns once
   // the workers have stopped, so every accepted job has completed (a batch
   // already running is waited for, even past the timeout, since its runner
@@ -232,12 +282,23 @@ class Batcher {
   // Requires mu_. Drops `state` if it is cancelled or past its deadline at
   // `now`, recording it in batch->slices. Returns whether it was dropped.
   bool DropIfDeadLocked(const std::shared_ptr<JobState>& state, absl::Time now, Batch* batch);
+  // Requires mu_. Whether state's deadline is before now plus the estimated
+  // run time of a batch of batch_faces faces.
+  bool WouldBeLateLocked(const JobState& state, absl::Time now, int batch_faces) const;
+  // Requires mu_. Whether a job of `faces` faces with `deadline` may join the
+  // queue at `now`, given everything queued, reserved and running.
+  absl::Status AdmitLocked(int faces, absl::Time deadline, absl::Time now) const;
+  // Requires mu_. Appends state to the queue and wakes workers as needed.
+  void EnqueueLocked(std::shared_ptr<JobState> state, absl::Time now);
+  // Checks what Submit and SubmitReserved both require of a job.
+  static absl::Status CheckJob(const BatchJob* job);
   // Requires mu_. Drops the queued faces of `state` (but does not remove it
   // from queue_) and makes `status` the job's status unless it already failed.
   void DropQueuedFacesLocked(JobState* state, DropReason reason, const absl::Status& status);
   // Requires mu_. Accounts for a batch that ran with `status` (OK for one
   // without faces); appends the jobs that are now complete to *completions.
-  void FinishBatchLocked(const Batch& batch, const absl::Status& status, Completions* completions);
+  void FinishBatchLocked(const Batch& batch, const absl::Status& status, absl::Time now,
+                         Completions* completions);
   // Requires mu_. Reports the queue depth to the observer if it changed.
   void ReportDepthLocked();
   // Calls done of each job, without mu_ held, and empties *completions.
@@ -257,10 +318,16 @@ class Batcher {
   // Jobs with queued faces, in submission order; each job at most once.
   std::deque<std::shared_ptr<JobState>> queue_;
   int queued_faces_ = 0;
+  int reserved_faces_ = 0;  // Reserve'd and not yet submitted or unreserved
+  int running_faces_ = 0;   // faces in batches between forming and finishing
   int last_reported_depth_ = 0;
   int running_batches_ = 0;  // batches with faces between forming and finishing
   bool stopping_ = false;    // Stop has begun: refuse jobs, drain
+  bool drain_over_ = false;  // Stop's drain timeout passed: refuse reserved jobs too
   bool stopped_ = false;     // Stop has finished: workers joined
+  BatchTimeModel batch_times_;
+  // When a batch last finished, or the queue last became non-empty.
+  absl::Time last_progress_;
 
   std::vector<std::thread> workers_;  // touched only by Create and the first Stop
 };

@@ -393,6 +393,12 @@ TEST(BatcherOptionsTest, CreateRejectsEachInvalidOptionByName) {
       {Options(4, kNever, 1, /*max_queue_faces=*/3), "max_queue_faces"},
       {Options(4, kNever, 0), "num_instances"},
       {Options(4, kNever, kMaxBatcherInstances + 1), "num_instances"},
+      {[] {
+         BatcherOptions options = Options(4);
+         options.max_queue_time = absl::ZeroDuration();
+         return options;
+       }(),
+       "max_queue_time"},
   };
   for (const auto& [options, name] : cases) {
     const auto batcher = Batcher::Create(options, runner);
@@ -756,9 +762,153 @@ TEST_F(BatcherTest, ReportsBatchesQueueWaitsComputeTimeAndQueueDepthToTheObserve
   EXPECT_THAT(observer_.drops(), IsEmpty());
 }
 
+// Deadline-aware admission: once the batcher has measured batches, a job that
+// cannot be answered in time is refused at once instead of queued and wasted.
+TEST_F(BatcherTest, RefusesAJobWhoseDeadlineIsCloserThanTheModelNeeds) {
+  auto batcher = Make(Options(4));
+  batcher->RecordBatchTime(4, absl::Milliseconds(100));
+  TestJob* hopeless = jobs_.Make(4, start_ + absl::Milliseconds(50));
+  const absl::Status status = Submit(*batcher, hopeless);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_THAT(status.message(), HasSubstr("too close"));
+  TestJob* passed = jobs_.Make(1, start_ - absl::Milliseconds(1));
+  EXPECT_EQ(Submit(*batcher, passed).code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(batcher->queued_faces(), 0);
+  batcher->Stop(absl::InfiniteDuration());
+  EXPECT_THAT(jobs_.order(), IsEmpty());
+  EXPECT_THAT(runner_.calls(), IsEmpty());
+}
+
+TEST_F(BatcherTest, RefusesAJobThatTheQueueAheadWouldMakeLateWithResourceExhausted) {
+  auto batcher = Make(Options(4));
+  batcher->RecordBatchTime(4, absl::Milliseconds(100));
+  // Two batches (200 ms) queued ahead.
+  ASSERT_TRUE(Submit(*batcher, jobs_.Make(4)).ok());
+  ASSERT_TRUE(Submit(*batcher, jobs_.Make(4)).ok());
+  TestJob* late = jobs_.Make(4, start_ + absl::Milliseconds(250));
+  const absl::Status status = Submit(*batcher, late);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(), HasSubstr("deadline"));
+  TestJob* in_time = jobs_.Make(4, start_ + absl::Milliseconds(300));
+  EXPECT_TRUE(Submit(*batcher, in_time).ok());
+  EXPECT_EQ(batcher->queued_faces(), 12);
+  batcher->Stop(absl::InfiniteDuration());
+  EXPECT_EQ(late->completions, 0);
+  EXPECT_EQ(in_time->completions, 1);
+}
+
+// The queue is bounded by measured work, not only by a count of faces.
+TEST_F(BatcherTest, BoundsTheQueueByMaxQueueTimeOfMeasuredWork) {
+  BatcherOptions options = Options(4);
+  options.max_queue_time = absl::Seconds(2);
+  auto batcher = Make(options);
+  batcher->RecordBatchTime(4, absl::Seconds(1));
+  ASSERT_TRUE(Submit(*batcher, jobs_.Make(4)).ok());
+  ASSERT_TRUE(Submit(*batcher, jobs_.Make(4)).ok());  // 2 s of work: the limit
+  const absl::Status status = Submit(*batcher, jobs_.Make(1));
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(), HasSubstr("of work"));
+  EXPECT_EQ(batcher->queued_faces(), 8);
+}
+
+TEST_F(BatcherTest, DropsAJobAtDispatchWhenItsBatchWouldFinishAfterItsDeadline) {
+  auto batcher = Make(Options(8, absl::Milliseconds(10)));
+  batcher->RecordBatchTime(2, absl::Milliseconds(100));
+  // Admitted: 100 ms of compute fits in 150 ms. Then it waits 60 ms for the
+  // delay trigger (the test's clock), leaving 90 ms: too little.
+  TestJob* doomed = jobs_.Make(2, start_ + absl::Milliseconds(150));
+  TestJob* fine = jobs_.Make(2, start_ + absl::Seconds(5));
+  ASSERT_TRUE(Submit(*batcher, doomed).ok());
+  ASSERT_TRUE(Submit(*batcher, fine).ok());
+  clock_.Advance(absl::Milliseconds(60));
+  ASSERT_TRUE(jobs_.AwaitCompletions(2));
+  EXPECT_EQ(jobs_.status(doomed).code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(jobs_.status(fine).ok());
+  EXPECT_THAT(runner_.batches(), ElementsAre(IdsOf({fine})));
+  EXPECT_THAT(observer_.drops(), ElementsAre(Pair("late", 2)));
+}
+
+TEST_F(BatcherTest, AJobAnsweredAfterItsDeadlineIsDeadlineExceededNotOk) {
+  auto batcher = Make(Options(2));
+  runner_.TakeTime(&clock_, absl::Milliseconds(500));  // unknown to the batcher until it runs
+  TestJob* job = jobs_.Make(2, start_ + absl::Milliseconds(200));
+  ASSERT_TRUE(Submit(*batcher, job).ok());
+  ASSERT_TRUE(jobs_.AwaitCompletions(1));
+  EXPECT_EQ(runner_.calls().size(), 1u);
+  EXPECT_EQ(jobs_.status(job).code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(jobs_.status(job).message(), HasSubstr("after its deadline"));
+}
+
+TEST_F(BatcherTest, ReservedFacesCountAgainstCapacityUntilSubmittedOrUnreserved) {
+  auto batcher = Make(Options(8, kNever, 1, /*max_queue_faces=*/8));
+  ASSERT_TRUE(batcher->Reserve(6, absl::InfiniteFuture()).ok());
+  EXPECT_EQ(batcher->Reserve(3, absl::InfiniteFuture()).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(batcher->Reserve(9, absl::InfiniteFuture()).code(), absl::StatusCode::kInvalidArgument);
+  batcher->Unreserve(2);  // as if a 2-face part had failed to decode
+  ASSERT_TRUE(batcher->Reserve(4, absl::InfiniteFuture()).ok());
+  TestJob* first = jobs_.Make(4);
+  TestJob* second = jobs_.Make(4);
+  ASSERT_TRUE(batcher->SubmitReserved(first->job).ok());
+  EXPECT_EQ(batcher->Reserve(1, absl::InfiniteFuture()).code(),
+            absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(batcher->SubmitReserved(second->job).ok());
+  ASSERT_TRUE(jobs_.AwaitCompletions(2));
+  EXPECT_TRUE(jobs_.status(first).ok());
+  EXPECT_TRUE(jobs_.status(second).ok());
+}
+
+TEST_F(BatcherTest, StopWaitsForReservationsAndRunsWhatIsSubmittedDuringTheDrain) {
+  auto batcher = Make(Options(4));
+  ASSERT_TRUE(batcher->Reserve(2, absl::InfiniteFuture()).ok());
+  std::thread stopper([&] { batcher->Stop(absl::InfiniteDuration()); });
+  // Stop has begun once new work is refused.
+  while (batcher->Reserve(1, absl::InfiniteFuture()).ok()) batcher->Unreserve(1);
+  EXPECT_EQ(batcher->Submit(jobs_.Make(1)->job).code(), absl::StatusCode::kUnavailable);
+  TestJob* reserved = jobs_.Make(2);
+  ASSERT_TRUE(batcher->SubmitReserved(reserved->job).ok());
+  stopper.join();
+  EXPECT_EQ(reserved->completions, 1);
+  EXPECT_TRUE(jobs_.status(reserved).ok());
+}
+
+TEST_F(BatcherTest, AReservationSubmittedAfterTheDrainTimeoutIsUnavailable) {
+  auto batcher = Make(Options(4));
+  ASSERT_TRUE(batcher->Reserve(2, absl::InfiniteFuture()).ok());
+  std::thread stopper([&] { batcher->Stop(absl::Milliseconds(100)); });
+  ASSERT_TRUE(clock_.AwaitSleeper(start_ + absl::Milliseconds(100)));
+  clock_.Advance(absl::Milliseconds(100));
+  stopper.join();
+  TestJob* reserved = jobs_.Make(2);
+  EXPECT_EQ(batcher->SubmitReserved(reserved->job).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(reserved->completions, 0);
+}
+
+TEST_F(BatcherTest, IsStalledOnlyWhenQueuedWorkMakesNoProgressForTheTimeout) {
+  auto batcher = Make(Options(1));
+  const absl::Duration timeout = absl::Seconds(30);
+  EXPECT_FALSE(batcher->Stalled(timeout));
+  clock_.Advance(absl::Minutes(5));
+  EXPECT_FALSE(batcher->Stalled(timeout)) << "idle is not stalled";
+  runner_.Hold();
+  ASSERT_TRUE(Submit(*batcher, jobs_.Make(1)).ok());
+  ASSERT_TRUE(Submit(*batcher, jobs_.Make(1)).ok());
+  ASSERT_TRUE(runner_.AwaitCalls(1));
+  clock_.Advance(timeout);
+  EXPECT_FALSE(batcher->Stalled(timeout));
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(batcher->Stalled(timeout)) << "a wedged runner with work queued";
+  runner_.Allow(1);
+  ASSERT_TRUE(runner_.AwaitCalls(2));
+  EXPECT_FALSE(batcher->Stalled(timeout)) << "a batch finished just now";
+  runner_.Release();
+  ASSERT_TRUE(jobs_.AwaitCompletions(2));
+}
+
 TEST(DropReasonTest, NamesAreTheMetricLabels) {
   EXPECT_EQ(DropReasonName(DropReason::kCancelled), "cancelled");
   EXPECT_EQ(DropReasonName(DropReason::kDeadline), "deadline");
+  EXPECT_EQ(DropReasonName(DropReason::kLate), "late");
   EXPECT_EQ(DropReasonName(DropReason::kFailed), "failed");
   EXPECT_EQ(DropReasonName(DropReason::kShutdown), "shutdown");
 }
@@ -820,7 +970,9 @@ TEST_P(BatcherStressTest, EveryAcceptedJobCompletesExactlyOnceUnderConcurrentLoa
         if (fate == 3) job->cancelled = true;
         results[s].push_back({job, status.ok()});
         if (!status.ok()) {
-          EXPECT_TRUE(absl::IsResourceExhausted(status) || absl::IsUnavailable(status)) << status;
+          EXPECT_TRUE(absl::IsResourceExhausted(status) || absl::IsUnavailable(status) ||
+                      absl::IsDeadlineExceeded(status))
+              << status;
           std::this_thread::yield();
         }
         ++submitted;
