@@ -21,7 +21,8 @@ FoldedNet FoldedNet::Fold(LlaNet net) {
   torch::NoGradGuard no_grad;
   FoldedNet folded;
   folded.stem_ = FoldConvBn(net->conv1, net->bn1);
-  for (const torch::nn::Sequential* layer : {&net->layer1, &net->layer2, &net->layer3, &net->layer4}) {
+  for (const torch::nn::Sequential* layer :
+       {&net->layer1, &net->layer2, &net->layer3, &net->layer4}) {
     for (const auto& module : (*layer)->children()) {
       auto block = std::dynamic_pointer_cast<BasicBlockImpl>(module);
       TORCH_CHECK(block, "unexpected module in a stage");
@@ -48,13 +49,13 @@ FoldedNet FoldedNet::Fold(LlaNet net) {
 }
 
 void FoldedNet::To(const torch::Device& device, torch::ScalarType dtype) {
-  auto move = [&](torch::Tensor& t) {
-    t = t.to(device, dtype);
+  auto move = [&](torch::Tensor& t, torch::ScalarType type) {
+    t = t.to(device, type);
     if (t.dim() == 4) t = t.contiguous(torch::MemoryFormat::ChannelsLast);
   };
   auto move_conv = [&](Conv& c) {
-    move(c.weight);
-    move(c.bias);
+    move(c.weight, dtype);
+    move(c.bias, dtype);
   };
   move_conv(stem_);
   for (Block& b : blocks_) {
@@ -63,12 +64,23 @@ void FoldedNet::To(const torch::Device& device, torch::ScalarType dtype) {
     if (b.downsample) move_conv(*b.downsample);
     if (b.llam) move_conv(*b.llam);
   }
-  move(fc_weight_);
-  move(fc_bias_);
+  // The head stays fp32 whatever the precision (see Forward).
+  move(fc_weight_, torch::kFloat32);
+  move(fc_bias_, torch::kFloat32);
 }
 
 torch::Tensor FoldedNet::Conv::Apply(const torch::Tensor& x) const {
   return torch::conv2d(x, weight, bias, stride, padding);
+}
+
+torch::Tensor FoldedNet::Gate(const torch::Tensor& current, const torch::Tensor& logits) {
+  if (current.scalar_type() == torch::kFloat32) return current.mul_(logits.sigmoid());
+  // At reduced precision the sigmoid and the product run in fp32 and only the
+  // result is rounded: the attention map multiplies every activation, so its
+  // rounding error would otherwise compound over the eight blocks.
+  return current.to(torch::kFloat32)
+      .mul_(logits.to(torch::kFloat32).sigmoid_())
+      .to(current.scalar_type());
 }
 
 torch::Tensor FoldedNet::Forward(const torch::Tensor& x) const {
@@ -78,12 +90,13 @@ torch::Tensor FoldedNet::Forward(const torch::Tensor& x) const {
     torch::Tensor identity = b.downsample ? b.downsample->Apply(out) : out;
     torch::Tensor current = b.conv2.Apply(b.conv1.Apply(out).relu_());
     current = current.add_(identity).relu_();
-    if (b.llam) {
-      current = current.mul_(b.llam->Apply(torch::cat({identity, current}, 1)).sigmoid_());
-    }
+    if (b.llam) current = Gate(current, b.llam->Apply(torch::cat({identity, current}, 1)));
     out = current;
   }
-  out = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+  // The head in fp32: a 512-wide mean and a 512 -> 7 product cost nothing
+  // next to the convolutions, and rounding the logits to bf16 would flip the
+  // top label of faces whose two best classes are close.
+  out = torch::adaptive_avg_pool2d(out.to(torch::kFloat32), {1, 1}).flatten(1);
   return torch::linear(out, fc_weight_, fc_bias_);
 }
 

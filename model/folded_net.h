@@ -5,10 +5,10 @@
 #ifndef FER_MODEL_FOLDED_NET_H_
 #define FER_MODEL_FOLDED_NET_H_
 
+#include <torch/torch.h>
+
 #include <optional>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "model/lla_net.h"
 
@@ -19,11 +19,14 @@ class FoldedNet {
   // Folds a network's current weights and BatchNorm statistics (eval semantics).
   static FoldedNet Fold(LlaNet net);
 
-  // Moves and casts every tensor; floating weights take dtype, in channels-last.
+  // Moves and casts every tensor; convolution weights take dtype, in
+  // channels-last; the fully connected head stays fp32.
   void To(const torch::Device& device, torch::ScalarType dtype);
 
-  // x: N x 3 x H x W normalised input in the weights' dtype and device.
-  // Returns N x num_classes logits in that dtype.
+  // x: N x 3 x H x W normalised input in the convolutions' dtype and device.
+  // Returns N x num_classes fp32 logits. At bf16/fp16 the convolutions run at
+  // that precision; each attention gate (sigmoid and product) and the head
+  // (pooling and the fully connected layer) run in fp32.
   torch::Tensor Forward(const torch::Tensor& x) const;
 
  private:
@@ -37,6 +40,9 @@ class FoldedNet {
     std::optional<Conv> downsample, llam;
   };
 
+  // current (*) sigmoid(logits), in place when fp32; computed in fp32 and
+  // rounded back to current's dtype otherwise.
+  static torch::Tensor Gate(const torch::Tensor& current, const torch::Tensor& logits);
   static Conv FoldConvBn(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn);
 
   Conv stem_;

@@ -87,6 +87,8 @@ struct Batcher::JobState {
   int next_face = 0;
   // Faces in batches that have not finished yet.
   int in_flight = 0;
+  // Queued on an idle batcher: run even if the estimate says it will be late.
+  bool may_be_late = false;
   // The first error; OK while there is none. Final once `completed` is set.
   absl::Status status;
   bool completed = false;
@@ -156,7 +158,10 @@ absl::Status Batcher::AdmitLocked(int faces, absl::Time deadline, absl::Time now
                                                      options_.max_queue_faces,
                                                      " faces queued, job has ", faces));
   }
-  if (!batch_times_.known()) return absl::OkStatus();
+  // An idle batcher takes the job whatever the estimate says: it costs no other
+  // job anything, and running it re-measures an estimate that may be stale
+  // (otherwise one slow batch could make it refuse every deadline forever).
+  if (!batch_times_.known() || used + running_faces_ == 0) return absl::OkStatus();
   const absl::Duration alone = batch_times_.Estimate(std::min(faces, options_.max_batch_size));
   if (now + alone > deadline) {
     return absl::DeadlineExceededError(absl::StrCat(
@@ -182,6 +187,7 @@ void Batcher::EnqueueLocked(std::shared_ptr<JobState> state, absl::Time now) {
   const int faces = state->size();
   state->submit_time = now;
   const bool was_empty = queue_.empty();
+  state->may_be_late = was_empty && running_batches_ == 0;  // see AdmitLocked
   if (was_empty && running_batches_ == 0) last_progress_ = now;
   queue_.push_back(std::move(state));
   queued_faces_ += faces;
@@ -253,7 +259,9 @@ void Batcher::RecordBatchTime(int n, absl::Duration duration) {
 bool Batcher::Stalled(absl::Duration timeout) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (queue_.empty() && running_batches_ == 0) return false;
-  return clock_->Now() - last_progress_ > timeout;
+  const absl::Duration limit =
+      std::max(timeout, batch_times_.Estimate(options_.max_batch_size) * kStallBatches);
+  return clock_->Now() - last_progress_ > limit;
 }
 
 int Batcher::queued_faces() const {
@@ -440,7 +448,8 @@ void Batcher::DropQueuedFacesLocked(JobState* state, DropReason reason,
 }
 
 bool Batcher::WouldBeLateLocked(const JobState& state, absl::Time now, int batch_faces) const {
-  return batch_times_.known() && now + batch_times_.Estimate(batch_faces) > state.job->deadline;
+  return !state.may_be_late && batch_times_.known() &&
+         now + batch_times_.Estimate(batch_faces) > state.job->deadline;
 }
 
 void Batcher::FinishBatchLocked(const Batch& batch, const absl::Status& status, absl::Time now,

@@ -26,10 +26,14 @@
 //    after its deadline is refused at once: DEADLINE_EXCEEDED when the model
 //    alone needs longer than the time left (no retry can help),
 //    RESOURCE_EXHAUSTED when the queue ahead is the reason. Until a batch has
-//    been measured, deadlines are not judged at admission.
+//    been measured, and whenever nothing is queued, reserved or running,
+//    deadlines are not judged at admission (an idle batcher runs the job,
+//    which also re-measures an estimate that may be stale); only a deadline
+//    already passed is refused (DEADLINE_EXCEEDED).
 //  - Deadlines (dispatch): when a batch forms at `now`, a job whose deadline
 //    is before now plus the estimated run time of the batch so far with its
-//    faces is dropped instead of run (it would be answered too late); and a
+//    faces is dropped instead of run (it would be answered too late), unless
+//    it was queued on an idle batcher; and a
 //    job whose faces all ran but finished after its deadline fails with
 //    DEADLINE_EXCEEDED, not OK, so nobody counts a late answer as served.
 //  - Dropping: when its faces reach the head of the queue, a job that is
@@ -110,9 +114,11 @@ struct BatcherOptions {
   // Most work the queue holds, in time: a job is refused when the faces queued
   // ahead of it, with its own, would take longer than this to run (as the
   // batch-time model estimates). It sizes the queue from the measured
-  // throughput: on a CPU that runs 50 faces/s, 2 s is about 100 faces. > 0;
-  // absl::InfiniteDuration() bounds the queue by max_queue_faces alone.
-  absl::Duration max_queue_time = absl::Seconds(2);
+  // throughput: on a CPU that runs 50 faces/s, 10 s is about 500 faces; on a
+  // GPU max_queue_faces is the tighter bound. Calls with a deadline are judged
+  // by their deadline as well. > 0; absl::InfiniteDuration() bounds the queue
+  // by max_queue_faces alone.
+  absl::Duration max_queue_time = absl::Seconds(10);
   // Model instances, i.e. batches that may run at the same time; one worker
   // thread each. In [1, kMaxBatcherInstances].
   int num_instances = 1;
@@ -250,8 +256,10 @@ class Batcher {
 
   // Whether the workers look wedged: work is queued or running and no batch
   // has finished (nor has the queue become non-empty) for longer than
-  // `timeout` on the batcher's clock. For a liveness probe.
+  // `timeout`, or than kStallBatches estimated full batches if that is longer,
+  // on the batcher's clock. For a liveness probe.
   bool Stalled(absl::Duration timeout) const;
+  static constexpr int kStallBatches = 3;
 
   // Refuses new jobs from now on, runs what is queued (partial batches at
   // once) and what is reserved (as it is submitted) for at most drain_timeout

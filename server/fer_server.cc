@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -22,6 +23,8 @@ namespace {
 // After the drain, how long the gRPC server waits for the last responses to be
 // written (and for health watchers to go) before it cancels what is left.
 constexpr absl::Duration kShutdownGrace = absl::Seconds(2);
+// How often the liveness watchdog looks at the batcher.
+constexpr absl::Duration kLivenessCheckPeriod = absl::Seconds(1);
 // gRPC's receive limit: room for max_faces_per_request of the largest images,
 // but never below gRPC's default nor above a cap, so that one request cannot
 // make the server hold more than that at once.
@@ -99,6 +102,9 @@ absl::Status CheckConnectionAge(const ServerOptions& options) {
       options.max_connection_age_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--max_connection_age must not be negative");
   }
+  if (options.liveness_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--liveness_timeout must not be negative");
+  }
   return absl::OkStatus();
 }
 
@@ -117,6 +123,7 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const ServerOptions
       MakeCredentials(options.tls);
   if (!credentials.ok()) return credentials.status();
   std::unique_ptr<FerServer> server(new FerServer());
+  server->liveness_timeout_ = options.liveness_timeout;
 
   MetricsOptions metrics_options;
   metrics_options.model_version = engine->meta().version;
@@ -170,12 +177,39 @@ FerServer::~FerServer() { Shutdown(absl::ZeroDuration()); }
 absl::Status FerServer::Start() {
   if (absl::Status status = service_->Start(); !status.ok()) return status;
   SetHealth(true);
+  if (liveness_timeout_ > absl::ZeroDuration()) {
+    watchdog_ = std::thread(&FerServer::WatchLiveness, this, liveness_timeout_);
+  }
   return absl::OkStatus();
+}
+
+void FerServer::WatchLiveness(absl::Duration timeout) {
+  bool healthy = true;
+  std::unique_lock<std::mutex> lock(watchdog_mu_);
+  while (!watchdog_cv_.wait_for(lock, absl::ToChronoMilliseconds(kLivenessCheckPeriod),
+                                [this] { return watchdog_stop_; })) {
+    const bool stalled = service_->Stalled(timeout);
+    if (stalled == healthy) {
+      healthy = !stalled;
+      SetHealth(healthy);
+      std::fprintf(stderr, "fer-server: %s\n",
+                   stalled ? "the model has made no progress with work queued; health NOT_SERVING"
+                           : "the model is making progress again; health SERVING");
+    }
+  }
 }
 
 void FerServer::Shutdown(absl::Duration drain_timeout) {
   if (shut_down_) return;
   shut_down_ = true;
+  if (watchdog_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(watchdog_mu_);
+      watchdog_stop_ = true;
+    }
+    watchdog_cv_.notify_all();
+    watchdog_.join();
+  }
   if (server_ != nullptr) SetHealth(false);
   if (service_ != nullptr) service_->Drain(drain_timeout);
   if (server_ != nullptr) {

@@ -7,15 +7,20 @@
 // "fer.v1.ExpressionClassifier"):
 //   Create    ports open; NOT_SERVING; Classify and ClassifyStream answer
 //             UNAVAILABLE (GetModelInfo answers).
-//   Start     runs the warm-up batch, then SERVING.
+//   Start     runs the warm-up batch, then SERVING; from then on a watchdog
+//             reports NOT_SERVING while the batcher is stalled (work queued,
+//             no batch finishing for liveness_timeout), SERVING again after.
 //   Shutdown  NOT_SERVING; new calls UNAVAILABLE; accepted work runs for at
 //             most the drain timeout (ExpressionService::Drain); then the gRPC
 //             server stops.
 #ifndef FER_SERVER_FER_SERVER_H_
 #define FER_SERVER_FER_SERVER_H_
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -61,6 +66,10 @@ struct ServerOptions {
   // Prometheus listen address, host:port, served at /metrics; port 0 picks a
   // free one; empty: no endpoint (the metrics are still kept).
   std::string metrics_address = "0.0.0.0:9464";
+  // Liveness: once serving, health for "" turns NOT_SERVING (and back) while
+  // the model makes no progress with work waiting for this long (see
+  // ExpressionService::Stalled); the readiness service follows it. Zero: off.
+  absl::Duration liveness_timeout = absl::Seconds(60);
   ServiceOptions service;
 };
 
@@ -98,12 +107,20 @@ class FerServer {
  private:
   FerServer() = default;
   void SetHealth(bool serving);
+  // Checks for a stalled batcher until Shutdown; on its own thread.
+  void WatchLiveness(absl::Duration timeout);
 
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<ExpressionService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;
+  absl::Duration liveness_timeout_;
+
+  std::mutex watchdog_mu_;
+  std::condition_variable watchdog_cv_;
+  bool watchdog_stop_ = false;  // guarded by watchdog_mu_
+  std::thread watchdog_;
 };
 
 }  // namespace fer

@@ -56,6 +56,10 @@ ABSL_FLAG(int, max_queue_delay_us,
 ABSL_FLAG(int, max_queue_faces, kBatching.max_queue_faces,
           "most faces queued for the model (a ten-crop face counts ten); beyond it calls fail with "
           "RESOURCE_EXHAUSTED at once");
+ABSL_FLAG(absl::Duration, max_queue_time, kBatching.max_queue_time,
+          "most work queued for the model, in time as measured on the batches that ran (e.g. "
+          "10s); beyond it calls fail with RESOURCE_EXHAUSTED at once. Calls with a deadline are "
+          "also refused at once when the work ahead would make them late");
 ABSL_FLAG(int, instances, kBatching.num_instances,
           "model instances: batches that run at the same time, one worker thread each");
 ABSL_FLAG(int, max_faces_per_request, kService.max_faces_per_request,
@@ -81,6 +85,9 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
           "close client connections this old (after their calls end, waiting at most "
           "--drain_timeout) so that clients behind a load balancer re-balance; 0: never");
+ABSL_FLAG(absl::Duration, liveness_timeout, fer::ServerOptions().liveness_timeout,
+          "health for \"\" (the liveness probe) turns NOT_SERVING while work is queued and no "
+          "batch has finished for this long (or three batch times, if longer); 0: off");
 ABSL_FLAG(bool, warmup, kService.warmup,
           "run one batch on every instance before reporting SERVING");
 
@@ -118,6 +125,7 @@ int Run(int argc, char** argv) {
   }
   ServiceOptions options;
   options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  options.batching.max_queue_time = absl::GetFlag(FLAGS_max_queue_time);
   options.batching.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
   options.batching.max_queue_faces = absl::GetFlag(FLAGS_max_queue_faces);
   options.batching.num_instances = absl::GetFlag(FLAGS_instances);
@@ -149,6 +157,7 @@ int Run(int argc, char** argv) {
   server_options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   server_options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   server_options.max_connection_age_grace = drain_timeout;
+  server_options.liveness_timeout = absl::GetFlag(FLAGS_liveness_timeout);
   if (absl::Status status = FerServer::ValidateOptions(server_options); !status.ok()) {
     return Fail(status.message());
   }

@@ -406,27 +406,27 @@ absl::Status ExpressionService::Start() {
       std::fill_n(instance.inputs.begin(), faces * face_bytes_, kWarmupPixel);
       // No call is admitted before state_ is kServing, so the workers are idle
       // and the runners free to use here.
+      const absl::Time begin = absl::Now();
       if (absl::Status status =
               instance.runner->Classify(instance.inputs.data(), faces, instance.outputs.data());
           !status.ok()) {
         return absl::Status(status.code(), absl::StrCat("warm-up batch on instance ", i,
                                                         " failed: ", status.message()));
       }
+      // The first batch pays for lazy initialisation, so this errs long.
+      batcher_->RecordBatchTime(faces, absl::Now() - begin);
     }
     if (gpu) metrics_->SetGpuMemoryBytes(engine_->DeviceMemoryBytes());
   }
-  std::lock_guard<std::mutex> lock(admit_mu_);
-  if (state_.load() == State::kStarting) state_.store(State::kServing);
+  State starting = State::kStarting;
+  state_.compare_exchange_strong(starting, State::kServing);
   return absl::OkStatus();
 }
 
 void ExpressionService::Drain(absl::Duration drain_timeout) {
   std::call_once(drained_, [&] {
     const absl::Time deadline = absl::Now() + drain_timeout;
-    {
-      std::lock_guard<std::mutex> lock(admit_mu_);
-      state_.store(State::kDraining);
-    }
+    state_.store(State::kDraining);
     // Referenced under the registry's lock, so that none is deleted between
     // being found and being told; told without it, since telling may finish
     // the stream, and finishing unregisters it.
@@ -442,17 +442,8 @@ void ExpressionService::Drain(absl::Duration drain_timeout) {
       stream->BeginDrain();
       stream->Unref();
     }
-    // Work admitted before draining began is being preprocessed: let it reach
-    // the batcher, whose Stop then runs it.
-    {
-      std::unique_lock<std::mutex> lock(admit_mu_);
-      if (deadline == absl::InfiniteFuture()) {
-        admit_cv_.wait(lock, [this] { return admitted_works_ == 0; });
-      } else {
-        admit_cv_.wait_until(lock, absl::ToChronoTime(deadline),
-                             [this] { return admitted_works_ == 0; });
-      }
-    }
+    // Work admitted before draining began may still be being preprocessed:
+    // the batcher holds its reservation, and Stop waits for it to be queued.
     // Null only when Create failed before making it.
     if (batcher_ != nullptr) batcher_->Stop(std::max(deadline - absl::Now(), absl::ZeroDuration()));
   });
@@ -470,34 +461,24 @@ absl::Status ExpressionService::CheckServing() const {
   return absl::UnavailableError("the server is shutting down; retry on another instance");
 }
 
-absl::Status ExpressionService::Admit(int faces) {
-  std::lock_guard<std::mutex> lock(admit_mu_);
+absl::Status ExpressionService::Admit(int faces, absl::Time deadline) {
   if (absl::Status serving = CheckServing(); !serving.ok()) return serving;
-  const int capacity = options_.batching.max_queue_faces;
-  if (faces > capacity) {
+  absl::Status reserved = batcher_->Reserve(faces, deadline);
+  if (absl::IsInvalidArgument(reserved)) {
     // Only ten-crop gets here (plain requests are capped below capacity by
     // the start-up check): no retry can help, so it is the request's fault.
     return absl::InvalidArgumentError(
         absl::StrCat("the request needs ", faces,
                      " queue slots (ten-crop faces count ten times) but the "
                      "server's queue holds ",
-                     capacity, "; send fewer faces per request"));
+                     options_.batching.max_queue_faces, "; send fewer faces per request"));
   }
-  const int used = admitted_faces_ + batcher_->queued_faces();
-  if (faces > capacity - used) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the server's queue is full (", used, " of ", capacity, " faces queued, ", faces,
-        " more asked for; ten-crop faces count ten times); retry with backoff"));
+  if (absl::IsUnavailable(reserved)) return CheckServing();  // Drain began meanwhile
+  if (absl::IsResourceExhausted(reserved)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(reserved.message(), " (ten-crop faces count ten times); retry with backoff"));
   }
-  admitted_faces_ += faces;
-  ++admitted_works_;
-  return absl::OkStatus();
-}
-
-void ExpressionService::Release(int faces) {
-  std::lock_guard<std::mutex> lock(admit_mu_);
-  admitted_faces_ -= faces;
-  if (--admitted_works_ == 0) admit_cv_.notify_all();
+  return reserved;
 }
 
 void ExpressionService::Process(Work* work) {
@@ -508,8 +489,9 @@ void ExpressionService::Process(Work* work) {
     return;
   }
   const int model_faces = work->model_faces();
-  if (absl::Status admitted = Admit(model_faces); !admitted.ok()) {
+  if (absl::Status admitted = Admit(model_faces, work->deadline); !admitted.ok()) {
     if (absl::IsResourceExhausted(admitted)) metrics_->OnQueueFull(model_faces);
+    if (absl::IsDeadlineExceeded(admitted)) metrics_->OnDrop(DropReason::kLate, model_faces);
     Complete(&work->done, admitted);
     return;
   }
@@ -529,7 +511,7 @@ void ExpressionService::PreprocessAndSubmit(Work* work) {
     status = PreprocessFaces(*work->faces, options_.preprocess, work->ten_crop, &work->pixels);
   }
   if (!status.ok()) {
-    Release(model_faces);
+    batcher_->Unreserve(model_faces);
     Complete(&work->done, status);
     return;
   }
@@ -547,12 +529,8 @@ void ExpressionService::PreprocessAndSubmit(Work* work) {
   };
   job->done = std::move(work->done);
   // From here on work may be gone at any moment: the job's done owns it.
-  status = batcher_->Submit(job);
-  Release(model_faces);
-  if (!status.ok()) {
-    if (absl::IsResourceExhausted(status)) metrics_->OnQueueFull(model_faces);
-    job->done(status);  // Submit refused the job, so it never calls done.
-  }
+  status = batcher_->SubmitReserved(job);
+  if (!status.ok()) job->done(status);  // refused, so the batcher never calls done
 }
 
 void ExpressionService::FillPredictions(const Work& work,

@@ -113,6 +113,10 @@ class ExpressionService final : public fer::v1::ExpressionClassifier::CallbackSe
   // returned (or not to be running).
   void Drain(absl::Duration drain_timeout);
 
+  // Whether the batcher looks wedged (Batcher::Stalled): work waits and no
+  // batch has finished for longer than timeout. For the liveness probe.
+  bool Stalled(absl::Duration timeout) const { return batcher_->Stalled(timeout); }
+
   // ExpressionClassifier.
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
                                      const fer::v1::ClassifyRequest* request,
@@ -137,10 +141,11 @@ class ExpressionService final : public fer::v1::ExpressionClassifier::CallbackSe
   void Process(Work* work);
   // The rest of Process, on a preprocessing thread.
   void PreprocessAndSubmit(Work* work);
-  // Reserves queue room for faces model faces, or says why not (UNAVAILABLE,
-  // RESOURCE_EXHAUSTED). Each OK is paired with one Release(faces).
-  absl::Status Admit(int faces);
-  void Release(int faces);
+  // Reserves batch-queue room for `faces` model faces due by deadline, or says
+  // why not (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED,
+  // INVALID_ARGUMENT). Each OK is followed by one SubmitReserved or Unreserve
+  // of the batcher.
+  absl::Status Admit(int faces, absl::Time deadline);
   // Writes one Prediction per client face of work into predictions.
   void FillPredictions(const Work& work,
                        google::protobuf::RepeatedPtrField<fer::v1::Prediction>* predictions) const;
@@ -172,14 +177,6 @@ class ExpressionService final : public fer::v1::ExpressionClassifier::CallbackSe
 
   enum class State { kStarting, kServing, kDraining };
   std::atomic<State> state_{State::kStarting};
-
-  // Admission: faces admitted but not yet submitted (being preprocessed), and
-  // how many Works are in that phase, so that Drain can wait for them to
-  // reach the batcher before stopping it.
-  std::mutex admit_mu_;
-  std::condition_variable admit_cv_;
-  int admitted_faces_ = 0;  // guarded by admit_mu_
-  int admitted_works_ = 0;  // guarded by admit_mu_
 
   std::mutex streams_mu_;
   std::set<StreamCall*> streams_;  // guarded by streams_mu_

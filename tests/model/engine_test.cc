@@ -3,9 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "model/folded_net.h"
 #include "model/lla_net.h"
@@ -32,7 +37,8 @@ LlaNet NetWithRandomStatistics(uint64_t seed) {
     if (b.key().find("running_var") != std::string::npos) b.value().uniform_(0.5, 2.0);
   }
   for (auto& p : net->named_parameters()) {
-    if (p.key().find("bn") != std::string::npos || p.key().find("downsample.1") != std::string::npos) {
+    if (p.key().find("bn") != std::string::npos ||
+        p.key().find("downsample.1") != std::string::npos) {
       p.value().uniform_(0.5, 1.5);
     }
   }
@@ -85,8 +91,8 @@ TEST_F(EngineTest, RunnerReturnsTheSoftmaxOfTheNetworkOnNormalisedFaces) {
   ASSERT_TRUE((*engine)->NewRunner()->Classify(faces.data(), n, probs.data()).ok());
 
   torch::NoGradGuard no_grad;
-  torch::Tensor input = torch::from_blob(faces.data(), {n, kTestInputSize, kTestInputSize, 1},
-                                         torch::kUInt8);
+  torch::Tensor input =
+      torch::from_blob(faces.data(), {n, kTestInputSize, kTestInputSize, 1}, torch::kUInt8);
   torch::Tensor expected = torch::softmax(net->forward(NormalizeFaces(input, meta)), 1);
   torch::Tensor got = torch::from_blob(probs.data(), {n, 7});
   EXPECT_LT((expected - got).abs().max().item<double>(), 1e-5);
@@ -136,13 +142,53 @@ TEST_F(EngineTest, BadOptionsAndFilesAreClearErrors) {
 // The bundled model must give the same top label in bf16 as in fp32 on at least
 // 99% of real faces. Native bf16 needs AVX512-BF16 on the CPU; emulated bf16
 // is correct but far too slow for a unit test.
-TEST_F(EngineTest, Bf16AgreesWithFp32OnTheTopLabelOfRealFaces) {
+// bf16 against fp32 on real faces. The bars come from a measurement on all
+// 3,589 FER2013 val faces with the bundled model (docs/performance.md): the
+// top labels agreed on 99.4% of them and no probability moved by more than
+// 0.014. A flip needs the fp32 top two within twice the largest move, so
+// faces with a clear winner must all agree; near-ties may flip, and the bar
+// for them leaves room for the sample's binomial spread.
+constexpr double kBf16MaxProbabilityDelta = 0.03;
+constexpr double kBf16MinAgreement = 0.98;
+
+// The devices this process can run bf16 on natively: a CPU with AVX512-BF16
+// (emulated bf16 is too slow for hundreds of faces) and CUDA.
+std::vector<std::string> NativeBf16Devices() {
+  std::vector<std::string> devices;
+  if (__builtin_cpu_supports("avx512bf16")) devices.push_back("cpu");
+  if (ResolveDevice("cuda").ok()) devices.push_back("cuda");
+  return devices;
+}
+
+// Faces evenly spread over the sorted val folder; FER_BF16_FACES=all takes
+// every one (the measurement behind the bars above).
+size_t Bf16SampleSize(size_t available) {
+  const char* env = std::getenv("FER_BF16_FACES");
+  if (env != nullptr && std::string(env) == "all") return available;
+  if (env != nullptr && std::atoi(env) > 0) return std::min<size_t>(std::atoi(env), available);
+  return std::min<size_t>(500, available);
+}
+
+std::vector<float> ClassifyAll(Engine& engine, const PackedDataset& data) {
+  constexpr int kBatch = 16;
+  const int classes = engine.num_classes();
+  std::vector<float> probabilities(data.size() * classes);
+  auto runner = engine.NewRunner();
+  for (size_t i = 0; i < data.size(); i += kBatch) {
+    const int n = static_cast<int>(std::min<size_t>(kBatch, data.size() - i));
+    EXPECT_TRUE(runner->Classify(data.face(i), n, probabilities.data() + i * classes).ok());
+  }
+  return probabilities;
+}
+
+TEST_F(EngineTest, Bf16AgreesWithFp32OnRealFacesWhereverBf16IsNative) {
   const fs::path parts = fs::path(FER_SOURCE_DIR) / "model/weights";
   const fs::path val = fs::path(FER_SHARED_DATA) / "fer2013/val";
   if (!fs::exists(parts / "lla-net-fer2013.pt.part0")) GTEST_SKIP() << "no bundled weights";
   if (!fs::exists(val)) GTEST_SKIP() << "real faces absent: " << val;
-  if (!__builtin_cpu_supports("avx512bf16")) {
-    GTEST_SKIP() << "this CPU has no native bf16 (AVX512-BF16); bf16 is emulated and too slow";
+  const std::vector<std::string> devices = NativeBf16Devices();
+  if (devices.empty()) {
+    GTEST_SKIP() << "neither AVX512-BF16 nor CUDA here: bf16 would be emulated, too slow";
   }
   std::ofstream joined(Path("bundled.pt"), std::ios::binary);
   for (int i = 0; fs::exists(parts / ("lla-net-fer2013.pt.part" + std::to_string(i))); ++i) {
@@ -150,31 +196,48 @@ TEST_F(EngineTest, Bf16AgreesWithFp32OnTheTopLabelOfRealFaces) {
     joined << part.rdbuf();
   }
   joined.close();
-  auto fp32 = Engine::Load(Path("bundled.pt"), EngineOptions{"cpu", "fp32", 0});
-  auto bf16 = Engine::Load(Path("bundled.pt"), EngineOptions{"cpu", "bf16", 0});
-  ASSERT_TRUE(fp32.ok()) << fp32.status();
-  ASSERT_TRUE(bf16.ok()) << bf16.status();
   ReaderOptions options;
-  options.face_size = (*fp32)->meta().input_size;
+  options.face_size = 112;
   auto read = ReadImageFolder(val.string(), options);
   ASSERT_TRUE(read.ok()) << read.status();
-  constexpr size_t kFaces = 100;
+  const size_t faces = Bf16SampleSize(read->data.size());
   std::vector<size_t> picked;
-  for (size_t i = 0; i < kFaces; ++i) picked.push_back(i * read->data.size() / kFaces);
+  for (size_t i = 0; i < faces; ++i) picked.push_back(i * read->data.size() / faces);
   read->data.Select(picked);
-  std::vector<float> a(kFaces * 7), b(kFaces * 7);
-  auto runner32 = (*fp32)->NewRunner();
-  auto runner16 = (*bf16)->NewRunner();
-  for (size_t i = 0; i < kFaces; i += 10) {
-    ASSERT_TRUE(runner32->Classify(read->data.face(i), 10, a.data() + i * 7).ok());
-    ASSERT_TRUE(runner16->Classify(read->data.face(i), 10, b.data() + i * 7).ok());
+
+  for (const std::string& device : devices) {
+    SCOPED_TRACE(device);
+    auto fp32 = Engine::Load(Path("bundled.pt"), EngineOptions{device, "fp32", 0});
+    auto bf16 = Engine::Load(Path("bundled.pt"), EngineOptions{device, "bf16", 0});
+    ASSERT_TRUE(fp32.ok()) << fp32.status();
+    ASSERT_TRUE(bf16.ok()) << bf16.status();
+    ASSERT_EQ((*fp32)->meta().input_size, options.face_size);
+    const int classes = (*fp32)->num_classes();
+    const std::vector<float> a = ClassifyAll(**fp32, read->data);
+    const std::vector<float> b = ClassifyAll(**bf16, read->data);
+    size_t agree = 0;
+    float max_delta = 0;
+    for (size_t i = 0; i < faces; ++i) {
+      const float* p = a.data() + i * classes;
+      const float* q = b.data() + i * classes;
+      const int top_p = std::max_element(p, p + classes) - p;
+      const int top_q = std::max_element(q, q + classes) - q;
+      float second = 0;
+      for (int c = 0; c < classes; ++c) {
+        if (c != top_p) second = std::max(second, p[c]);
+        max_delta = std::max(max_delta, std::abs(p[c] - q[c]));
+      }
+      agree += top_p == top_q;
+      if (p[top_p] - second > 2 * kBf16MaxProbabilityDelta) {
+        EXPECT_EQ(top_q, top_p) << "face " << i << ": a clear fp32 winner lost at bf16";
+      }
+    }
+    const double agreement = static_cast<double>(agree) / faces;
+    std::printf("bf16 on %s: top label agrees on %zu of %zu faces (%.4f); largest move %.4f\n",
+                device.c_str(), agree, faces, agreement, max_delta);
+    EXPECT_LE(max_delta, kBf16MaxProbabilityDelta);
+    EXPECT_GE(agreement, kBf16MinAgreement) << agree << " of " << faces;
   }
-  int agree = 0;
-  for (size_t i = 0; i < kFaces; ++i) {
-    agree += std::max_element(a.begin() + i * 7, a.begin() + i * 7 + 7) - (a.begin() + i * 7) ==
-             std::max_element(b.begin() + i * 7, b.begin() + i * 7 + 7) - (b.begin() + i * 7);
-  }
-  EXPECT_GE(agree, 99) << "bf16 top label agrees with fp32 on " << agree << " of " << kFaces;
 }
 
 }  // namespace

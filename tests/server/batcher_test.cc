@@ -767,23 +767,41 @@ TEST_F(BatcherTest, ReportsBatchesQueueWaitsComputeTimeAndQueueDepthToTheObserve
 TEST_F(BatcherTest, RefusesAJobWhoseDeadlineIsCloserThanTheModelNeeds) {
   auto batcher = Make(Options(4));
   batcher->RecordBatchTime(4, absl::Milliseconds(100));
+  TestJob* passed = jobs_.Make(1, start_ - absl::Milliseconds(1));
+  EXPECT_EQ(Submit(*batcher, passed).code(), absl::StatusCode::kDeadlineExceeded);
+  runner_.Hold();
+  TestJob* running = jobs_.Make(4);  // keeps the batcher busy
+  ASSERT_TRUE(Submit(*batcher, running).ok());
+  ASSERT_TRUE(runner_.AwaitCalls(1));
   TestJob* hopeless = jobs_.Make(4, start_ + absl::Milliseconds(50));
   const absl::Status status = Submit(*batcher, hopeless);
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
   EXPECT_THAT(status.message(), HasSubstr("too close"));
-  TestJob* passed = jobs_.Make(1, start_ - absl::Milliseconds(1));
-  EXPECT_EQ(Submit(*batcher, passed).code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(batcher->queued_faces(), 0);
+  runner_.Release();
   batcher->Stop(absl::InfiniteDuration());
-  EXPECT_THAT(jobs_.order(), IsEmpty());
-  EXPECT_THAT(runner_.calls(), IsEmpty());
+  EXPECT_THAT(jobs_.order(), ElementsAre(running->serial));
+  EXPECT_THAT(runner_.batches(), ElementsAre(IdsOf({running})));
+}
+
+TEST_F(BatcherTest, AnIdleBatcherRunsAJobWhateverTheEstimateSoAStaleEstimateHeals) {
+  auto batcher = Make(Options(4));
+  batcher->RecordBatchTime(4, absl::Seconds(10));  // one freak slow batch
+  runner_.TakeTime(&clock_, absl::Milliseconds(100));
+  TestJob* job = jobs_.Make(4, start_ + absl::Seconds(1));
+  ASSERT_TRUE(Submit(*batcher, job).ok());
+  ASSERT_TRUE(jobs_.AwaitCompletions(1));
+  EXPECT_TRUE(jobs_.status(job).ok());
+  EXPECT_THAT(runner_.batches(), ElementsAre(IdsOf({job})));
 }
 
 TEST_F(BatcherTest, RefusesAJobThatTheQueueAheadWouldMakeLateWithResourceExhausted) {
   auto batcher = Make(Options(4));
   batcher->RecordBatchTime(4, absl::Milliseconds(100));
-  // Two batches (200 ms) queued ahead.
+  // Two batches (200 ms) ahead: one running, one queued.
+  runner_.Hold();
   ASSERT_TRUE(Submit(*batcher, jobs_.Make(4)).ok());
+  ASSERT_TRUE(runner_.AwaitCalls(1));
   ASSERT_TRUE(Submit(*batcher, jobs_.Make(4)).ok());
   TestJob* late = jobs_.Make(4, start_ + absl::Milliseconds(250));
   const absl::Status status = Submit(*batcher, late);
@@ -791,7 +809,8 @@ TEST_F(BatcherTest, RefusesAJobThatTheQueueAheadWouldMakeLateWithResourceExhaust
   EXPECT_THAT(status.message(), HasSubstr("deadline"));
   TestJob* in_time = jobs_.Make(4, start_ + absl::Milliseconds(300));
   EXPECT_TRUE(Submit(*batcher, in_time).ok());
-  EXPECT_EQ(batcher->queued_faces(), 12);
+  EXPECT_EQ(batcher->queued_faces(), 8);
+  runner_.Release();
   batcher->Stop(absl::InfiniteDuration());
   EXPECT_EQ(late->completions, 0);
   EXPECT_EQ(in_time->completions, 1);
@@ -799,7 +818,7 @@ TEST_F(BatcherTest, RefusesAJobThatTheQueueAheadWouldMakeLateWithResourceExhaust
 
 // The queue is bounded by measured work, not only by a count of faces.
 TEST_F(BatcherTest, BoundsTheQueueByMaxQueueTimeOfMeasuredWork) {
-  BatcherOptions options = Options(4);
+  BatcherOptions options = Options(16);  // no batch forms during the test
   options.max_queue_time = absl::Seconds(2);
   auto batcher = Make(options);
   batcher->RecordBatchTime(4, absl::Seconds(1));
@@ -814,18 +833,20 @@ TEST_F(BatcherTest, BoundsTheQueueByMaxQueueTimeOfMeasuredWork) {
 TEST_F(BatcherTest, DropsAJobAtDispatchWhenItsBatchWouldFinishAfterItsDeadline) {
   auto batcher = Make(Options(8, absl::Milliseconds(10)));
   batcher->RecordBatchTime(2, absl::Milliseconds(100));
-  // Admitted: 100 ms of compute fits in 150 ms. Then it waits 60 ms for the
-  // delay trigger (the test's clock), leaving 90 ms: too little.
-  TestJob* doomed = jobs_.Make(2, start_ + absl::Milliseconds(150));
+  // doomed is admitted: the 4 faces queued need about 200 ms, and 250 ms
+  // are left. Then they wait 60 ms for the delay trigger (the test's clock),
+  // leaving 190 ms: too little.
   TestJob* fine = jobs_.Make(2, start_ + absl::Seconds(5));
-  ASSERT_TRUE(Submit(*batcher, doomed).ok());
+  TestJob* doomed = jobs_.Make(2, start_ + absl::Milliseconds(250));
   ASSERT_TRUE(Submit(*batcher, fine).ok());
+  ASSERT_TRUE(Submit(*batcher, doomed).ok());
   clock_.Advance(absl::Milliseconds(60));
   ASSERT_TRUE(jobs_.AwaitCompletions(2));
   EXPECT_EQ(jobs_.status(doomed).code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_TRUE(jobs_.status(fine).ok());
   EXPECT_THAT(runner_.batches(), ElementsAre(IdsOf({fine})));
   EXPECT_THAT(observer_.drops(), ElementsAre(Pair("late", 2)));
+  EXPECT_THAT(jobs_.order(), ElementsAre(fine->serial, doomed->serial));
 }
 
 TEST_F(BatcherTest, AJobAnsweredAfterItsDeadlineIsDeadlineExceededNotOk) {
