@@ -21,9 +21,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -504,6 +506,126 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
   if (stopped != std::string::npos) {
     std::printf("soak: %s\n", log.substr(stopped, log.find('\n', stopped) - stopped).c_str());
   }
+}
+
+// Overload: clients that keep calling faster than the server can answer,
+// each call with a deadline.
+constexpr int kSaturationClients = 16;
+// The open loop runs at this multiple of the measured saturation rate.
+constexpr double kOverloadFactor = 2.0;
+constexpr absl::Duration kOverloadDeadline = absl::Seconds(1);
+// Gross-failure bars (the goals are 90% and 2%, printed for the record): the
+// share of the saturation throughput answered OK within its deadline, and how
+// far the server's OK count may stray from the clients'.
+constexpr double kMinGoodputFraction = 0.5;
+constexpr double kOkCountTolerance = 0.02;
+constexpr int64_t kOkCountSlack = 3;
+
+// Faces answered OK per second by kSaturationClients closed-loop clients with
+// no deadline, over `phase`.
+double MeasureSaturation(test_util::ServerProcess& server, const std::vector<std::string>& faces,
+                         absl::Duration phase) {
+  std::atomic<int64_t> ok{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kSaturationClients; ++c) {
+    clients.emplace_back([&, c] {
+      auto stub = ExpressionClassifier::NewStub(server.NewChannel());
+      for (int i = c; !stop; ++i) {
+        ClassifyRequest request;
+        *request.add_faces() = Encoded(faces[i % faces.size()]);
+        ClassifyResponse response;
+        if (stub->Classify(test_util::Context().get(), request, &response).ok()) ++ok;
+      }
+    });
+  }
+  absl::SleepFor(phase);
+  stop = true;
+  for (std::thread& client : clients) client.join();
+  return static_cast<double>(ok) / absl::ToDoubleSeconds(phase);
+}
+
+// One open-loop run: calls of one face started at `rate` per second for
+// `phase`, each with kOverloadDeadline, whatever came back before.
+struct OpenLoopResult {
+  int64_t started = 0;
+  int64_t callbacks = 0;
+  std::map<int, int64_t> codes;
+};
+
+OpenLoopResult RunOpenLoop(test_util::ServerProcess& server, const std::vector<std::string>& faces,
+                           double rate, absl::Duration phase) {
+  struct Call {
+    grpc::ClientContext context;
+    ClassifyRequest request;
+    ClassifyResponse response;
+  };
+  OpenLoopResult result;
+  std::mutex mu;
+  std::condition_variable all_back;
+  auto stub = ExpressionClassifier::NewStub(server.NewChannel());
+  const absl::Time start = absl::Now();
+  const int64_t calls = static_cast<int64_t>(rate * absl::ToDoubleSeconds(phase));
+  for (int64_t i = 0; i < calls; ++i) {
+    absl::SleepFor(start + absl::Seconds(i / rate) - absl::Now());
+    auto* call = new Call;
+    call->context.set_deadline(absl::ToChronoTime(absl::Now() + kOverloadDeadline));
+    *call->request.add_faces() = Encoded(faces[i % faces.size()]);
+    ++result.started;
+    stub->async()->Classify(&call->context, &call->request, &call->response,
+                            [&, call](grpc::Status status) {
+                              std::lock_guard<std::mutex> lock(mu);
+                              ++result.codes[status.error_code()];
+                              ++result.callbacks;
+                              delete call;
+                              all_back.notify_all();
+                            });
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  all_back.wait_for(lock, std::chrono::seconds(30),
+                    [&] { return result.callbacks == result.started; });
+  return result;
+}
+
+// At twice the saturation rate with 1 s deadlines, the server refuses at once
+// what it cannot answer in time rather than running it late: most of its
+// capacity goes to calls answered OK within their deadline, every call ends
+// exactly once, and the server counts OK only what the clients got OK.
+TEST_F(SoakTest, OverloadWithDeadlinesKeepsGoodputAndCountsOnlyTimelyAnswers) {
+  TempDir dir;
+  ServerProcess server(dir);
+  ASSERT_TRUE(server.WaitServing()) << server.Log();
+  const absl::Duration phase = std::clamp(duration_ / 3, absl::Seconds(5), absl::Seconds(30));
+  MeasureSaturation(server, good_, absl::Seconds(2));  // settles the batch-time model
+  const double saturation = MeasureSaturation(server, good_, phase);
+  ASSERT_GT(saturation, 0) << server.Log();
+
+  const int64_t server_ok_before = ServerCount(server.Metrics(), "Classify", 0);
+  const OpenLoopResult open = RunOpenLoop(server, good_, kOverloadFactor * saturation, phase);
+  const int64_t server_ok = ServerCount(server.Metrics(), "Classify", 0) - server_ok_before;
+  const int64_t client_ok = open.codes.count(0) ? open.codes.at(0) : 0;
+  const double goodput = static_cast<double>(client_ok) / absl::ToDoubleSeconds(phase);
+
+  std::vector<std::string> codes;
+  for (const auto& [code, n] : open.codes) codes.push_back(absl::StrCat(CodeName(code), "=", n));
+  std::printf(
+      "overload: saturation %.1f faces/s; open loop %.1f calls/s for %s with %s deadlines: %s; "
+      "goodput %.1f faces/s (%.0f%% of saturation); server OK %lld\n",
+      saturation, kOverloadFactor * saturation, absl::FormatDuration(phase).c_str(),
+      absl::FormatDuration(kOverloadDeadline).c_str(), absl::StrJoin(codes, " ").c_str(), goodput,
+      100 * goodput / saturation, static_cast<long long>(server_ok));
+
+  EXPECT_EQ(open.callbacks, open.started) << "every call ends exactly once";
+  for (const auto& [code, n] : open.codes) {
+    EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                code == grpc::StatusCode::DEADLINE_EXCEEDED)
+        << CodeName(code) << " x" << n;
+  }
+  EXPECT_GE(goodput, kMinGoodputFraction * saturation);
+  EXPECT_LE(std::abs(server_ok - client_ok),
+            std::max<int64_t>(kOkCountSlack, kOkCountTolerance * client_ok))
+      << "server OK " << server_ok << ", clients OK " << client_ok;
+  EXPECT_TRUE(server.WaitServing()) << "the server still serves after the overload";
 }
 
 }  // namespace
