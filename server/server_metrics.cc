@@ -9,6 +9,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <exception>
+#include <iterator>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -51,8 +52,9 @@ constexpr absl::StatusCode kPrecreatedCodes[] = {
     absl::StatusCode::kResourceExhausted, absl::StatusCode::kUnavailable};
 
 constexpr DropReason kDropReasons[] = {DropReason::kCancelled, DropReason::kDeadline,
-                                       DropReason::kFailed, DropReason::kShutdown};
-constexpr size_t kQueueFullIndex = 4;
+                                       DropReason::kFailed, DropReason::kShutdown,
+                                       DropReason::kLate};
+constexpr size_t kQueueFullIndex = std::size(kDropReasons);
 
 }  // namespace
 

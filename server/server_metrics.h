@@ -130,7 +130,7 @@ class ServerMetrics : public BatcherObserver {
   prometheus::Gauge* active_streams_ = nullptr;
   prometheus::Gauge* gpu_memory_bytes_ = nullptr;
   // Indexed by DropReason; the last one is queue_full.
-  std::array<prometheus::Counter*, 5> dropped_{};
+  std::array<prometheus::Counter*, 6> dropped_{};  // the batcher's reasons, then queue_full
 };
 
 }  // namespace fer

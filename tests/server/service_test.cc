@@ -613,7 +613,7 @@ TEST_F(ServiceTest, MetricsExpositionPassesPromtool) {
   EXPECT_EQ(MetricValue(metrics,
                         "fer_model_info{version=\"untrained\",device=\"cpu\",precision=\"fp32\"}"),
             1);
-  for (const char* reason : {"cancelled", "deadline", "failed", "shutdown", "queue_full"}) {
+  for (const char* reason : {"cancelled", "deadline", "failed", "shutdown", "late", "queue_full"}) {
     EXPECT_EQ(
         MetricValue(metrics, absl::StrCat("fer_dropped_faces_total{reason=\"", reason, "\"}")), 0)
         << reason;
