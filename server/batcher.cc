@@ -138,6 +138,7 @@ Batcher::Batcher(const BatcherOptions& options, BatchRunner runner, BatcherObser
       observer_(observer),
       clock_(clock),
       batch_times_(options.max_batch_size),
+      running_(options.num_instances),
       last_progress_(clock->Now()) {}
 
 Batcher::~Batcher() { Stop(absl::InfiniteDuration()); }
@@ -161,15 +162,14 @@ absl::Status Batcher::AdmitLocked(int faces, absl::Time deadline, absl::Time now
   // An idle batcher takes the job whatever the estimate says: it costs no other
   // job anything, and running it re-measures an estimate that may be stale
   // (otherwise one slow batch could make it refuse every deadline forever).
-  if (!batch_times_.known() || used + running_faces_ == 0) return absl::OkStatus();
+  if (!batch_times_.known() || (used == 0 && running_batches_ == 0)) return absl::OkStatus();
   const absl::Duration alone = batch_times_.Estimate(std::min(faces, options_.max_batch_size));
   if (now + alone > deadline) {
     return absl::DeadlineExceededError(absl::StrCat(
         "the deadline is too close: the model needs about ", absl::FormatDuration(alone), " for ",
         faces, " faces and ", absl::FormatDuration(deadline - now), " are left"));
   }
-  const absl::Duration ahead =
-      batch_times_.EstimateQueue(used + running_faces_ + faces, options_.num_instances);
+  const absl::Duration ahead = EstimateFinishLocked(faces, now);
   if (ahead > options_.max_queue_time) {
     return absl::ResourceExhaustedError(
         absl::StrCat("batch queue is full: about ", absl::FormatDuration(ahead), " of work (limit ",
@@ -181,6 +181,26 @@ absl::Status Batcher::AdmitLocked(int faces, absl::Time deadline, absl::Time now
         " of work would run first and ", absl::FormatDuration(deadline - now), " are left"));
   }
   return absl::OkStatus();
+}
+
+absl::Duration Batcher::EstimateFinishLocked(int faces, absl::Time now) const {
+  const int max_batch = options_.max_batch_size;
+  const absl::Duration full_batch = batch_times_.Estimate(max_batch);
+  absl::Duration work = absl::ZeroDuration();
+  for (const RunningBatch& running : running_) {  // what is left of each
+    if (running.size > 0) {
+      work += std::max(absl::ZeroDuration(),
+                       batch_times_.Estimate(running.size) - (now - running.start));
+    }
+  }
+  const int ahead = queued_faces_ + reserved_faces_;
+  work += full_batch * (ahead / max_batch);
+  // The job's own batch (or batches). While every instance is busy, faces that
+  // arrive before one frees up join the batch, so it is likely to be full.
+  const int rest = ahead % max_batch + faces;
+  const bool busy = running_batches_ >= options_.num_instances;
+  work += busy ? full_batch * ((rest + max_batch - 1) / max_batch) : batch_times_.Estimate(rest);
+  return work / options_.num_instances;
 }
 
 void Batcher::EnqueueLocked(std::shared_ptr<JobState> state, absl::Time now) {
@@ -338,7 +358,7 @@ void Batcher::WorkerLoop(int instance) {
 
     const int size = static_cast<int>(batch.faces.size());
     ++running_batches_;
-    running_faces_ += size;
+    running_[instance] = {now, size};
     lock.unlock();
     const absl::Time start = clock_->Now();
     const absl::Status status = runner_(instance, absl::MakeConstSpan(batch.faces));
@@ -350,7 +370,7 @@ void Batcher::WorkerLoop(int instance) {
     FinishBatchLocked(batch, status, end, &completions);
     batch.slices.clear();  // holds jobs alive: release them with their completions
     --running_batches_;
-    running_faces_ -= size;
+    running_[instance] = {};
     if (stopping_) cv_.notify_all();  // the Stop caller watches the drain
     lock.unlock();
 

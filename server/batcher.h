@@ -296,6 +296,10 @@ class Batcher {
   // Requires mu_. Whether a job of `faces` faces with `deadline` may join the
   // queue at `now`, given everything queued, reserved and running.
   absl::Status AdmitLocked(int faces, absl::Time deadline, absl::Time now) const;
+  // Requires mu_. When a job of `faces` faces submitted at `now` would finish:
+  // what is left of the running batches, then the queued and reserved faces
+  // in full batches, then its own batch, spread over the instances.
+  absl::Duration EstimateFinishLocked(int faces, absl::Time now) const;
   // Requires mu_. Appends state to the queue and wakes workers as needed.
   void EnqueueLocked(std::shared_ptr<JobState> state, absl::Time now);
   // Checks what Submit and SubmitReserved both require of a job.
@@ -327,13 +331,18 @@ class Batcher {
   std::deque<std::shared_ptr<JobState>> queue_;
   int queued_faces_ = 0;
   int reserved_faces_ = 0;  // Reserve'd and not yet submitted or unreserved
-  int running_faces_ = 0;   // faces in batches between forming and finishing
   int last_reported_depth_ = 0;
   int running_batches_ = 0;  // batches with faces between forming and finishing
   bool stopping_ = false;    // Stop has begun: refuse jobs, drain
   bool drain_over_ = false;  // Stop's drain timeout passed: refuse reserved jobs too
   bool stopped_ = false;     // Stop has finished: workers joined
   BatchTimeModel batch_times_;
+  // Per instance: the batch it is running (size 0 when idle) and since when.
+  struct RunningBatch {
+    absl::Time start;
+    int size = 0;
+  };
+  std::vector<RunningBatch> running_;
   // When a batch last finished, or the queue last became non-empty.
   absl::Time last_progress_;
 

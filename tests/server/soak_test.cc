@@ -600,9 +600,13 @@ TEST_F(SoakTest, OverloadWithDeadlinesKeepsGoodputAndCountsOnlyTimelyAnswers) {
   const double saturation = MeasureSaturation(server, good_, phase);
   ASSERT_GT(saturation, 0) << server.Log();
 
-  const int64_t server_ok_before = ServerCount(server.Metrics(), "Classify", 0);
+  const std::string before = server.Metrics();
   const OpenLoopResult open = RunOpenLoop(server, good_, kOverloadFactor * saturation, phase);
-  const int64_t server_ok = ServerCount(server.Metrics(), "Classify", 0) - server_ok_before;
+  const std::string after = server.Metrics();
+  const int64_t server_ok = ServerCount(after, "Classify", 0) - ServerCount(before, "Classify", 0);
+  auto delta = [&](const std::string& series) {
+    return std::max(0.0, MetricValue(after, series)) - std::max(0.0, MetricValue(before, series));
+  };
   const int64_t client_ok = open.codes.count(0) ? open.codes.at(0) : 0;
   const double goodput = static_cast<double>(client_ok) / absl::ToDoubleSeconds(phase);
 
@@ -610,10 +614,12 @@ TEST_F(SoakTest, OverloadWithDeadlinesKeepsGoodputAndCountsOnlyTimelyAnswers) {
   for (const auto& [code, n] : open.codes) codes.push_back(absl::StrCat(CodeName(code), "=", n));
   std::printf(
       "overload: saturation %.1f faces/s; open loop %.1f calls/s for %s with %s deadlines: %s; "
-      "goodput %.1f faces/s (%.0f%% of saturation); server OK %lld\n",
+      "goodput %.1f faces/s (%.0f%% of saturation); server OK %lld, faces computed %.0f, dropped "
+      "late before compute %.0f\n",
       saturation, kOverloadFactor * saturation, absl::FormatDuration(phase).c_str(),
       absl::FormatDuration(kOverloadDeadline).c_str(), absl::StrJoin(codes, " ").c_str(), goodput,
-      100 * goodput / saturation, static_cast<long long>(server_ok));
+      100 * goodput / saturation, static_cast<long long>(server_ok), delta("fer_batch_size_sum"),
+      delta("fer_dropped_faces_total{reason=\"late\"}"));
 
   EXPECT_EQ(open.callbacks, open.started) << "every call ends exactly once";
   for (const auto& [code, n] : open.codes) {
