@@ -5,6 +5,7 @@
 #ifndef FER_CLIENT_BENCH_REPORT_H_
 #define FER_CLIENT_BENCH_REPORT_H_
 
+#include <cstdint>
 #include <string>
 
 #include "client/latency_stats.h"
@@ -18,6 +19,12 @@ struct BenchReport {
   int faces_per_request = 0;
   double elapsed_s = 0;  // first send to last answer
   CallRecorder::Totals totals;
+  // How the run reacted to refusals (UNAVAILABLE, RESOURCE_EXHAUSTED): waits
+  // taken before calling again, and open-loop calls not sent because their
+  // scheduled start fell inside such a wait. Neither counts as a call.
+  int64_t backoffs = 0;
+  int64_t skipped = 0;
+  double grace_s = 0;  // how long the run waited for answers after --duration
 };
 
 // Throughput of OK calls over the elapsed time (0 when nothing elapsed).
