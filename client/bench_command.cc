@@ -218,8 +218,13 @@ struct LoadState {
   }
   void End() {
     std::lock_guard<std::mutex> lock(mu);
-    last_answer = Clock::now();
+    if (!cutting) last_answer = Clock::now();  // a cancellation is no answer
     if (--running == 0) idle.notify_all();
+  }
+  // The end of the measured run: the last answer, and at least the end of
+  // --duration when calls were cut off (the server was busy, or hung, until then).
+  Clock::time_point MeasuredEnd() const {
+    return cutting ? std::max(last_answer, budget.end()) : last_answer;
   }
   void WaitIdle() {
     std::unique_lock<std::mutex> lock(mu);
@@ -725,7 +730,7 @@ int Report(const BenchOptions& options, const LoadState& state, Clock::time_poin
   report.concurrency = options.rate > 0 ? 0 : options.concurrency;
   report.rate = options.rate;
   report.faces_per_request = options.faces;
-  report.elapsed_s = std::chrono::duration<double>(state.last_answer - start).count();
+  report.elapsed_s = std::chrono::duration<double>(state.MeasuredEnd() - start).count();
   report.totals = state.recorder.Snapshot();
   report.backoffs = state.backoffs.load();
   report.skipped = state.skipped.load();

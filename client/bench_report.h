@@ -17,7 +17,9 @@ struct BenchReport {
   int concurrency = 0;  // closed loop: callers; open loop: 0
   double rate = 0;      // open loop: requests/s offered; closed loop: 0
   int faces_per_request = 0;
-  double elapsed_s = 0;  // first send to last answer
+  // First send to last answer; at least to the end of --duration when calls
+  // were cut off unanswered (the wait for them after it is not counted).
+  double elapsed_s = 0;
   CallRecorder::Totals totals;
   // How the run reacted to refusals (UNAVAILABLE, RESOURCE_EXHAUSTED): waits
   // taken before calling again, and open-loop calls not sent because their
