@@ -25,7 +25,11 @@ std::string FormatBenchText(const BenchReport& report) {
   std::vector<std::string> codes;
   for (const auto& [name, count] : report.totals.codes)
     codes.push_back(absl::StrCat(name, " ", count));
-  return absl::StrFormat(
+  if (report.totals.unfinished > 0) {
+    codes.push_back(absl::StrFormat("%d unfinished (no answer %.1f s after the end)",
+                                    report.totals.unfinished, report.grace_s));
+  }
+  std::string text = absl::StrFormat(
       "mode        %s, %s, %d faces per request, %.2f s\n"
       "throughput  %.1f requests/s, %.1f faces/s (OK calls)\n"
       "latency     p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  mean %.2f ms\n"
@@ -34,6 +38,12 @@ std::string FormatBenchText(const BenchReport& report) {
       FacesPerSecond(report), latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.max_ms,
       latency.mean_ms, report.totals.calls,
       codes.empty() ? std::string("none") : absl::StrJoin(codes, ", "));
+  if (report.backoffs > 0 || report.skipped > 0) {
+    absl::StrAppendFormat(&text,
+                          "backoff     %d waits after refusals, %d scheduled calls skipped\n",
+                          report.backoffs, report.skipped);
+  }
+  return text;
 }
 
 std::string FormatBenchJson(const BenchReport& report) {
@@ -46,11 +56,13 @@ std::string FormatBenchJson(const BenchReport& report) {
       "{\"mode\":%s,\"concurrency\":%d,\"rate\":%.3f,\"faces_per_request\":%d,"
       "\"elapsed_s\":%.3f,\"requests\":%d,\"ok_requests\":%d,\"faces\":%d,"
       "\"requests_per_s\":%.3f,\"faces_per_s\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
-      "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"mean_ms\":%.3f,\"codes\":{%s}}\n",
+      "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"mean_ms\":%.3f,\"codes\":{%s},\"unfinished\":%d,"
+      "\"backoffs\":%d,\"skipped\":%d}\n",
       JsonString(report.mode), report.concurrency, report.rate, report.faces_per_request,
       report.elapsed_s, report.totals.calls, report.totals.ok_calls, report.totals.ok_faces,
       RequestsPerSecond(report), FacesPerSecond(report), latency.p50_ms, latency.p90_ms,
-      latency.p99_ms, latency.max_ms, latency.mean_ms, absl::StrJoin(codes, ","));
+      latency.p99_ms, latency.max_ms, latency.mean_ms, absl::StrJoin(codes, ","),
+      report.totals.unfinished, report.backoffs, report.skipped);
 }
 
 }  // namespace fer::client

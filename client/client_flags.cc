@@ -1,13 +1,21 @@
 #include "client/client_flags.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <map>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 ABSL_FLAG(std::string, target, "localhost:50051",
           "fer-server address, host:port (any gRPC target: dns:///, unix:, ...)");
@@ -31,6 +39,104 @@ absl::string_view Basename(absl::string_view path) {
   return slash == absl::string_view::npos ? path : path.substr(slash + 1);
 }
 
+// The one list of which command uses which flag. A fer-client flag given on
+// the command line of a command that does not use it is an error, so that
+// `fer-client info --concurrency=7` is not silently ignored. A new flag must
+// be added here, or every command refuses it.
+const std::vector<absl::string_view>& CommonFlags() {
+  static const auto* const flags = new std::vector<absl::string_view>{
+      "target", "deadline_ms", "tls", "tls_ca", "tls_cert", "tls_key"};
+  return *flags;
+}
+
+const std::map<absl::string_view, std::vector<absl::string_view>>& CommandFlags() {
+  static const auto* const table = new std::map<absl::string_view, std::vector<absl::string_view>>{
+      {"classify", {"batch", "json", "csv", "ten_crop"}},
+      {"stream",
+       {"camera", "cascade", "no_detect", "min_face", "window", "smooth", "track_iou", "annotate",
+        "max_frames", "progress", "json", "csv", "ten_crop"}},
+      {"bench",
+       {"concurrency", "rate", "duration", "requests", "faces_per_request", "mode", "images",
+        "ten_crop", "json"}},
+      {"info", {"json"}},
+      {"health", {"service"}},
+  };
+  return *table;
+}
+
+bool Contains(const std::vector<absl::string_view>& names, absl::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// Flags defined in client/ sources; Abseil's own (--flagfile, --help, ...)
+// are left to Abseil.
+bool IsClientFlag(const absl::CommandLineFlag& flag) {
+  const std::string file = flag.Filename();
+  const size_t slash = file.rfind('/');
+  if (slash == std::string::npos) return false;
+  const absl::string_view folder = absl::string_view(file).substr(0, slash);
+  return folder == "client" || absl::EndsWith(folder, "/client");
+}
+
+bool Allowed(absl::string_view command, absl::string_view name) {
+  if (Contains(CommonFlags(), name)) return true;
+  const auto entry = CommandFlags().find(command);
+  return entry != CommandFlags().end() && Contains(entry->second, name);
+}
+
+// "--concurrency is not a flag of info (it is for bench)", for the sorted names.
+absl::Status ForeignFlagsError(absl::string_view command, const std::vector<std::string>& names) {
+  std::vector<std::string> users;
+  for (const auto& [other, flags] : CommandFlags()) {
+    if (Contains(flags, names.front())) users.emplace_back(other);
+  }
+  std::string message =
+      absl::StrCat("--", absl::StrJoin(names, ", --"),
+                   names.size() == 1 ? " is not a flag" : " are not flags", " of ", command);
+  if (names.size() == 1 && !users.empty()) {
+    absl::StrAppend(&message, " (it is for ", absl::StrJoin(users, ", "), ")");
+  }
+  absl::StrAppend(&message, "; see fer-client ", command, " --help");
+  return absl::InvalidArgumentError(message);
+}
+
+// The flag a command-line token sets, as Abseil reads it (-x, --x, --x=v,
+// --nox for a bool), or null; `takes_next` when its value is the next token.
+const absl::CommandLineFlag* FlagOfToken(absl::string_view token, bool* takes_next) {
+  *takes_next = false;
+  if (!absl::ConsumePrefix(&token, "-")) return nullptr;
+  absl::ConsumePrefix(&token, "-");
+  const size_t equals = token.find('=');
+  const absl::string_view name = token.substr(0, equals);
+  const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  if (flag == nullptr && absl::StartsWith(name, "no")) {
+    flag = absl::FindCommandLineFlag(name.substr(2));
+    return flag != nullptr && flag->IsOfType<bool>() ? flag : nullptr;
+  }
+  *takes_next = flag != nullptr && equals == absl::string_view::npos && !flag->IsOfType<bool>();
+  return flag;
+}
+
+// Before parsing, so that a foreign flag is named as such even when its
+// value would not parse (`bench --csv=x`).
+absl::Status CheckTokensOfCommand(absl::string_view command, int argc, char** argv) {
+  std::vector<std::string> foreign;
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view token = argv[i];
+    if (token == "--") break;  // the rest is positional
+    bool takes_next = false;
+    const absl::CommandLineFlag* flag = FlagOfToken(token, &takes_next);
+    if (takes_next) ++i;
+    if (flag == nullptr || !IsClientFlag(*flag) || Allowed(command, flag->Name())) continue;
+    if (std::find(foreign.begin(), foreign.end(), flag->Name()) == foreign.end()) {
+      foreign.emplace_back(flag->Name());
+    }
+  }
+  if (foreign.empty()) return absl::OkStatus();
+  std::sort(foreign.begin(), foreign.end());
+  return ForeignFlagsError(command, foreign);
+}
+
 }  // namespace
 
 std::vector<std::string> ParseCommandFlags(int argc, char** argv, const char* usage,
@@ -41,10 +147,37 @@ std::vector<std::string> ParseCommandFlags(int argc, char** argv, const char* us
     const absl::string_view base = Basename(file);
     return base == command_base || base == Basename(__FILE__);
   };
+  // "client/bench_command.cc", not the path of the machine that built it.
+  config.normalize_filename = [](absl::string_view file) {
+    const size_t at = file.rfind("client/");
+    return std::string(at == absl::string_view::npos ? file : file.substr(at));
+  };
   absl::SetFlagsUsageConfig(config);
   absl::SetProgramUsageMessage(usage);
+  if (absl::Status status = CheckTokensOfCommand(argv[0], argc, argv); !status.ok()) {
+    std::exit(Fail(argv[0], status));
+  }
   const std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  // Again after parsing: --flagfile and --fromenv set flags too.
+  if (absl::Status status = CheckFlagsOfCommand(argv[0]); !status.ok()) {
+    std::exit(Fail(argv[0], status));
+  }
   return std::vector<std::string>(rest.begin() + 1, rest.end());
+}
+
+absl::Status CheckFlagsOfCommand(absl::string_view command) {
+  std::vector<std::string> foreign;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    // Abseil (20220623) keeps IsSpecifiedOnCommandLine() private; a value
+    // other than the default is what matters here.
+    const bool set = flag->CurrentValue() != flag->DefaultValue();
+    if (set && IsClientFlag(*flag) && !Allowed(command, name)) {
+      foreign.emplace_back(name);
+    }
+  }
+  if (foreign.empty()) return absl::OkStatus();
+  std::sort(foreign.begin(), foreign.end());  // GetAllFlags has no order
+  return ForeignFlagsError(command, foreign);
 }
 
 int Fail(const char* command, const absl::Status& status) {

@@ -9,6 +9,7 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 // Names fixed by the interface contract (interfaces.md).
@@ -30,10 +31,17 @@ inline constexpr int kUsageExit = 2;
 
 // Parses the flags of one command (argv[0] is the command name) and returns
 // its positional arguments. Unknown flags make Abseil print the problem and
-// exit non-zero. --help lists the common flags and those defined in
-// command_file (pass __FILE__).
+// exit non-zero; a fer-client flag that this command does not use prints one
+// line naming it (CheckFlagsOfCommand) and exits 1. --help lists the common
+// flags and those defined in command_file (pass __FILE__).
 std::vector<std::string> ParseCommandFlags(int argc, char** argv, const char* usage,
                                            const char* command_file);
+
+// INVALID_ARGUMENT naming every fer-client flag that `command` does not use
+// (the per-command table in client_flags.cc) but that holds a value other
+// than its default (from the command line, --flagfile or --fromenv), and
+// which command it is for.
+absl::Status CheckFlagsOfCommand(absl::string_view command);
 
 // Prints "fer-client <command>: <message>" on stderr; returns 1.
 int Fail(const char* command, const absl::Status& status);

@@ -53,6 +53,12 @@ void CallRecorder::Record(int code, double latency_ms, int faces) {
   }
 }
 
+void CallRecorder::RecordUnfinished() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++totals_.calls;
+  ++totals_.unfinished;
+}
+
 CallRecorder::Totals CallRecorder::Snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
   return totals_;

@@ -42,6 +42,7 @@ class CallRecorder {
  public:
   struct Totals {
     int64_t calls = 0;                     // every finished call
+    int64_t unfinished = 0;                // calls cut off unanswered at the end of the run
     int64_t ok_calls = 0;                  // calls with status OK
     int64_t ok_faces = 0;                  // faces of the OK calls
     std::map<std::string, int64_t> codes;  // calls per status code name
@@ -50,6 +51,9 @@ class CallRecorder {
 
   // Thread-safe.
   void Record(int code, double latency_ms, int faces);
+  // A call still unanswered when the run stopped waiting for it: counted in
+  // calls and unfinished, under no status code. Thread-safe.
+  void RecordUnfinished();
   // A copy of everything recorded so far. Thread-safe.
   Totals Snapshot() const;
 

@@ -56,7 +56,9 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
   // Settings; set before the client runs.
   uint32_t max_faces_per_request = 64;
   uint64_t max_image_bytes = 1 << 20;
-  int busy_calls = 0;  // the first N Classify calls are RESOURCE_EXHAUSTED
+  int busy_calls = 0;        // the first N Classify calls are RESOURCE_EXHAUSTED
+  bool unavailable = false;  // every Classify call is UNAVAILABLE (a draining server)
+  int hang_after = -1;       // Classify calls after the first N wait until cancelled
   StreamMode stream_mode = StreamMode::kAnswer;
   std::chrono::milliseconds answer_delay{0};
 
@@ -80,10 +82,16 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Classify(grpc::ServerContext*, const fer::v1::ClassifyRequest* request,
+  grpc::Status Classify(grpc::ServerContext* context, const fer::v1::ClassifyRequest* request,
                         fer::v1::ClassifyResponse* response) override {
-    if (attempts_.fetch_add(1) < busy_calls) {
+    const int attempt = attempts_.fetch_add(1);
+    if (attempt < busy_calls) {
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "queue full");
+    }
+    if (unavailable) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
+    if (hang_after >= 0 && attempt >= hang_after) {
+      while (!context->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      return grpc::Status::CANCELLED;
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -185,6 +193,13 @@ class FakeServerTest : public ::testing::Test {
     args.insert(args.begin(), FER_CLIENT_BINARY);
     args.push_back("--target=" + target_);
     return test::Run(args, dir_, std::chrono::seconds(60));
+  }
+
+  // Stops the server for good: what a client sees of a server that is gone.
+  void StopServer() {
+    server_->Shutdown(std::chrono::system_clock::now());
+    server_->Wait();
+    server_.reset();
   }
 
   // count small files; they are never decoded by the fake.
@@ -336,6 +351,163 @@ TEST_F(FakeServerTest, BenchCountsEveryRefusalWithoutRetrying) {
   EXPECT_EQ(codes.at("RESOURCE_EXHAUSTED").number_value(), 5);
   EXPECT_EQ(codes.at("OK").number_value(), 15);
   EXPECT_EQ(fake_.classify_attempts(), 20);
+}
+
+// The bench report (--json) of a run, parsed; fails the test if it is not JSON.
+google::protobuf::Struct BenchJson(const RunResult& result) {
+  google::protobuf::Struct report;
+  std::string error;
+  EXPECT_TRUE(test::ParseJsonObject(result.out, &report, &error))
+      << error << "\nstdout: " << result.out << "\nstderr: " << result.err;
+  return report;
+}
+
+double Field(const google::protobuf::Struct& report, const std::string& name) {
+  const auto found = report.fields().find(name);
+  return found == report.fields().end() ? -1 : found->second.number_value();
+}
+
+double Code(const google::protobuf::Struct& report, const std::string& code) {
+  const auto codes = report.fields().find("codes");
+  if (codes == report.fields().end()) return -1;
+  const auto found = codes->second.struct_value().fields().find(code);
+  return found == codes->second.struct_value().fields().end() ? 0 : found->second.number_value();
+}
+
+using Seconds = std::chrono::duration<double>;
+
+// Without backoff each worker calls again the moment it is refused: tens of
+// thousands of calls in 3 s. With it, about nine per worker.
+TEST_F(FakeServerTest, BenchBacksOffAServerThatAnswersUnavailable) {
+  fake_.unavailable = true;
+  StartServer();
+  const RunResult result = Client({"bench", "--json", "--concurrency=4", "--duration=3s"});
+  EXPECT_EQ(result.exit_code, 1);  // no call succeeded
+  EXPECT_THAT(result.err, HasSubstr("fer-client bench: no call succeeded (UNAVAILABLE "));
+  const google::protobuf::Struct report = BenchJson(result);
+  EXPECT_EQ(Code(report, "UNAVAILABLE"), fake_.classify_attempts());  // every refusal reported
+  EXPECT_GE(fake_.classify_attempts(), 4);
+  EXPECT_LT(fake_.classify_attempts(), 100);
+  EXPECT_GE(Field(report, "backoffs"), fake_.classify_attempts() - 4);
+}
+
+TEST_F(FakeServerTest, BenchOpenLoopPausesOnUnavailableAndCountsWhatItSkips) {
+  fake_.unavailable = true;
+  StartServer();
+  const RunResult result = Client({"bench", "--json", "--rate=500", "--duration=3s"});
+  EXPECT_EQ(result.exit_code, 1);
+  const google::protobuf::Struct report = BenchJson(result);
+  EXPECT_LT(fake_.classify_attempts(), 100);  // 1,500 were scheduled
+  EXPECT_EQ(Code(report, "UNAVAILABLE"), fake_.classify_attempts());
+  EXPECT_GT(Field(report, "skipped"), 1000);
+}
+
+TEST_F(FakeServerTest, BenchBacksOffWhenTheServerIsGoneAndReportsIt) {
+  StartServer();
+  RunResult result;
+  std::thread bench([&] {
+    result = Client({"bench", "--json", "--concurrency=4", "--duration=4s", "--deadline_ms=2000"});
+  });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (fake_.classify_attempts() < 100 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  StopServer();
+  bench.join();
+  ASSERT_EQ(result.exit_code, 0) << result.err;  // calls succeeded before the server went
+  const google::protobuf::Struct report = BenchJson(result);
+  EXPECT_GE(Code(report, "OK"), 100);
+  const double failed = Field(report, "requests") - Code(report, "OK");
+  EXPECT_GT(failed, 0);  // the failures are reported, not hidden
+  EXPECT_LT(failed, 200) << result.out;
+}
+
+// A server that stops answering cannot stretch a run: it ends within the
+// duration plus the grace (2 s), not the 30 s of --deadline_ms, and the calls
+// it cut off are reported as unfinished.
+TEST_F(FakeServerTest, BenchEndsSoonAfterItsDurationAgainstAServerThatHangs) {
+  fake_.hang_after = 20;
+  StartServer();
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult result = Client({"bench", "--json", "--concurrency=3", "--duration=2s"});
+  const Seconds took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_LT(took.count(), 15.0);
+  const google::protobuf::Struct report = BenchJson(result);
+  EXPECT_EQ(Code(report, "OK"), 20);
+  EXPECT_EQ(Field(report, "unfinished"), 3);  // one per worker, stuck in the hung server
+  EXPECT_EQ(Code(report, "DEADLINE_EXCEEDED"), 0);
+  EXPECT_EQ(Field(report, "requests"), 23);
+}
+
+TEST_F(FakeServerTest, BenchOpenLoopEndsSoonAfterItsDurationAgainstAServerThatHangs) {
+  fake_.hang_after = 0;
+  StartServer();
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult result = Client({"bench", "--json", "--rate=10", "--duration=2s"});
+  const Seconds took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr("no call succeeded (unfinished "));
+  EXPECT_LT(took.count(), 15.0);
+  const google::protobuf::Struct report = BenchJson(result);
+  EXPECT_EQ(Field(report, "unfinished"), fake_.classify_attempts());
+  EXPECT_GT(fake_.classify_attempts(), 5);
+}
+
+TEST_F(FakeServerTest, BenchStreamEndsSoonAfterItsDurationAgainstAServerThatHangs) {
+  fake_.stream_mode = FakeClassifier::StreamMode::kStall;
+  StartServer();
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult result =
+      Client({"bench", "--json", "--mode=stream", "--concurrency=2", "--duration=2s"});
+  const Seconds took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_LT(took.count(), 15.0);
+  const google::protobuf::Struct report = BenchJson(result);
+  EXPECT_EQ(Field(report, "unfinished"), 2);  // one frame in flight per stream
+}
+
+// ---- flags that belong to another command
+
+TEST_F(FakeServerTest, AFlagOfAnotherCommandIsAnErrorNamingIt) {
+  StartServer();
+  const RunResult info = Client({"info", "--concurrency=7"});
+  EXPECT_EQ(info.exit_code, 1);
+  EXPECT_EQ(info.out, "");
+  EXPECT_EQ(info.err,
+            "fer-client info: --concurrency is not a flag of info (it is for bench); see "
+            "fer-client info --help\n");
+  // Named as foreign even when its value would not parse.
+  const RunResult bench = Client({"bench", "--csv=x"});
+  EXPECT_EQ(bench.exit_code, 1);
+  EXPECT_THAT(bench.err, HasSubstr("fer-client bench: --csv is not a flag of bench"));
+  EXPECT_EQ(Lines(bench.err).size(), 1u) << bench.err;
+  const RunResult health = Client({"health", "--nojson"});
+  EXPECT_EQ(health.exit_code, 1);
+  EXPECT_THAT(health.err, HasSubstr("--json is not a flag of health"));
+  EXPECT_EQ(fake_.classify_attempts(), 0);
+}
+
+TEST_F(FakeServerTest, AFlagOfAnotherCommandFromAFlagfileIsAnErrorToo) {
+  StartServer();
+  const std::string flagfile = dir_ + "/flags";
+  std::ofstream(flagfile) << "--batch=3\n";
+  const RunResult result = Client({"info", "--flagfile=" + flagfile});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr("--batch is not a flag of info (it is for classify)"));
+}
+
+TEST_F(FakeServerTest, FlagsOfTheCommandAndCommonFlagsAreAccepted) {
+  StartServer();
+  const RunResult info = Client({"info", "--json", "--deadline_ms=5000", "--tls=false"});
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  const RunResult bench = Client(
+      {"bench", "--requests=3", "--concurrency=1", "--ten_crop", "--mode", "unary", "--json"});
+  EXPECT_EQ(bench.exit_code, 0) << bench.err;
+  // --help is Abseil's (which exits 1 after printing); it lists the bench flags.
+  const RunResult help = Client({"bench", "--help"});
+  EXPECT_THAT(help.out, HasSubstr("--concurrency"));
+  EXPECT_THAT(help.out, HasSubstr("--target"));
 }
 
 }  // namespace

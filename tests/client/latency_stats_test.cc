@@ -15,6 +15,7 @@ namespace fer::client {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 
@@ -82,6 +83,19 @@ TEST(CallRecorderTest, IsSafeFromManyThreads) {
   EXPECT_EQ(totals.ok_latencies_ms.size(), static_cast<size_t>(kThreads * kCallsEach / 2));
 }
 
+TEST(CallRecorderTest, UnfinishedCallsCountAsCallsUnderNoCode) {
+  CallRecorder recorder;
+  recorder.Record(0, 10.0, 1);
+  recorder.RecordUnfinished();
+  recorder.RecordUnfinished();
+  const CallRecorder::Totals totals = recorder.Snapshot();
+  EXPECT_EQ(totals.calls, 3);
+  EXPECT_EQ(totals.unfinished, 2);
+  EXPECT_EQ(totals.ok_calls, 1);
+  EXPECT_THAT(totals.codes, UnorderedElementsAre(Pair("OK", 1)));
+  EXPECT_EQ(totals.ok_latencies_ms.size(), 1u);
+}
+
 BenchReport SampleReport() {
   BenchReport report;
   report.mode = "unary";
@@ -119,6 +133,27 @@ TEST(BenchReportTest, JsonHasTheKeysScriptsReadAndParses) {
   const auto& codes = object.fields().at("codes").struct_value();
   EXPECT_DOUBLE_EQ(codes.fields().at("OK").number_value(), 10);
   EXPECT_DOUBLE_EQ(codes.fields().at("RESOURCE_EXHAUSTED").number_value(), 2);
+}
+
+TEST(BenchReportTest, UnfinishedCallsBackoffsAndSkippedStartsAreReported) {
+  BenchReport report = SampleReport();
+  report.totals.calls = 15;
+  report.totals.unfinished = 3;
+  report.backoffs = 4;
+  report.skipped = 9;
+  report.grace_s = 2;
+  google::protobuf::Struct object;
+  std::string error;
+  ASSERT_TRUE(test::ParseJsonObject(FormatBenchJson(report), &object, &error)) << error;
+  EXPECT_DOUBLE_EQ(test::Number(object, "unfinished"), 3);
+  EXPECT_DOUBLE_EQ(test::Number(object, "backoffs"), 4);
+  EXPECT_DOUBLE_EQ(test::Number(object, "skipped"), 9);
+  EXPECT_DOUBLE_EQ(test::Number(object, "requests"), 15);
+  const std::string text = FormatBenchText(report);
+  EXPECT_THAT(text, HasSubstr("15: OK 10, RESOURCE_EXHAUSTED 2, 3 unfinished (no answer 2.0 s "
+                              "after the end)"));
+  EXPECT_THAT(text, HasSubstr("backoff     4 waits after refusals, 9 scheduled calls skipped"));
+  EXPECT_THAT(FormatBenchText(SampleReport()), Not(HasSubstr("backoff")));
 }
 
 TEST(BenchReportTest, TextNamesTheLoadThroughputLatencyAndCodes) {
