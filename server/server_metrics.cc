@@ -23,7 +23,7 @@ namespace {
 // batch on a small CPU several seconds, and a call may wait up to its
 // deadline: so the bounds run from 1 ms to 60 s, 1-1.5-2-3-5-7.5 per decade
 // (no step wider than x1.67). The alert thresholds in deploy/prometheus/rules
-// (0.1, 0.5 and 1 s) are bounds, so the alerts compare against an exact
+// (0.05, 0.1, 0.5 and 1 s) are bounds, so the alerts compare against an exact
 // bucket edge rather than a value interpolated across a wide bucket.
 const std::vector<double> kDurationBuckets = {
     0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
