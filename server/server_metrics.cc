@@ -1,41 +1,43 @@
 #include "server/server_metrics.h"
 
+#include <prometheus/client_metric.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
-#include <exception>
 #include <iterator>
 #include <sstream>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "server/metrics_http.h"
+#include "server/process_metrics.h"
 
 namespace fer {
 namespace {
 
-// Bucket bounds, in seconds unless said otherwise. The workload spans three
-// orders of magnitude: a face on a GPU takes about a millisecond, a batch of 32
-// 112x112 faces on a small CPU several seconds. So the bounds run roughly
-// 1-2.5-5 per decade over that whole range, with the values alerts and
-// defaults use (0.002 = --max_queue_delay_us's default, 0.1 and 0.25 = the
-// queue-wait and latency alert thresholds in deploy/prometheus/rules) among
-// them, so that those quantiles are interpolated inside a bucket boundary
-// rather than across a wide bucket.
-//
-// Request latency: from ~1 ms (GPU, one face) to 30 s (CPU, a full queue).
-const std::vector<double> kRequestBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                             0.25,  0.5,    1,     2.5,  5,     10,   30};
-// Queue wait: sub-millisecond when idle (the delay trigger fires at
-// max_queue_delay), seconds when saturated.
-const std::vector<double> kQueueBuckets = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-// One runner call: a batch of one on a GPU (<1 ms) to a full batch on CPU.
-const std::vector<double> kInferenceBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                               0.25,   0.5,   1,      2.5,   5,    10,    30};
+// Bucket bounds, in seconds. A face on a GPU takes about a millisecond, a full
+// batch on a small CPU several seconds, and a call may wait up to its
+// deadline: so the bounds run from 1 ms to 60 s, 1-1.5-2-3-5-7.5 per decade
+// (no step wider than x1.67). The alert thresholds in deploy/prometheus/rules
+// (0.05, 0.1, 0.5 and 1 s) are bounds, so the alerts compare against an exact
+// bucket edge rather than a value interpolated across a wide bucket.
+const std::vector<double> kDurationBuckets = {
+    0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+    0.05,  0.075,  0.1,   0.15,  0.2,   0.3,    0.5,  0.75,  1,    1.5,
+    2,     3,      5,     7.5,   10,    15,     20,   30,    45,   60};
+
+// Queue wait and inference: the same, with three bounds below 1 ms (an idle
+// queue's wait, a small batch on a GPU).
+std::vector<double> SubMillisecondAndDurationBuckets() {
+  std::vector<double> bounds = {0.0001, 0.00025, 0.0005};
+  bounds.insert(bounds.end(), kDurationBuckets.begin(), kDurationBuckets.end());
+  return bounds;
+}
 
 // Batch size, in faces: powers of two below max_batch_size, then
 // max_batch_size itself, so that "full batches" is exactly the top bucket.
@@ -55,6 +57,41 @@ constexpr DropReason kDropReasons[] = {DropReason::kCancelled, DropReason::kDead
                                        DropReason::kFailed, DropReason::kShutdown,
                                        DropReason::kLate};
 constexpr size_t kQueueFullIndex = std::size(kDropReasons);
+
+prometheus::MetricFamily OneValueFamily(const char* name, const char* help,
+                                        prometheus::MetricType type, double value) {
+  prometheus::ClientMetric metric;
+  if (type == prometheus::MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  return {name, help, type, {metric}};
+}
+
+// The standard process_* metrics, with the names and meanings of the official
+// client libraries, from /proc now; nothing where /proc cannot be read.
+void AppendProcessFamilies(std::vector<prometheus::MetricFamily>* families) {
+  const absl::StatusOr<ProcessStats> stats = ReadProcessStats();
+  if (!stats.ok()) return;
+  using prometheus::MetricType;
+  families->push_back(OneValueFamily("process_cpu_seconds_total",
+                                     "Total user and system CPU time spent in seconds.",
+                                     MetricType::Counter, stats->cpu_seconds));
+  families->push_back(OneValueFamily("process_resident_memory_bytes",
+                                     "Resident memory size in bytes.", MetricType::Gauge,
+                                     stats->resident_memory_bytes));
+  families->push_back(OneValueFamily("process_virtual_memory_bytes",
+                                     "Virtual memory size in bytes.", MetricType::Gauge,
+                                     stats->virtual_memory_bytes));
+  families->push_back(OneValueFamily("process_open_fds", "Number of open file descriptors.",
+                                     MetricType::Gauge, stats->open_fds));
+  families->push_back(OneValueFamily("process_max_fds", "Maximum number of open file descriptors.",
+                                     MetricType::Gauge, stats->max_fds));
+  families->push_back(OneValueFamily("process_start_time_seconds",
+                                     "Start time of the process since unix epoch in seconds.",
+                                     MetricType::Gauge, stats->start_time_seconds));
+}
 
 }  // namespace
 
@@ -100,19 +137,19 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
           .Register(registry);
   for (int rpc = 0; rpc < kNumRpcs; ++rpc) {
     request_duration_[rpc] =
-        &duration.Add({{"rpc", std::string(RpcName(static_cast<Rpc>(rpc)))}}, kRequestBuckets);
+        &duration.Add({{"rpc", std::string(RpcName(static_cast<Rpc>(rpc)))}}, kDurationBuckets);
   }
 
   queue_duration_ = &BuildHistogram()
                          .Name("fer_queue_duration_seconds")
                          .Help("Time a face waits in the batch queue.")
                          .Register(registry)
-                         .Add({}, kQueueBuckets);
+                         .Add({}, SubMillisecondAndDurationBuckets());
   inference_duration_ = &BuildHistogram()
                              .Name("fer_inference_duration_seconds")
                              .Help("Model execution time per batch.")
                              .Register(registry)
-                             .Add({}, kInferenceBuckets);
+                             .Add({}, SubMillisecondAndDurationBuckets());
   batch_size_ = &BuildHistogram()
                      .Name("fer_batch_size")
                      .Help("Faces per executed batch.")
@@ -166,29 +203,24 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
                            .Add({});
 }
 
-// The exposer's threads read the registry: stop them first.
-ServerMetrics::~ServerMetrics() { exposer_.reset(); }
+// The HTTP thread reads the registry: stop it first.
+ServerMetrics::~ServerMetrics() { http_.reset(); }
 
 absl::Status ServerMetrics::StartExposer(const std::string& address) {
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(address);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", address,
-                                               " (port taken or address invalid): ", e.what()));
-  }
-  exposer_->RegisterCollectable(registry_);
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
+      MetricsHttpServer::Start(address, [this] { return Serialize(); });
+  if (!http.ok()) return http.status();
+  http_ = std::move(*http);
   return absl::OkStatus();
 }
 
-int ServerMetrics::exposer_port() const {
-  if (exposer_ == nullptr) return 0;
-  const std::vector<int> ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
-}
+int ServerMetrics::exposer_port() const { return http_ == nullptr ? 0 : http_->port(); }
 
 std::string ServerMetrics::Serialize() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  AppendProcessFamilies(&families);
   std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  prometheus::TextSerializer().Serialize(out, families);
   return out.str();
 }
 

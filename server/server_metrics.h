@@ -14,6 +14,12 @@
 //   fer_dropped_faces_total{reason} for queue_full and the batcher's reasons
 //                                   (cancelled, deadline, failed, shutdown).
 //
+// The three duration histograms (request, queue, inference) share bucket
+// bounds that resolve 1 ms to 60 s in steps of at most x1.67 (1, 1.5, 2, 3,
+// 5, 7.5 per decade), so that a quantile is read within about a third of its
+// value anywhere a CPU or a GPU pod may be; queue and inference add three
+// bounds below 1 ms for an idle GPU.
+//
 // What counts as a request: a unary call (Classify, GetModelInfo), and, for
 // ClassifyStream, each frame answered (its FrameStatus code; its duration runs
 // from reading the frame to handing its result to gRPC), plus each stream
@@ -41,7 +47,6 @@
 
 namespace prometheus {
 class Counter;
-class Exposer;
 class Gauge;
 class Histogram;
 class Registry;
@@ -50,6 +55,8 @@ class Family;
 }  // namespace prometheus
 
 namespace fer {
+
+class MetricsHttpServer;
 
 // The service's methods, as the `rpc` label names them.
 enum class Rpc { kClassify = 0, kClassifyStream = 1, kGetModelInfo = 2 };
@@ -78,13 +85,17 @@ class ServerMetrics : public BatcherObserver {
   ServerMetrics& operator=(const ServerMetrics&) = delete;
 
   // Serves the metrics at http://<address>/metrics (address "host:port"; port
-  // 0 picks a free one). Returns UNAVAILABLE, naming the address, when it
-  // cannot listen there (the port is taken, say). Call at most once.
+  // 0 picks a free one) from a thread of its own that no client can block
+  // (server/metrics_http.h). Returns UNAVAILABLE, naming the address and the
+  // reason, when it cannot listen there (the port is taken, say), and
+  // INVALID_ARGUMENT when address is not host:port. Call at most once.
   absl::Status StartExposer(const std::string& address);
   // The port StartExposer listens on; 0 before.
   int exposer_port() const;
 
-  // The exposition text of every metric now, as /metrics serves it.
+  // The exposition text of every metric now, as /metrics serves it: the fer_*
+  // series and the standard process_* ones (CPU, memory, descriptors, start
+  // time; read from /proc at this call, left out where it cannot be read).
   std::string Serialize() const;
 
   // One line of what was answered so far, for the log: the non-zero request
@@ -112,7 +123,7 @@ class ServerMetrics : public BatcherObserver {
   prometheus::Counter* RequestCounter(Rpc rpc, absl::StatusCode code);
 
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsHttpServer> http_;
 
   prometheus::Family<prometheus::Counter>* requests_family_ = nullptr;
   // Indexed [rpc][code]; null until first used. Writes happen under

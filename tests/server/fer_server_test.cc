@@ -169,6 +169,31 @@ TEST(FerServerTest, ATakenMetricsPortIsAClearErrorAndAFailedExit) {
   close(fd);
 }
 
+// 64 idle connections and 4 that have sent only part of a request, all held
+// open, do not keep fer-server's /metrics from answering (they blocked it for
+// 30 s when civetweb served it). curl's --max-time 10 only bounds a hang.
+TEST(FerServerTest, MetricsAnswerWhileIdleAndSlowConnectionsAreOpen) {
+  TempDir dir;
+  ServerProcess server(dir);
+  ASSERT_TRUE(server.WaitServing()) << server.Log();
+  std::vector<int> hostile;
+  for (int i = 0; i < 68; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<uint16_t>(server.metrics_port()));
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    if (i >= 64) ASSERT_EQ(send(fd, "GET /met", 8, MSG_NOSIGNAL), 8);
+    hostile.push_back(fd);
+  }
+  const std::string metrics = server.Metrics();
+  for (int fd : hostile) close(fd);
+  EXPECT_EQ(MetricValue(metrics, "fer_faces_total"), 0) << metrics;
+  EXPECT_GT(MetricValue(metrics, "process_resident_memory_bytes"), 0) << metrics;
+  EXPECT_GT(MetricValue(metrics, "process_open_fds"), 0) << metrics;
+}
+
 TEST(FerServerTest, HelpfullListsEveryFlagTheDeployFilesPass) {
   std::string help;
   RunToCompletion({FER_SERVER_BIN, "--helpfull"}, &help);
