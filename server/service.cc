@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -11,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "model/cpu_count.h"
 #include "server/request_faces.h"
 #include "server/status_mapping.h"
 
@@ -370,8 +372,7 @@ absl::StatusOr<std::unique_ptr<ExpressionService>> ExpressionService::Create(
                      " bytes but the model takes ", engine->face_bytes()));
   }
   if (resolved.preprocess_threads == 0) {
-    resolved.preprocess_threads =
-        std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    resolved.preprocess_threads = UsableCpuCount();
   }
 
   std::unique_ptr<ExpressionService> service(new ExpressionService(resolved, engine, metrics));
@@ -411,6 +412,15 @@ absl::Status ExpressionService::Start() {
           !status.ok()) {
         return absl::Status(status.code(), absl::StrCat("warm-up batch on instance ", i,
                                                         " failed: ", status.message()));
+      }
+      // A model that answers NaN (finite weights can still overflow) would
+      // serve NaN probabilities to every client: refuse it here.
+      const auto outputs = instance.outputs.begin();
+      if (!std::all_of(outputs, outputs + faces * num_classes_,
+                       [](float p) { return std::isfinite(p); })) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the model answers NaN or infinite probabilities in the warm-up batch on instance ",
+            i, "; its weights are broken (overflowing or diverged)"));
       }
     }
     if (gpu) metrics_->SetGpuMemoryBytes(engine_->DeviceMemoryBytes());
