@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -119,6 +120,19 @@ TEST(BenchReportTest, JsonHasTheKeysScriptsReadAndParses) {
   const auto& codes = object.fields().at("codes").struct_value();
   EXPECT_DOUBLE_EQ(codes.fields().at("OK").number_value(), 10);
   EXPECT_DOUBLE_EQ(codes.fields().at("RESOURCE_EXHAUSTED").number_value(), 2);
+}
+
+TEST(BenchReportTest, JsonStaysJsonWithNonFiniteFigures) {
+  BenchReport report = SampleReport();
+  report.elapsed_s = std::numeric_limits<double>::quiet_NaN();
+  report.rate = std::numeric_limits<double>::infinity();
+  const std::string json = FormatBenchJson(report);
+  google::protobuf::Struct object;
+  std::string error;
+  ASSERT_TRUE(test::ParseJsonObject(json, &object, &error)) << error << "\n" << json;
+  EXPECT_EQ(object.fields().at("elapsed_s").kind_case(), google::protobuf::Value::kNullValue);
+  EXPECT_EQ(object.fields().at("rate").kind_case(), google::protobuf::Value::kNullValue);
+  EXPECT_DOUBLE_EQ(test::Number(object, "p50_ms"), 5.0);
 }
 
 TEST(BenchReportTest, TextNamesTheLoadThroughputLatencyAndCodes) {
