@@ -52,17 +52,19 @@ std::string FormatBenchJson(const BenchReport& report) {
   for (const auto& [name, count] : report.totals.codes) {
     codes.push_back(absl::StrCat(JsonString(name), ":", count));
   }
-  return absl::StrFormat(
-      "{\"mode\":%s,\"concurrency\":%d,\"rate\":%.3f,\"faces_per_request\":%d,"
-      "\"elapsed_s\":%.3f,\"requests\":%d,\"ok_requests\":%d,\"faces\":%d,"
-      "\"requests_per_s\":%.3f,\"faces_per_s\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
-      "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"mean_ms\":%.3f,\"codes\":{%s},\"unfinished\":%d,"
-      "\"backoffs\":%d,\"skipped\":%d}\n",
-      JsonString(report.mode), report.concurrency, report.rate, report.faces_per_request,
-      report.elapsed_s, report.totals.calls, report.totals.ok_calls, report.totals.ok_faces,
-      RequestsPerSecond(report), FacesPerSecond(report), latency.p50_ms, latency.p90_ms,
-      latency.p99_ms, latency.max_ms, latency.mean_ms, absl::StrJoin(codes, ","),
-      report.totals.unfinished, report.backoffs, report.skipped);
+  // Every figure through JsonNumber, so that a NaN (no calls, a zero
+  // elapsed time) is null and the line stays JSON.
+  auto figure = [](double value) { return JsonNumber(value, 3); };
+  return absl::StrCat(
+      "{\"mode\":", JsonString(report.mode), ",\"concurrency\":", report.concurrency,
+      ",\"rate\":", figure(report.rate), ",\"faces_per_request\":", report.faces_per_request,
+      ",\"elapsed_s\":", figure(report.elapsed_s), ",\"requests\":", report.totals.calls,
+      ",\"ok_requests\":", report.totals.ok_calls, ",\"faces\":", report.totals.ok_faces,
+      ",\"requests_per_s\":", figure(RequestsPerSecond(report)),
+      ",\"faces_per_s\":", figure(FacesPerSecond(report)), ",\"p50_ms\":", figure(latency.p50_ms),
+      ",\"p90_ms\":", figure(latency.p90_ms), ",\"p99_ms\":", figure(latency.p99_ms),
+      ",\"max_ms\":", figure(latency.max_ms), ",\"mean_ms\":", figure(latency.mean_ms),
+      ",\"codes\":{", absl::StrJoin(codes, ","), "}}\n");
 }
 
 }  // namespace fer::client

@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "model/user_file.h"
 
 namespace fer::client {
 namespace {
@@ -65,10 +66,12 @@ absl::StatusOr<std::vector<std::string>> ListImageFiles(const std::vector<std::s
 }
 
 absl::StatusOr<std::string> ReadFileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
+  // The shared reader refuses folders, fifos and devices and reports read
+  // errors (a stream library would throw on them).
+  absl::StatusOr<std::string> bytes = ReadRegularFile(path);
+  if (bytes.status().code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  }
   return bytes;
 }
 

@@ -24,7 +24,8 @@ bool HasImageExtension(absl::string_view path);
 // without images, or no paths at all.
 absl::StatusOr<std::vector<std::string>> ListImageFiles(const std::vector<std::string>& paths);
 
-// The whole file, or NOT_FOUND / DATA_LOSS naming the path.
+// The whole file, or an error naming the path: NOT_FOUND "PATH: cannot open
+// file", or ReadRegularFile's errors (a folder, fifo or device, a read error).
 absl::StatusOr<std::string> ReadFileBytes(const std::string& path);
 
 }  // namespace fer::client

@@ -11,14 +11,19 @@
 namespace fer::client {
 namespace {
 
-std::string Probability(float p) { return absl::StrFormat("%.4f", p); }
+constexpr int kProbabilityDecimals = 4;
+
+std::string Probability(float p) { return absl::StrFormat("%.*f", kProbabilityDecimals, p); }
+// In JSON a probability that is not a number (a broken model) is null: the
+// line stays valid JSON.
+std::string JsonProbability(float p) { return JsonNumber(p, kProbabilityDecimals); }
 
 // {"neutral":0.0100,...}
 std::string JsonProbabilities(const std::vector<std::string>& labels, const Scores& scores) {
   std::string out = "{";
   for (size_t i = 0; i < scores.probabilities.size(); ++i) {
     absl::StrAppend(&out, i ? "," : "", JsonString(LabelName(labels, static_cast<int>(i))), ":",
-                    Probability(scores.probabilities[i]));
+                    JsonProbability(scores.probabilities[i]));
   }
   return out + "}";
 }
@@ -26,7 +31,7 @@ std::string JsonProbabilities(const std::vector<std::string>& labels, const Scor
 // "label":...,"confidence":...,"probabilities":{...}
 std::string JsonScores(const std::vector<std::string>& labels, const Scores& scores) {
   return absl::StrCat("\"label\":", JsonString(LabelName(labels, scores.top)),
-                      ",\"confidence\":", Probability(scores.confidence()),
+                      ",\"confidence\":", JsonProbability(scores.confidence()),
                       ",\"probabilities\":", JsonProbabilities(labels, scores));
 }
 
@@ -121,7 +126,8 @@ std::string StreamLines(OutputFormat format, const std::vector<std::string>& lab
         absl::StrAppend(&item, ",\"raw\":{", JsonScores(labels, *face.raw), "}");
       faces.push_back(item + "}");
     }
-    std::string line = absl::StrCat("{\"frame\":", frame.index, ",\"timestamp_ms\":", timestamp,
+    std::string line = absl::StrCat("{\"frame\":", frame.index,
+                                    ",\"timestamp_ms\":", JsonNumber(frame.timestamp_ms, 1),
                                     ",\"faces\":[", absl::StrJoin(faces, ","), "]");
     if (!frame.error.empty()) absl::StrAppend(&line, ",\"error\":", JsonString(frame.error));
     return line + "}\n";

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "model/cpu_count.h"
 #include "model/folded_net.h"
 #include "model/lla_net.h"
 #include "model/weights.h"
@@ -188,7 +189,10 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Load(const std::string& path,
   auto dtype = ParsePrecision(options.precision, cuda);
   if (!dtype.ok()) return dtype.status();
   if (options.threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
-  if (options.threads > 0) torch::set_num_threads(options.threads);
+  // Process-wide in LibTorch. 0 is not left to LibTorch's default, which
+  // ignores the affinity mask and the cgroup CPU quota (it chose one thread on
+  // a two-CPU machine).
+  torch::set_num_threads(options.threads > 0 ? options.threads : UsableCpuCount());
 
   auto loaded = LoadWeightFile(path);
   if (!loaded.ok()) return loaded.status();

@@ -19,7 +19,9 @@ namespace fer {
 struct EngineOptions {
   std::string device = "auto";     // auto | cpu | cuda | cuda:N. auto: cuda:0 when present.
   std::string precision = "fp32";  // fp32 | bf16 | fp16 (fp16 on CUDA only).
-  int threads = 0;                 // CPU intra-op threads; 0 keeps LibTorch's default.
+  // CPU intra-op threads of LibTorch (process-wide); 0: UsableCpuCount(), the
+  // CPUs this process may use (affinity mask and cgroup CPU quota).
+  int threads = 0;
 };
 
 // One instance's private state for running batches: on CUDA its own stream and

@@ -1,5 +1,8 @@
 #include "model/json_text.h"
 
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace fer {
@@ -41,6 +44,16 @@ std::string JsonString(std::string_view s) {
   }
   out += '"';
   return out;
+}
+
+std::string JsonNumber(double value, int decimals) {
+  if (!std::isfinite(value)) return "null";
+  return absl::StrFormat("%.*f", decimals, value);
+}
+
+std::string JsonNumber(double value) {
+  if (!std::isfinite(value)) return "null";
+  return absl::StrCat(value);
 }
 
 }  // namespace fer

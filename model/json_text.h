@@ -15,6 +15,15 @@ namespace fer {
 // JSON out; invalid UTF-8 is not repaired.
 std::string JsonString(std::string_view s);
 
+// value as a JSON number: with `decimals` digits after the point (printf's
+// %.*f), or without (the shortest of %g's six significant digits, as
+// absl::StrCat writes doubles). NaN and the infinities, which JSON cannot
+// express, are written as null, so that the text stays valid JSON whatever the
+// value; every JSON writer of fer-client and fer-model writes its numbers
+// through these.
+std::string JsonNumber(double value, int decimals);
+std::string JsonNumber(double value);
+
 }  // namespace fer
 
 #endif  // FER_MODEL_JSON_TEXT_H_

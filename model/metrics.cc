@@ -28,6 +28,8 @@ double Ratio(int64_t numerator, int64_t denominator) {
 }
 
 std::string FormatRatio(double value) { return absl::StrFormat("%.*f", kRatioDecimals, value); }
+// In JSON a ratio that is not a number is null, keeping the report valid JSON.
+std::string JsonRatio(double value) { return JsonNumber(value, kRatioDecimals); }
 
 size_t LongestLabelName() {
   size_t longest = 0;
@@ -197,14 +199,14 @@ std::string ConfusionCsv(const ConfusionMatrix& confusion) {
 }
 
 std::string ReportJson(const ClassificationReport& report) {
-  std::string out = absl::StrCat("{\"accuracy\": ", FormatRatio(report.accuracy),
-                                 ", \"f1\": ", FormatRatio(report.f1),
-                                 ", \"score\": ", FormatRatio(report.score), ", \"per_class\": [");
+  std::string out = absl::StrCat("{\"accuracy\": ", JsonRatio(report.accuracy),
+                                 ", \"f1\": ", JsonRatio(report.f1),
+                                 ", \"score\": ", JsonRatio(report.score), ", \"per_class\": [");
   for (int c = 0; c < kNumClasses; ++c) {
     const ClassMetrics& m = report.per_class[c];
     absl::StrAppend(&out, c == 0 ? "" : ", ", "{\"label\": ", JsonString(LabelNames()[c]),
-                    ", \"accuracy\": ", FormatRatio(m.accuracy),
-                    ", \"precision\": ", FormatRatio(m.precision), ", \"f1\": ", FormatRatio(m.f1),
+                    ", \"accuracy\": ", JsonRatio(m.accuracy),
+                    ", \"precision\": ", JsonRatio(m.precision), ", \"f1\": ", JsonRatio(m.f1),
                     ", \"support\": ", m.support, "}");
   }
   out += "], \"confusion\": [";

@@ -1,5 +1,6 @@
 #include "model/packed_dataset.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "model/labels.h"
+#include "model/user_file.h"
 
 // File layout, every integer little-endian:
 //
@@ -134,12 +136,7 @@ uint64_t GetU64(const unsigned char* p) {
   return v;
 }
 
-struct FileCloser {
-  void operator()(std::FILE* f) const {
-    if (f) std::fclose(f);
-  }
-};
-using File = std::unique_ptr<std::FILE, FileCloser>;
+using File = UniqueFile;
 
 // Reads a file front to back, checking every length against what is left of
 // it before anything is allocated for it.
@@ -385,25 +382,15 @@ absl::StatusOr<PackedDataset> PackedDataset::Read(const std::string& path) {
 
 absl::StatusOr<PackedDataset> PackedDataset::Read(const std::string& path,
                                                   const ReadOptions& options) {
-  std::error_code error;
-  const auto status = std::filesystem::status(path, error);
-  if (error || !std::filesystem::exists(status)) {
-    return absl::NotFoundError(absl::StrCat("packed data set ", path, " does not exist"));
+  // A readable regular file (not a folder, fifo or device), or one clear error.
+  absl::StatusOr<File> file = OpenRegularFile(path, "packed data set");
+  if (!file.ok()) return file.status();
+  struct stat info;
+  if (::fstat(::fileno(file->get()), &info) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot stat ", path, ": ", std::strerror(errno)));
   }
-  if (!std::filesystem::is_regular_file(status)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("packed data set ", path, " is not a regular file"));
-  }
-  const uint64_t file_size = std::filesystem::file_size(path, error);
-  if (error) {
-    return absl::UnavailableError(absl::StrCat("cannot stat ", path, ": ", error.message()));
-  }
-  File file(std::fopen(path.c_str(), "rb"));
-  if (!file) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
-  }
-  CheckedReader in(path, std::move(file), file_size);
+  const uint64_t file_size = static_cast<uint64_t>(info.st_size);
+  CheckedReader in(path, std::move(*file), file_size);
 
   // A file that starts like the magic but ends early is a truncated packed
   // set; anything else is foreign.

@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "model/image_ops.h"
+#include "model/user_file.h"
 
 #ifdef FER_WITH_OPENCV
 #include <opencv2/core.hpp>
@@ -514,12 +515,15 @@ absl::StatusOr<ReadResult> ReadFer2013Csv(const std::string& csv_path, std::stri
     return absl::InvalidArgumentError(absl::StrCat("unknown FER2013 usage '", usage, "' (one of ",
                                                    "Training, PublicTest, PrivateTest", ")"));
   }
+  // A folder, fifo or device is refused here (a fifo would block the stream).
+  if (auto file = OpenRegularFile(csv_path, "CSV file"); !file.ok()) return file.status();
   const uint64_t file_size = fs::file_size(csv_path, error);
   std::ifstream in(csv_path, std::ios::binary);
   if (error || !in) return absl::UnavailableError(absl::StrCat("cannot read ", csv_path));
 
   std::string header;
   std::getline(in, header);
+  if (in.bad()) return absl::UnavailableError(absl::StrCat("cannot read CSV file ", csv_path));
   if (absl::StartsWith(header, "\xEF\xBB\xBF")) header.erase(0, 3);  // UTF-8 byte order mark
   std::vector<std::string> columns = absl::StrSplit(StripLine(header), ',');
   int emotion_col = -1, pixels_col = -1, usage_col = -1;

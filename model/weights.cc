@@ -2,10 +2,10 @@
 
 #include <cstdio>
 #include <fstream>
-#include <iterator>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "model/user_file.h"
 
 namespace fer {
 namespace {
@@ -153,12 +153,12 @@ absl::StatusOr<ModelMeta> MetaFromIValue(const c10::IValue& value) {
     meta.labels.push_back(label.toStringRef());
   }
   if (static_cast<int>(meta.labels.size()) != meta.arch.num_classes) {
-    return absl::InvalidArgumentError(absl::StrCat("meta has ", meta.labels.size(),
-                                                   " labels for ", meta.arch.num_classes,
-                                                   " classes"));
+    return absl::InvalidArgumentError(absl::StrCat("meta has ", meta.labels.size(), " labels for ",
+                                                   meta.arch.num_classes, " classes"));
   }
-  for (auto [key, field] : {std::pair{"trained_on", &meta.trained_on},
-                            std::pair{"created", &meta.created}, std::pair{"version", &meta.version}}) {
+  for (auto [key, field] :
+       {std::pair{"trained_on", &meta.trained_on}, std::pair{"created", &meta.created},
+        std::pair{"version", &meta.version}}) {
     auto value = reader.String(key, /*required=*/false);
     if (!value.ok()) return value.status();
     *field = *value;
@@ -224,6 +224,11 @@ absl::StatusOr<LoadedModel> LoadFromIValue(const c10::IValue& file) {
                                                      ShapeString(stored.sizes()), ", expected ",
                                                      ShapeString(tensor.sizes())));
     }
+    if (stored.is_floating_point() && !torch::isfinite(stored).all().item<bool>()) {
+      // A network with one NaN or infinite weight answers NaN for every face.
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " holds NaN or infinite values (a diverged training run?)"));
+    }
     tensor.copy_(stored.to(tensor.dtype()));
   }
   const size_t expected = StateEntries(loaded.net).size();
@@ -277,14 +282,13 @@ absl::Status SaveWeightFile(const std::string& path, LlaNet net, const ModelMeta
 }
 
 absl::StatusOr<LoadedModel> LoadWeightFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open weight file ", path));
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.empty()) return absl::InvalidArgumentError(absl::StrCat(path, " is empty"));
+  absl::StatusOr<std::vector<char>> bytes = ReadRegularFileBytes(path, "weight file");
+  if (!bytes.ok()) return bytes.status();
+  if (bytes->empty()) return absl::InvalidArgumentError(absl::StrCat(path, " is empty"));
 
   absl::StatusOr<LoadedModel> loaded;
   try {
-    loaded = LoadFromIValue(torch::pickle_load(bytes));
+    loaded = LoadFromIValue(torch::pickle_load(*bytes));
   } catch (const std::exception& e) {
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));

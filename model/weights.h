@@ -29,8 +29,10 @@ absl::Status SaveWeightFile(const std::string& path, LlaNet net, const ModelMeta
 
 // Reads a weight file and builds the network its meta describes (on the CPU, in
 // float32, train mode as constructed). Every parameter and buffer name and shape
-// is checked: the error names the first missing, unexpected or mis-shaped entry.
-// A missing, truncated or foreign file gives an error, never a crash.
+// is checked: the error names the first missing, unexpected or mis-shaped entry,
+// or the first that holds a NaN or an infinity. A missing, unreadable,
+// truncated or foreign file, or a path that is not a regular file (a
+// directory, a fifo, /proc/self/mem), gives an error, never a crash.
 absl::StatusOr<LoadedModel> LoadWeightFile(const std::string& path);
 
 }  // namespace fer

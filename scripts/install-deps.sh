@@ -13,6 +13,8 @@ build_pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libopencv-dev opencv-data
   libabsl-dev prometheus-cpp-dev
+  # fer-server reads its TLS certificate's validity dates with OpenSSL.
+  libssl-dev
   libgtest-dev libgmock-dev
   # Tests: real Prometheus server and promtool, python client example, YAML lint, TLS certs.
   prometheus python3 python3-grpcio python3-protobuf python3-torch yamllint openssl curl
@@ -22,7 +24,7 @@ build_pkgs=(
 runtime_pkgs=(
   libtorch1.13 libgrpc++1.51 libprotobuf32 libopencv-core406 libopencv-imgproc406
   libopencv-imgcodecs406 libopencv-videoio406 libopencv-objdetect406 opencv-data
-  libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 libabsl20220623 ca-certificates
+  libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 libabsl20220623 libssl3 ca-certificates
 )
 
 case "$mode" in

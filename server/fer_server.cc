@@ -9,13 +9,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "model/user_file.h"
+#include "server/certificate_validity.h"
 
 namespace fer {
 namespace {
@@ -51,19 +51,44 @@ int MaxMessageBytes(const ServiceOptions& options) {
 constexpr char kPemCertificate[] = "-----BEGIN CERTIFICATE-----";
 constexpr char kPemPrivateKeyEnd[] = "PRIVATE KEY-----";
 
-// The contents of a PEM file named by flag, which must contain marker.
+// The contents of a PEM file named by flag, which must contain marker. The
+// file must be a readable regular file (ReadRegularFile's errors, after
+// "--flag: ").
 absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag,
                                     absl::string_view marker, absl::string_view kind) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot read ", path));
-  std::string pem((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  if (!absl::StrContains(pem, marker)) {
+  absl::StatusOr<std::string> pem = ReadRegularFile(path);
+  if (!pem.ok()) {
+    return absl::Status(pem.status().code(),
+                        absl::StrCat("--", flag, ": ", pem.status().message()));
+  }
+  if (!absl::StrContains(*pem, marker)) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", path, " holds no PEM ", kind));
   }
   return pem;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const TlsOptions& tls) {
+// Refuses a server certificate chain outside its validity period (clients
+// would refuse it in every handshake); sets *warning when it ends soon.
+absl::Status CheckServerCertificate(const std::string& path, const std::string& pem,
+                                    std::string* warning) {
+  absl::StatusOr<std::vector<CertificateValidity>> chain = ReadCertificateValidity(pem);
+  absl::Status status = chain.status();
+  if (status.ok()) {
+    status = CheckCertificateValidity(*chain, absl::Now(), kCertificateExpiryWarning, warning);
+  }
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("--tls_cert: ", path, ": ", status.message()));
+  }
+  if (warning != nullptr && !warning->empty()) {
+    *warning = absl::StrCat("--tls_cert: ", path, ": ", *warning);
+  }
+  return absl::OkStatus();
+}
+
+// Credentials for tls; *warning (may be null) is set when the certificate
+// expires soon.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const TlsOptions& tls,
+                                                                         std::string* warning) {
   if (!tls.enabled()) {
     if (!tls.client_ca_file.empty()) {
       return absl::InvalidArgumentError(
@@ -77,6 +102,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const T
   absl::StatusOr<std::string> cert =
       ReadPem(tls.cert_file, "tls_cert", kPemCertificate, "certificate");
   if (!cert.ok()) return cert.status();
+  if (absl::Status valid = CheckServerCertificate(tls.cert_file, *cert, warning); !valid.ok()) {
+    return valid;
+  }
   absl::StatusOr<std::string> key =
       ReadPem(tls.key_file, "tls_key", kPemPrivateKeyEnd, "private key");
   if (!key.ok()) return key.status();
@@ -110,9 +138,10 @@ absl::Status CheckConnectionAge(const ServerOptions& options) {
 
 }  // namespace
 
-absl::Status FerServer::ValidateOptions(const ServerOptions& options) {
+absl::Status FerServer::ValidateOptions(const ServerOptions& options, std::string* warning) {
+  if (warning != nullptr) warning->clear();
   if (absl::Status valid = CheckConnectionAge(options); !valid.ok()) return valid;
-  return MakeCredentials(options.tls).status();
+  return MakeCredentials(options.tls, warning).status();
 }
 
 absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const ServerOptions& options,
@@ -120,7 +149,7 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const ServerOptions
   if (engine == nullptr) return absl::InvalidArgumentError("FerServer needs an engine");
   if (absl::Status valid = CheckConnectionAge(options); !valid.ok()) return valid;
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      MakeCredentials(options.tls);
+      MakeCredentials(options.tls, /*warning=*/nullptr);
   if (!credentials.ok()) return credentials.status();
   std::unique_ptr<FerServer> server(new FerServer());
   server->liveness_timeout_ = options.liveness_timeout;

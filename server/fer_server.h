@@ -79,15 +79,19 @@ class FerServer {
   // metrics endpoint, then the gRPC port. Errors: the service's option errors
   // and inconsistent TLS options (INVALID_ARGUMENT), a TLS file that cannot be
   // read or holds no PEM of the expected kind (NOT_FOUND, INVALID_ARGUMENT,
-  // naming the file), UNAVAILABLE naming an address that cannot be listened
-  // on.
+  // naming the file), a certificate outside its validity (FAILED_PRECONDITION),
+  // UNAVAILABLE naming an address that cannot be listened on.
   static absl::StatusOr<std::unique_ptr<FerServer>> Create(const ServerOptions& options,
                                                            Engine* engine);
   // What Create would refuse of options besides the service's own options: a
   // negative connection age, and TLS options that are inconsistent or name
-  // files that cannot be read or hold no PEM of the expected kind. Lets a
-  // binary refuse bad flags before it spends time loading a model.
-  static absl::Status ValidateOptions(const ServerOptions& options);
+  // files that are not readable regular files or hold no PEM of the expected
+  // kind, or a server certificate chain that is expired or not yet valid
+  // (FAILED_PRECONDITION, with the date). Lets a binary refuse bad flags before
+  // it spends time loading a model. *warning (may be null) is set to a
+  // sentence when a certificate of the chain expires within
+  // kCertificateExpiryWarning, else cleared.
+  static absl::Status ValidateOptions(const ServerOptions& options, std::string* warning = nullptr);
 
   // Shutdown(absl::ZeroDuration()) unless Shutdown ran.
   ~FerServer();

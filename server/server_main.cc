@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "model/cpu_count.h"
 #include "model/engine.h"
 #include "server/fer_server.h"
 
@@ -48,7 +49,8 @@ ABSL_FLAG(std::string, model, "", "weight file to serve (required; `fer-model in
 ABSL_FLAG(std::string, device, "cpu", "auto | cpu | cuda | cuda:N (auto: cuda:0 when present)");
 ABSL_FLAG(std::string, precision, kEngine.precision, "fp32 | bf16 | fp16 (fp16 on CUDA only)");
 ABSL_FLAG(int, threads, kEngine.threads,
-          "CPU intra-op threads of the model; 0 keeps LibTorch's default");
+          "CPU intra-op threads of the model; 0: the CPUs this process may use (its affinity "
+          "mask, limited by its cgroup CPU quota)");
 ABSL_FLAG(int, max_batch_size, kBatching.max_batch_size, "most faces in one model call");
 ABSL_FLAG(int, max_queue_delay_us,
           static_cast<int>(absl::ToInt64Microseconds(kBatching.max_queue_delay)),
@@ -73,7 +75,8 @@ ABSL_FLAG(int, max_concurrent_streams, kService.max_concurrent_streams,
 ABSL_FLAG(int, stream_window, kService.stream_window,
           "frames a stream may have in flight (read and not yet answered)");
 ABSL_FLAG(int, preprocess_threads, kService.preprocess_threads,
-          "threads that decode and resize images; 0: one per CPU core");
+          "threads that decode and resize images; 0: the CPUs this process may use (as "
+          "--threads)");
 ABSL_FLAG(
     absl::Duration, drain_timeout, absl::Seconds(10),
     "on SIGTERM/SIGINT, how long accepted work may still run before it fails with UNAVAILABLE");
@@ -132,7 +135,10 @@ int Run(int argc, char** argv) {
   options.max_faces_per_request = absl::GetFlag(FLAGS_max_faces_per_request);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.stream_window = absl::GetFlag(FLAGS_stream_window);
+  // 0 resolved here as the service would, so that the start-up line says
+  // the number used.
   options.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
+  if (options.preprocess_threads == 0) options.preprocess_threads = UsableCpuCount();
   options.warmup = absl::GetFlag(FLAGS_warmup);
   const int64_t max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
   if (max_image_bytes <= 0) return Fail("--max_image_bytes must be positive");
@@ -158,9 +164,12 @@ int Run(int argc, char** argv) {
   server_options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   server_options.max_connection_age_grace = drain_timeout;
   server_options.liveness_timeout = absl::GetFlag(FLAGS_liveness_timeout);
-  if (absl::Status status = FerServer::ValidateOptions(server_options); !status.ok()) {
+  std::string tls_warning;
+  if (absl::Status status = FerServer::ValidateOptions(server_options, &tls_warning);
+      !status.ok()) {
     return Fail(status.message());
   }
+  if (!tls_warning.empty()) std::fprintf(stderr, "fer-server: WARNING: %s\n", tls_warning.c_str());
 
   EngineOptions engine_options;
   engine_options.device = absl::GetFlag(FLAGS_device);
@@ -170,6 +179,8 @@ int Run(int argc, char** argv) {
   engine_options.precision = absl::GetFlag(FLAGS_precision);
   engine_options.threads = absl::GetFlag(FLAGS_threads);
   if (engine_options.threads < 0) return Fail("--threads must not be negative");
+  // As Engine::Load would resolve 0, so that the start-up line says the number.
+  if (engine_options.threads == 0) engine_options.threads = UsableCpuCount();
   auto engine = Engine::Load(model_path, engine_options);
   if (!engine.ok()) return Fail(engine.status().message());
   const ModelMeta& meta = (*engine)->meta();
@@ -181,15 +192,16 @@ int Run(int argc, char** argv) {
   std::printf(
       "fer-server: model %s (version \"%s\", trained on %s, input %dx%d %s, %zu labels) on %s %s; "
       "batching max_batch_size=%d max_queue_delay_us=%d max_queue_faces=%d instances=%d "
-      "threads=%d; limits max_faces_per_request=%d max_image_bytes=%lld max_image_pixels=%lld "
+      "threads=%d preprocess_threads=%d; limits max_faces_per_request=%d max_image_bytes=%lld "
+      "max_image_pixels=%lld "
       "max_concurrent_streams=%d stream_window=%d; gRPC on %s (port %d, %s), metrics on "
       "http://%s/metrics (port %d)\n",
       model_path.c_str(), meta.version.c_str(), meta.trained_on.c_str(), meta.input_size,
       meta.input_size, meta.color.c_str(), meta.labels.size(), (*engine)->device().c_str(),
       (*engine)->precision().c_str(), options.batching.max_batch_size,
       absl::GetFlag(FLAGS_max_queue_delay_us), options.batching.max_queue_faces,
-      options.batching.num_instances, engine_options.threads, options.max_faces_per_request,
-      static_cast<long long>(max_image_bytes),
+      options.batching.num_instances, engine_options.threads, options.preprocess_threads,
+      options.max_faces_per_request, static_cast<long long>(max_image_bytes),
       static_cast<long long>(options.preprocess.max_pixels), options.max_concurrent_streams,
       options.stream_window, server_options.address.c_str(), (*server)->port(),
       !server_options.tls.enabled()               ? "plaintext"

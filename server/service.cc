@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -11,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "model/cpu_count.h"
 #include "server/request_faces.h"
 #include "server/status_mapping.h"
 
@@ -370,8 +372,7 @@ absl::StatusOr<std::unique_ptr<ExpressionService>> ExpressionService::Create(
                      " bytes but the model takes ", engine->face_bytes()));
   }
   if (resolved.preprocess_threads == 0) {
-    resolved.preprocess_threads =
-        std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    resolved.preprocess_threads = UsableCpuCount();
   }
 
   std::unique_ptr<ExpressionService> service(new ExpressionService(resolved, engine, metrics));
@@ -397,27 +398,41 @@ absl::StatusOr<std::unique_ptr<ExpressionService>> ExpressionService::Create(
 
 ExpressionService::~ExpressionService() { Drain(absl::InfiniteDuration()); }
 
+absl::Status ExpressionService::WarmUp(size_t index, int faces) {
+  Instance& instance = instances_[index];
+  std::fill_n(instance.inputs.begin(), faces * face_bytes_, kWarmupPixel);
+  // Twice: the first run pays for lazy initialisation, the second is what a
+  // batch of this size costs, and seeds the batcher's estimate.
+  for (int run = 0; run < 2; ++run) {
+    const absl::Time begin = absl::Now();
+    if (absl::Status status =
+            instance.runner->Classify(instance.inputs.data(), faces, instance.outputs.data());
+        !status.ok()) {
+      return absl::Status(status.code(), absl::StrCat("warm-up batch on instance ", index,
+                                                      " failed: ", status.message()));
+    }
+    if (run == 1) batcher_->RecordBatchTime(faces, absl::Now() - begin);
+  }
+  // A model that answers NaN (finite weights can still overflow) would serve
+  // NaN probabilities to every client: refuse it here.
+  const auto outputs = instance.outputs.begin();
+  if (!std::all_of(outputs, outputs + faces * num_classes_,
+                   [](float p) { return std::isfinite(p); })) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the model answers NaN or infinite probabilities in the warm-up batch on instance ", index,
+        "; its weights are broken (overflowing or diverged)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ExpressionService::Start() {
   if (options_.warmup) {
     const bool gpu = absl::StartsWith(engine_->device(), "cuda");
     const int faces = gpu ? options_.batching.max_batch_size : kCpuWarmupFaces;
+    // No call is admitted before state_ is kServing, so the workers are idle
+    // and the runners free to use here.
     for (size_t i = 0; i < instances_.size(); ++i) {
-      Instance& instance = instances_[i];
-      std::fill_n(instance.inputs.begin(), faces * face_bytes_, kWarmupPixel);
-      // No call is admitted before state_ is kServing, so the workers are idle
-      // and the runners free to use here.
-      // Twice: the first run pays for lazy initialisation, the second is what
-      // a batch of this size costs, and seeds the batcher's estimate.
-      for (int run = 0; run < 2; ++run) {
-        const absl::Time begin = absl::Now();
-        if (absl::Status status =
-                instance.runner->Classify(instance.inputs.data(), faces, instance.outputs.data());
-            !status.ok()) {
-          return absl::Status(status.code(), absl::StrCat("warm-up batch on instance ", i,
-                                                          " failed: ", status.message()));
-        }
-        if (run == 1) batcher_->RecordBatchTime(faces, absl::Now() - begin);
-      }
+      if (absl::Status status = WarmUp(i, faces); !status.ok()) return status;
     }
     if (gpu) metrics_->SetGpuMemoryBytes(engine_->DeviceMemoryBytes());
   }

@@ -76,7 +76,7 @@ struct ServiceOptions {
   int max_concurrent_streams = 256;
   // Frames a stream reads ahead of its written answers. >= 1.
   int stream_window = 8;
-  // Preprocessing threads; 0: one per CPU core.
+  // Preprocessing threads; 0: one per CPU this process may use (cgroup-aware).
   int preprocess_threads = 0;
   // Start() runs one batch on each instance before serving, so that the first
   // requests do not pay for lazy initialisation (CUDA context, kernels).
@@ -149,6 +149,9 @@ class ExpressionService final : public fer::v1::ExpressionClassifier::CallbackSe
   // Writes one Prediction per client face of work into predictions.
   void FillPredictions(const Work& work,
                        google::protobuf::RepeatedPtrField<fer::v1::Prediction>* predictions) const;
+  // Runs the warm-up batch of `faces` faces on instance `index` and checks
+  // that its outputs are finite.
+  absl::Status WarmUp(size_t index, int faces);
   // The batcher's BatchRunner.
   absl::Status RunBatch(int instance, absl::Span<const FaceRef> faces);
   // Whether calls are accepted now; if not, the status to refuse them with.

@@ -12,12 +12,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "model/cpu_count.h"
 #include "model/engine.h"
+#include "model/json_text.h"
 #include "model/tools/commands.h"
 #include "model/tools/flags_util.h"
 
 ABSL_FLAG(std::string, batch_sizes, "1,8,32", "bench: batch sizes to measure");
-ABSL_FLAG(std::string, thread_counts, "", "bench: CPU thread counts to measure (default --threads)");
+ABSL_FLAG(std::string, thread_counts, "",
+          "bench: CPU thread counts to measure (default --threads)");
 ABSL_FLAG(std::string, precisions, "", "bench: precisions to measure (default --precision)");
 ABSL_FLAG(double, seconds, 5.0, "bench: measuring time per row, after warm-up");
 ABSL_FLAG(int, warmup, 2, "bench: untimed batches before each row");
@@ -56,7 +59,8 @@ int RunBench(int argc, char** argv) {
   std::string thread_text = absl::GetFlag(FLAGS_thread_counts);
   if (thread_text.empty()) thread_text = absl::StrCat(absl::GetFlag(FLAGS_threads));
   if (thread_text == "0") {
-    threads = {0};
+    // What Engine::Load would use for 0, as a number in the table.
+    threads = {UsableCpuCount()};
   } else if (auto s = ParseIntList(thread_text, "thread_counts", &threads); !s.ok()) {
     return Fail("bench", s);
   }
@@ -122,10 +126,11 @@ int RunBench(int argc, char** argv) {
     std::vector<std::string> items;
     for (const Row& r : rows) {
       items.push_back(absl::StrCat(
-          "{\"device\": \"", device, "\", \"precision\": \"", r.precision, "\", \"threads\": ",
-          r.threads, ", \"batch\": ", r.batch, ", \"iterations\": ", r.iterations,
-          ", \"faces_per_s\": ", r.faces_per_s, ", \"p50_ms\": ", r.p50_ms, ", \"p90_ms\": ",
-          r.p90_ms, ", \"p99_ms\": ", r.p99_ms, "}"));
+          "{\"device\": ", JsonString(device), ", \"precision\": ", JsonString(r.precision),
+          ", \"threads\": ", r.threads, ", \"batch\": ", r.batch,
+          ", \"iterations\": ", r.iterations, ", \"faces_per_s\": ", JsonNumber(r.faces_per_s),
+          ", \"p50_ms\": ", JsonNumber(r.p50_ms), ", \"p90_ms\": ", JsonNumber(r.p90_ms),
+          ", \"p99_ms\": ", JsonNumber(r.p99_ms), "}"));
     }
     std::printf("[%s]\n", absl::StrJoin(items, ",\n ").c_str());
   }

@@ -34,7 +34,10 @@ int RunEval(int argc, char** argv) {
   if (!loaded.ok()) return Fail("eval", loaded.status());
   auto data = PackedDataset::Read(absl::GetFlag(FLAGS_data));
   if (!data.ok()) return Fail("eval", data.status());
-  if (absl::GetFlag(FLAGS_threads) > 0) torch::set_num_threads(absl::GetFlag(FLAGS_threads));
+  if (ThreadsFlag() < 1) {
+    return Fail("eval", absl::InvalidArgumentError("--threads must not be negative"));
+  }
+  torch::set_num_threads(ThreadsFlag());
 
   EvalOptions options;
   options.device = absl::GetFlag(FLAGS_device);
@@ -78,8 +81,10 @@ int RunEval(int argc, char** argv) {
   }
   std::printf("%s: %zu faces, %s\n", absl::GetFlag(FLAGS_data).c_str(), data->size(),
               options.ten_crop ? "TenCrop" : "single crop");
-  std::printf("%s\n%s\n", FormatClassTable(report).c_str(), FormatConfusionTable(*confusion).c_str());
-  std::printf("accuracy %.4f  mean F1 %.4f  score %.4f\n", report.accuracy, report.f1, report.score);
+  std::printf("%s\n%s\n", FormatClassTable(report).c_str(),
+              FormatConfusionTable(*confusion).c_str());
+  std::printf("accuracy %.4f  mean F1 %.4f  score %.4f\n", report.accuracy, report.f1,
+              report.score);
   return 0;
 }
 

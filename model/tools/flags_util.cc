@@ -8,14 +8,18 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "model/cpu_count.h"
 
 ABSL_FLAG(std::string, model, "", "weight file to read");
 ABSL_FLAG(std::string, out, "", "file to write");
-ABSL_FLAG(std::string, data, "", "data set: a packed file, or for pack an image tree, Aff-Wild2 "
+ABSL_FLAG(std::string, data, "",
+          "data set: a packed file, or for pack an image tree, Aff-Wild2 "
           "annotation folder or FER2013 CSV");
 ABSL_FLAG(std::string, device, "auto", "auto, cpu, cuda or cuda:N");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, bf16 or fp16 (CUDA)");
-ABSL_FLAG(int, threads, 0, "CPU threads (intra-op for LibTorch; loaders for data); 0 = default");
+ABSL_FLAG(int, threads, 0,
+          "CPU threads (intra-op for LibTorch; loaders for data); 0: the CPUs this process may "
+          "use (its affinity mask, limited by its cgroup CPU quota)");
 ABSL_FLAG(bool, json, false, "print machine-readable JSON instead of tables");
 ABSL_FLAG(uint64_t, seed, 0, "random seed of initialisation, shuffling and augmentation");
 
@@ -35,6 +39,11 @@ bool ParseCommandFlags(int argc, char** argv, const char* usage) {
 int Fail(const char* command, const absl::Status& status) {
   std::fprintf(stderr, "fer-model %s: %s\n", command, std::string(status.message()).c_str());
   return 1;
+}
+
+int ThreadsFlag() {
+  const int threads = absl::GetFlag(FLAGS_threads);
+  return threads == 0 ? UsableCpuCount() : threads;
 }
 
 absl::Status ParseIntList(const std::string& text, const char* what, std::vector<int>* out) {

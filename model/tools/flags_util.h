@@ -27,6 +27,10 @@ bool ParseCommandFlags(int argc, char** argv, const char* usage);
 // Prints "fer-model <command>: <message>" on stderr and returns 1.
 int Fail(const char* command, const absl::Status& status);
 
+// --threads resolved: UsableCpuCount() for 0, else the flag (negative values
+// are the caller's to refuse).
+int ThreadsFlag();
+
 // Parses "1,8,32" into positive integers.
 absl::Status ParseIntList(const std::string& text, const char* what, std::vector<int>* out);
 

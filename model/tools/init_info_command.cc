@@ -1,9 +1,13 @@
 // fer-model init and fer-model info.
+#include <array>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "model/json_text.h"
 #include "model/labels.h"
 #include "model/lla_net.h"
 #include "model/tools/commands.h"
@@ -20,8 +24,9 @@ ABSL_FLAG(bool, half, false, "convert: store floating tensors at half precision 
 namespace fer {
 
 int RunInit(int argc, char** argv) {
-  if (!ParseCommandFlags(argc, argv, "fer-model init --out=FILE [--num_classes --attention_kernel "
-                                     "--attention --input_size --color --seed]")) {
+  if (!ParseCommandFlags(argc, argv,
+                         "fer-model init --out=FILE [--num_classes --attention_kernel "
+                         "--attention --input_size --color --seed]")) {
     return 2;
   }
   const std::string out = absl::GetFlag(FLAGS_out);
@@ -70,6 +75,34 @@ int RunConvert(int argc, char** argv) {
   return 0;
 }
 
+namespace {
+
+// fer-model info --json: strings escaped and numbers through JsonNumber, so
+// that any meta a weight file holds (quotes in a label, a NaN metric) prints
+// as valid JSON.
+std::string InfoJson(const ModelMeta& m, long long params) {
+  std::vector<std::string> labels;
+  for (const auto& label : m.labels) labels.push_back(JsonString(label));
+  std::vector<std::string> metrics;
+  for (const auto& [name, value] : m.metrics) {
+    metrics.push_back(absl::StrCat(JsonString(name), ": ", JsonNumber(value)));
+  }
+  auto triple = [](const std::array<float, 3>& v) {
+    return absl::StrCat("[", JsonNumber(v[0]), ", ", JsonNumber(v[1]), ", ", JsonNumber(v[2]), "]");
+  };
+  return absl::StrCat(
+      "{\"parameters\": ", params, ", \"num_classes\": ", m.arch.num_classes,
+      ", \"attention\": ", m.arch.attention ? "true" : "false",
+      ", \"attention_kernel\": ", m.arch.attention_kernel, ", \"input_size\": ", m.input_size,
+      ", \"color\": ", JsonString(m.color), ", \"mean\": ", triple(m.mean),
+      ", \"std\": ", triple(m.std), ", \"labels\": [", absl::StrJoin(labels, ", "),
+      "], \"trained_on\": ", JsonString(m.trained_on), ", \"version\": ", JsonString(m.version),
+      ", \"created\": ", JsonString(m.created), ", \"metrics\": {", absl::StrJoin(metrics, ", "),
+      "}}");
+}
+
+}  // namespace
+
 int RunInfo(int argc, char** argv) {
   if (!ParseCommandFlags(argc, argv, "fer-model info --model=FILE [--json]")) return 2;
   const std::string path = absl::GetFlag(FLAGS_model);
@@ -81,30 +114,15 @@ int RunInfo(int argc, char** argv) {
   std::vector<std::string> metrics;
   for (const auto& [name, value] : m.metrics) metrics.push_back(absl::StrCat(name, "=", value));
   if (absl::GetFlag(FLAGS_json)) {
-    std::vector<std::string> quoted_labels;
-    for (const auto& label : m.labels) quoted_labels.push_back(absl::StrCat("\"", label, "\""));
-    std::vector<std::string> metric_fields;
-    for (const auto& [name, value] : m.metrics) {
-      metric_fields.push_back(absl::StrCat("\"", name, "\": ", value));
-    }
-    std::printf(
-        "{\"parameters\": %lld, \"num_classes\": %d, \"attention\": %s, \"attention_kernel\": %d, "
-        "\"input_size\": %d, \"color\": \"%s\", \"mean\": [%g, %g, %g], \"std\": [%g, %g, %g], "
-        "\"labels\": [%s], \"trained_on\": \"%s\", \"version\": \"%s\", \"created\": \"%s\", "
-        "\"metrics\": {%s}}\n",
-        params, m.arch.num_classes, m.arch.attention ? "true" : "false", m.arch.attention_kernel,
-        m.input_size, m.color.c_str(), m.mean[0], m.mean[1], m.mean[2], m.std[0], m.std[1],
-        m.std[2], absl::StrJoin(quoted_labels, ", ").c_str(), m.trained_on.c_str(),
-        m.version.c_str(), m.created.c_str(), absl::StrJoin(metric_fields, ", ").c_str());
+    std::printf("%s\n", InfoJson(m, params).c_str());
     return 0;
   }
   std::printf("file        %s\n", path.c_str());
   std::printf("parameters  %lld\n", params);
   std::printf("arch        LLA-Net, %d classes, attention %s (kernel %d)\n", m.arch.num_classes,
               m.arch.attention ? "on" : "off", m.arch.attention_kernel);
-  std::printf("input       %dx%d %s, mean [%g %g %g], std [%g %g %g]\n", m.input_size,
-              m.input_size, m.color.c_str(), m.mean[0], m.mean[1], m.mean[2], m.std[0], m.std[1],
-              m.std[2]);
+  std::printf("input       %dx%d %s, mean [%g %g %g], std [%g %g %g]\n", m.input_size, m.input_size,
+              m.color.c_str(), m.mean[0], m.mean[1], m.mean[2], m.std[0], m.std[1], m.std[2]);
   if (m.input_blur > 0) std::printf("input_blur  %g of the face side\n", m.input_blur);
   std::printf("labels      %s\n", absl::StrJoin(m.labels, ", ").c_str());
   std::printf("trained_on  %s%s\n", m.trained_on.c_str(),

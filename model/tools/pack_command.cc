@@ -130,7 +130,7 @@ absl::StatusOr<Plan> MakePlan(int argc, char** argv) {
   plan.reader.channels = color == "rgb" ? 3 : 1;
   plan.reader.face_size = absl::GetFlag(FLAGS_size);
   if (plan.reader.face_size < 0) return absl::InvalidArgumentError("--size must be >= 0");
-  plan.reader.threads = absl::GetFlag(FLAGS_threads);
+  plan.reader.threads = ThreadsFlag();
   if (plan.reader.threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
 
   const std::string stride = absl::GetFlag(FLAGS_stride);

@@ -10,7 +10,8 @@
 #include "model/weights.h"
 
 ABSL_FLAG(std::string, val, "", "train: packed validation set (the epoch best on it is kept)");
-ABSL_FLAG(std::string, init, "", "train: start from this weight file (the paper pre-trains on RAF-DB)");
+ABSL_FLAG(std::string, init, "",
+          "train: start from this weight file (the paper pre-trains on RAF-DB)");
 ABSL_FLAG(int, epochs, 60, "train: epochs");
 ABSL_FLAG(int, batch_size, 256, "train: faces per step");
 ABSL_FLAG(double, lr, 0.01, "train: initial learning rate");
@@ -27,7 +28,8 @@ ABSL_FLAG(double, input_blur, 0,
 ABSL_FLAG(int, loader_threads, 4, "train: batch assembly threads");
 ABSL_FLAG(int, steps_per_epoch, 0, "train: cap on steps per epoch (0: whole epochs)");
 ABSL_FLAG(double, max_minutes, 0, "train: stop after the epoch that passes this many minutes");
-ABSL_FLAG(std::string, checkpoint, "", "train: checkpoint written every epoch, resumed when present");
+ABSL_FLAG(std::string, checkpoint, "",
+          "train: checkpoint written every epoch, resumed when present");
 ABSL_FLAG(std::string, log, "", "train: CSV log, one row per epoch");
 ABSL_FLAG(std::string, trained_on, "", "train: description stored in the weight file's meta");
 ABSL_FLAG(std::string, version, "", "train: model version stored in the weight file's meta");
@@ -67,7 +69,8 @@ int RunTrain(int argc, char** argv) {
     net = LlaNet(meta.arch);
   }
   meta.trained_on = absl::GetFlag(FLAGS_trained_on);
-  if (meta.trained_on.empty()) meta.trained_on = train->source().empty() ? data_path : train->source();
+  if (meta.trained_on.empty())
+    meta.trained_on = train->source().empty() ? data_path : train->source();
   meta.version = absl::GetFlag(FLAGS_version);
   meta.created = DefaultMeta().created;
 
@@ -90,7 +93,10 @@ int RunTrain(int argc, char** argv) {
   options.checkpoint = absl::GetFlag(FLAGS_checkpoint);
   options.log_csv = absl::GetFlag(FLAGS_log);
   options.out = absl::GetFlag(FLAGS_out);
-  if (absl::GetFlag(FLAGS_threads) > 0) torch::set_num_threads(absl::GetFlag(FLAGS_threads));
+  if (ThreadsFlag() < 1) {
+    return Fail("train", absl::InvalidArgumentError("--threads must not be negative"));
+  }
+  torch::set_num_threads(ThreadsFlag());
 
   std::fprintf(stderr, "training on %zu faces (%dx%d x%d), validating on %zu; device %s, %s\n",
                train->size(), train->face_size(), train->face_size(), train->channels(),

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -154,6 +155,19 @@ TEST(BenchReportTest, UnfinishedCallsBackoffsAndSkippedStartsAreReported) {
                               "after the end)"));
   EXPECT_THAT(text, HasSubstr("backoff     4 waits after refusals, 9 scheduled calls skipped"));
   EXPECT_THAT(FormatBenchText(SampleReport()), Not(HasSubstr("backoff")));
+}
+
+TEST(BenchReportTest, JsonStaysJsonWithNonFiniteFigures) {
+  BenchReport report = SampleReport();
+  report.elapsed_s = std::numeric_limits<double>::quiet_NaN();
+  report.rate = std::numeric_limits<double>::infinity();
+  const std::string json = FormatBenchJson(report);
+  google::protobuf::Struct object;
+  std::string error;
+  ASSERT_TRUE(test::ParseJsonObject(json, &object, &error)) << error << "\n" << json;
+  EXPECT_EQ(object.fields().at("elapsed_s").kind_case(), google::protobuf::Value::kNullValue);
+  EXPECT_EQ(object.fields().at("rate").kind_case(), google::protobuf::Value::kNullValue);
+  EXPECT_DOUBLE_EQ(test::Number(object, "p50_ms"), 5.0);
 }
 
 TEST(BenchReportTest, TextNamesTheLoadThroughputLatencyAndCodes) {

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -156,6 +157,36 @@ TEST(StreamFormatTest, JsonIsExactlyOneLinePerFrameEvenWithoutFacesOrOnError) {
   EXPECT_EQ(test::String(object, "error"), failed.error);
   EXPECT_EQ(object.fields().at("faces").list_value().values_size(), 0);
   EXPECT_EQ(StreamHeader(OutputFormat::kJson, kLabels, true), "");
+}
+
+// A broken model (or server) can answer NaN or infinite probabilities; the
+// JSON lines stay JSON, with null in their place.
+TEST(JsonFormatTest, NonFiniteProbabilitiesAreNullAndTheLineStaysJson) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  Scores scores;
+  scores.probabilities = {nan, nan, 0.5f, inf, -inf, nan, nan};
+  scores.top = 0;
+  const std::string line = ClassifyLine(OutputFormat::kJson, kLabels, "face.jpg", scores);
+  google::protobuf::Struct object;
+  std::string error;
+  ASSERT_TRUE(test::ParseJsonObject(line, &object, &error)) << error << "\n" << line;
+  EXPECT_EQ(object.fields().at("confidence").kind_case(), google::protobuf::Value::kNullValue);
+  const auto& probabilities = object.fields().at("probabilities").struct_value().fields();
+  EXPECT_EQ(probabilities.at("neutral").kind_case(), google::protobuf::Value::kNullValue);
+  EXPECT_EQ(probabilities.at("fear").kind_case(), google::protobuf::Value::kNullValue);
+  EXPECT_EQ(probabilities.at("happiness").kind_case(), google::protobuf::Value::kNullValue);
+  EXPECT_NEAR(probabilities.at("disgust").number_value(), 0.5, 1e-6);
+
+  StreamFrame frame;
+  frame.index = 1;
+  frame.timestamp_ms = nan;
+  frame.faces.push_back(StreamFace{FaceBox{1, 2, 3, 4}, 0, scores, scores});
+  const std::string stream_line = StreamLines(OutputFormat::kJson, kLabels, frame, true);
+  ASSERT_TRUE(test::ParseJsonObject(stream_line, &object, &error)) << error << "\n" << stream_line;
+  EXPECT_EQ(object.fields().at("timestamp_ms").kind_case(), google::protobuf::Value::kNullValue);
+  EXPECT_THAT(stream_line, ::testing::Not(HasSubstr("nan")));
+  EXPECT_THAT(stream_line, ::testing::Not(HasSubstr("inf")));
 }
 
 }  // namespace

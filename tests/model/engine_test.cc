@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "model/cpu_count.h"
 #include "model/folded_net.h"
 #include "model/lla_net.h"
 #include "model/packed_dataset.h"
@@ -137,6 +138,16 @@ TEST_F(EngineTest, BadOptionsAndFilesAreClearErrors) {
   auto resolved = ResolveDevice("auto");
   ASSERT_TRUE(resolved.ok());
   EXPECT_TRUE(*resolved == "cpu" || resolved->rfind("cuda:", 0) == 0) << *resolved;
+}
+
+TEST_F(EngineTest, ThreadsZeroMeansTheCpusThisProcessMayUse) {
+  ASSERT_TRUE(SaveWeightFile(Path("w.pt"), LlaNet(), DefaultMeta()).ok());
+  std::printf("LibTorch's own default: %d intra-op threads; usable CPUs: %d\n",
+              torch::get_num_threads(), UsableCpuCount());
+  ASSERT_TRUE(Engine::Load(Path("w.pt"), EngineOptions{"cpu", "fp32", 3}).ok());
+  EXPECT_EQ(torch::get_num_threads(), 3);
+  ASSERT_TRUE(Engine::Load(Path("w.pt"), EngineOptions{"cpu", "fp32", 0}).ok());
+  EXPECT_EQ(torch::get_num_threads(), UsableCpuCount());
 }
 
 // The bundled model must give the same top label in bf16 as in fp32 on at least

@@ -1,6 +1,9 @@
-// JsonString: the exact escapes it writes, and the bytes it leaves alone.
+// JsonString: the exact escapes it writes, and the bytes it leaves alone;
+// JsonNumber: null for what JSON cannot express.
 #include "model/json_text.h"
 
+#include <cmath>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -44,6 +47,24 @@ TEST(JsonStringTest, PassesUtf8Through) {
 TEST(JsonStringTest, KeepsEveryByteOfAStringWithEmbeddedNul) {
   const std::string s("a\0b", 3);
   EXPECT_EQ(JsonString(s), R"("a\u0000b")");
+}
+
+TEST(JsonNumberTest, WritesFiniteNumbersAsPrintfWould) {
+  EXPECT_EQ(JsonNumber(0.85, 4), "0.8500");
+  EXPECT_EQ(JsonNumber(-1.5, 1), "-1.5");
+  EXPECT_EQ(JsonNumber(12.0, 0), "12");
+  EXPECT_EQ(JsonNumber(0.25), "0.25");
+  EXPECT_EQ(JsonNumber(1e-7), "1e-07");
+  EXPECT_EQ(JsonNumber(123456789.0), "1.23457e+08");
+}
+
+TEST(JsonNumberTest, WritesNanAndInfinitiesAsNull) {
+  for (double value : {std::nan(""), -std::nan(""), HUGE_VAL, -HUGE_VAL}) {
+    SCOPED_TRACE(value);
+    EXPECT_EQ(JsonNumber(value), "null");
+    EXPECT_EQ(JsonNumber(value, 4), "null");
+  }
+  EXPECT_EQ(JsonNumber(std::numeric_limits<float>::quiet_NaN(), 4), "null");
 }
 
 }  // namespace

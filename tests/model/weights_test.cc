@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -92,17 +93,21 @@ TEST_F(WeightsTest, ArchitectureMismatchNamesTheFirstOffendingTensor) {
   ASSERT_TRUE(SaveWeightFile(Path("k1.pt"), LlaNet(ArchOptions{7, 1, true}), DefaultMeta()).ok());
   auto status = LoadWeightFile(Path("k1.pt")).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(status.message().find("llam.conv.weight has shape [64, 128, 1, 1], expected [64, 128, 3, 3]"),
-            std::string::npos)
+  EXPECT_NE(
+      status.message().find("llam.conv.weight has shape [64, 128, 1, 1], expected [64, 128, 3, 3]"),
+      std::string::npos)
       << status;
 
   // A plain ResNet-18 file read as LLA-Net: the attention weights are missing.
-  ASSERT_TRUE(SaveWeightFile(Path("plain.pt"), LlaNet(ArchOptions{7, 3, false}), DefaultMeta()).ok());
+  ASSERT_TRUE(
+      SaveWeightFile(Path("plain.pt"), LlaNet(ArchOptions{7, 3, false}), DefaultMeta()).ok());
   status = LoadWeightFile(Path("plain.pt")).status();
-  EXPECT_NE(status.message().find("missing layer1.0.llam.conv.weight"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("missing layer1.0.llam.conv.weight"), std::string::npos)
+      << status;
 
   // LLA-Net weights under a meta that says attention is off: unexpected names.
-  ASSERT_TRUE(SaveWeightFile(Path("extra.pt"), LlaNet(), DefaultMeta(ArchOptions{7, 3, false})).ok());
+  ASSERT_TRUE(
+      SaveWeightFile(Path("extra.pt"), LlaNet(), DefaultMeta(ArchOptions{7, 3, false})).ok());
   status = LoadWeightFile(Path("extra.pt")).status();
   EXPECT_NE(status.message().find("unexpected layer"), std::string::npos) << status;
 }
@@ -131,6 +136,47 @@ TEST_F(WeightsTest, MissingTruncatedAndForeignFilesAreClearErrors) {
   std::ofstream(Path("tensor.pt"), std::ios::binary).write(tensor_file.data(), tensor_file.size());
   auto status = LoadWeightFile(Path("tensor.pt")).status();
   EXPECT_NE(status.message().find("not an LLA-Net weight file"), std::string::npos) << status;
+}
+
+TEST_F(WeightsTest, FoldersFifosAndUnreadableSpecialFilesAreClearErrors) {
+  for (const std::string& path :
+       {dir_.string(), std::string("/proc/self/mem"), std::string("/dev/zero")}) {
+    SCOPED_TRACE(path);
+    auto status = LoadWeightFile(path).status();
+    EXPECT_FALSE(status.ok());
+    EXPECT_NE(status.message().find("cannot read weight file " + path), std::string::npos)
+        << status;
+  }
+}
+
+TEST_F(WeightsTest, NonFiniteWeightsAreRefusedNamingTheFirstSuchTensor) {
+  struct Case {
+    std::string tensor;
+    float value;
+  };
+  for (const Case& c : {Case{"layer2.0.conv1.weight", std::nanf("")}, Case{"fc.bias", -HUGE_VALF},
+                        Case{"bn1.running_var", HUGE_VALF}}) {
+    SCOPED_TRACE(c.tensor);
+    LlaNet net;
+    {
+      torch::NoGradGuard no_grad;
+      torch::Tensor target;
+      for (const auto& item : net->named_parameters()) {
+        if (item.key() == c.tensor) target = item.value();
+      }
+      for (const auto& item : net->named_buffers()) {
+        if (item.key() == c.tensor) target = item.value();
+      }
+      ASSERT_TRUE(target.defined());
+      target.view(-1)[target.numel() / 2] = c.value;
+    }
+    ASSERT_TRUE(SaveWeightFile(Path("bad.pt"), net, DefaultMeta()).ok());
+    auto status = LoadWeightFile(Path("bad.pt")).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_NE(status.message().find(c.tensor + " holds NaN or infinite values"), std::string::npos)
+        << status;
+    EXPECT_NE(status.message().find("bad.pt"), std::string::npos) << status;
+  }
 }
 
 // Python's torch.load reads our files and torch.save writes files we read.

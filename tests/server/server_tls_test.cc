@@ -7,7 +7,9 @@
 #include <grpcpp/security/credentials.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -105,6 +107,8 @@ TEST_F(ServerTlsTest, TlsServesClientsThatTrustItsCaAndRefusesPlaintext) {
   ServerProcess server(dir_, TlsFlags(/*mutual=*/false), Tls("ca.pem"));
   ASSERT_TRUE(server.WaitServing()) << server.Log();
   EXPECT_THAT(server.Log(), HasSubstr(", TLS)"));
+  // Valid for 30 days: no expiry warning.
+  EXPECT_THAT(server.Log(), ::testing::Not(HasSubstr("WARNING: --tls_cert")));
 
   EXPECT_EQ(Check(server, grpc::InsecureChannelCredentials()).error_code(),
             grpc::StatusCode::UNAVAILABLE);
@@ -175,6 +179,75 @@ TEST_F(ServerTlsTest, BadTlsFlagsEndStartUpNamingTheFlag) {
     EXPECT_THAT(output, HasSubstr(message)) << output;
     EXPECT_THAT(output, ::testing::Not(HasSubstr("SERVING")));
   }
+}
+
+// fer-server with extra flags on the test model; its exit status, its
+// output (stdout and stderr) in *output.
+int RunServer(const std::vector<std::string>& flags, std::string* output) {
+  std::vector<std::string> argv = {FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
+                                   "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return RunToCompletion(argv, output);
+}
+
+// Exactly one line, "fer-server: ...", holding text.
+void ExpectOneErrorLine(const std::string& output, const std::string& text) {
+  EXPECT_THAT(output, ::testing::StartsWith("fer-server: ")) << output;
+  EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
+  EXPECT_THAT(output, HasSubstr(text)) << output;
+}
+
+TEST_F(ServerTlsTest, TlsPathsThatAreNotReadableFilesAreOneLineAndExitOne) {
+  ASSERT_EQ(::mkfifo(File("fifo.pem").c_str(), 0600), 0);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--tls_cert=" + dir_.path(), "--tls_key=" + File("server.key")},
+       "--tls_cert: cannot read " + dir_.path() + ": is a directory, not a file"},
+      {{"--tls_cert=" + File("server.pem"), "--tls_key=" + dir_.path()},
+       "--tls_key: cannot read " + dir_.path() + ": is a directory, not a file"},
+      {{"--tls_cert=" + File("server.pem"), "--tls_key=" + File("server.key"),
+        "--tls_client_ca=" + dir_.path()},
+       "--tls_client_ca: cannot read " + dir_.path() + ": is a directory, not a file"},
+      {{"--tls_cert=/proc/self/mem", "--tls_key=" + File("server.key")},
+       "--tls_cert: cannot read /proc/self/mem: "},
+      {{"--tls_cert=" + File("server.pem"), "--tls_key=" + File("fifo.pem")},
+       "--tls_key: cannot read " + File("fifo.pem") + ": is a fifo, not a regular file"},
+  };
+  for (const auto& [flags, message] : cases) {
+    SCOPED_TRACE(message);
+    std::string output;
+    EXPECT_EQ(RunServer(flags, &output), 1) << output;
+    ExpectOneErrorLine(output, message);
+  }
+}
+
+TEST_F(ServerTlsTest, ACertificateOutsideItsValidityIsRefusedWithItsDates) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"expired", "expired at 2020-01-02 00:00:00 UTC"},
+      {"not_yet_valid", "is not valid until 2099-01-01 00:00:00 UTC"},
+  };
+  for (const auto& [name, message] : cases) {
+    SCOPED_TRACE(name);
+    std::string output;
+    EXPECT_EQ(RunServer({"--tls_cert=" + File(name + ".pem"), "--tls_key=" + File(name + ".key")},
+                        &output),
+              1)
+        << output;
+    ExpectOneErrorLine(output, "--tls_cert: " + File(name + ".pem") + ": certificate 1 of 1 (" +
+                                   "/CN=localhost) " + message);
+  }
+}
+
+TEST_F(ServerTlsTest, ACertificateEndingWithinAWeekStartsWithALoudWarning) {
+  ServerProcess server(dir_,
+                       {"--tls_cert=" + File("expiring.pem"), "--tls_key=" + File("expiring.key")},
+                       Tls("ca.pem"));
+  ASSERT_TRUE(server.WaitServing()) << server.Log();
+  EXPECT_THAT(server.Log(), HasSubstr("fer-server: WARNING: --tls_cert: " + File("expiring.pem") +
+                                      ": certificate 1 of 1 (/CN=localhost) expires at "))
+      << server.Log();
+  EXPECT_TRUE(Check(server, Tls("ca.pem")).ok());
+  server.process().Signal(SIGTERM);
+  EXPECT_EQ(server.process().WaitExit(kExitTimeout), 0) << server.Log();
 }
 
 }  // namespace
