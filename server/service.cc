@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -13,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/request_faces.h"
 #include "server/status_mapping.h"
+#include "server/wire_scan.h"
 
 namespace fer {
 namespace {
@@ -40,6 +43,47 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   const std::chrono::system_clock::time_point deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
   return absl::FromChrono(deadline);
+}
+
+// Reads a Classify request or stream frame from its wire bytes into *message
+// (which must be empty). The scan comes first, so that malformed bytes and a
+// message that would parse into far more memory than its size (more than
+// max_faces faces, more than kMaxUnknownFields unknown fields) are refused
+// before protobuf allocates anything; then the parse. *scan holds what the
+// scan saw, its frame_id also when the bytes are malformed. Errors are
+// INVALID_ARGUMENT; *message is left empty on error.
+absl::Status ParseIntake(const grpc::ByteBuffer& wire, int max_faces, bool allow_empty,
+                         google::protobuf::Message* message, WireScan* scan) {
+  *scan = WireScan();
+  const std::string& type = message->GetDescriptor()->full_name();
+  grpc::ByteBuffer bytes(wire);  // shares wire's slices: no bytes are copied
+  if (!bytes.Valid()) return absl::InvalidArgumentError(absl::StrCat("no ", type, " was sent"));
+  {
+    grpc::ProtoBufferReader reader(&bytes);
+    if (absl::Status status = ScanMessage(message->GetDescriptor(), &reader, scan); !status.ok()) {
+      return status;
+    }
+  }
+  if (absl::Status limits = CheckScanLimits(*scan, max_faces, allow_empty); !limits.ok()) {
+    return limits;
+  }
+  grpc::ProtoBufferReader reader(&bytes);
+  if (!message->ParseFromZeroCopyStream(&reader)) {
+    message->Clear();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "malformed ", type, ": protobuf cannot parse it (", bytes.Length(), " bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+// Serializes message into *out, as gRPC would for a typed method.
+template <typename Message>
+absl::Status SerializeTo(const Message& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  const grpc::Status status =
+      grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);
+  if (status.ok()) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("cannot serialize the answer: ", status.error_message()));
 }
 
 }  // namespace
@@ -77,34 +121,38 @@ void Complete(std::function<void(absl::Status)>* done, absl::Status status) {
 class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
  public:
   UnaryCall(ExpressionService* service, grpc::CallbackServerContext* context,
-            const ClassifyRequest* request, ClassifyResponse* response)
+            const grpc::ByteBuffer* request, grpc::ByteBuffer* response)
       : service_(service), response_(response), start_(absl::Now()) {
     service_->metrics_->AddInflightRequests(1);
-    work_.faces = &request->faces();
-    work_.ten_crop = request->options().ten_crop();
+    work_.faces = &request_.faces();
     work_.deadline = DeadlineOf(*context);
     work_.cancelled = &cancelled_;
     work_.done = [this](absl::Status status) { OnWorkDone(status); };
     if (absl::Status serving = service_->CheckServing(); !serving.ok()) {
       Complete(&work_.done, serving);
-    } else if (absl::Status count =
-                   CheckFaceCount(request->faces(), service_->options_.max_faces_per_request,
-                                  /*allow_empty=*/false);
-               !count.ok()) {
-      Complete(&work_.done, count);
-    } else {
-      service_->Process(&work_);
+      return;
     }
+    WireScan scan;
+    if (absl::Status intake = ParseIntake(*request, service_->options_.max_faces_per_request,
+                                          /*allow_empty=*/false, &request_, &scan);
+        !intake.ok()) {
+      Complete(&work_.done, intake);
+      return;
+    }
+    work_.ten_crop = request_.options().ten_crop();
+    service_->Process(&work_);
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
   void OnDone() override { delete this; }
 
  private:
-  void OnWorkDone(const absl::Status& status) {
+  void OnWorkDone(absl::Status status) {
     if (status.ok()) {
-      service_->FillPredictions(work_, response_->mutable_predictions());
-      service_->metrics_->AddFaces(work_.faces->size());
+      ClassifyResponse answer;
+      service_->FillPredictions(work_, answer.mutable_predictions());
+      status = SerializeTo(answer, response_);
+      if (status.ok()) service_->metrics_->AddFaces(work_.faces->size());
     }
     service_->metrics_->OnRequestDone(Rpc::kClassify, status.code(), absl::Now() - start_);
     service_->metrics_->AddInflightRequests(-1);
@@ -112,9 +160,10 @@ class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
   }
 
   ExpressionService* const service_;
-  ClassifyResponse* const response_;
+  grpc::ByteBuffer* const response_;
   const absl::Time start_;
   std::atomic<bool> cancelled_{false};
+  ClassifyRequest request_;  // parsed from the wire bytes; work_.faces points into it
   Work work_;
 };
 
@@ -126,7 +175,7 @@ class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
 // and drop gRPC's reference at once. Drain holds a reference of its own while
 // it reaches a stream found in the service's registry.
 class ExpressionService::StreamCall final
-    : public grpc::ServerBidiReactor<ClassifyFrame, FrameResult> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamCall(ExpressionService* service, grpc::CallbackServerContext* context)
       : service_(service), deadline_(DeadlineOf(*context)) {
@@ -155,9 +204,13 @@ class ExpressionService::StreamCall final
       read_closed_ = true;
     } else {
       auto frame = std::make_unique<Frame>();
-      frame->request.Swap(&incoming_);
       frame->received = absl::Now();
-      frame->result.set_frame_id(frame->request.frame_id());
+      WireScan scan;
+      const absl::Status intake = ParseIntake(incoming_, service_->options_.max_faces_per_request,
+                                              /*allow_empty=*/true, &frame->request, &scan);
+      incoming_.Clear();  // parsed or refused: the wire bytes are not needed any more
+      // The parse's frame_id when parsed, else what the bytes held before the fault.
+      frame->result.set_frame_id(scan.frame_id);
       frame->work.faces = &frame->request.faces();
       frame->work.ten_crop = frame->request.options().ten_crop();
       frame->work.deadline = deadline_;
@@ -167,6 +220,9 @@ class ExpressionService::StreamCall final
       frames_.push_back(std::move(frame));
       if (draining_) {
         SetError(raw, absl::UnavailableError(kDrainingMessage));
+        raw->done = true;
+      } else if (!intake.ok()) {
+        SetError(raw, intake);  // answered in its turn; the stream goes on
         raw->done = true;
       } else if (raw->request.faces_size() == 0) {
         raw->done = true;  // answered with no predictions, as the API promises
@@ -223,6 +279,7 @@ class ExpressionService::StreamCall final
   struct Frame {
     ClassifyFrame request;
     FrameResult result;
+    grpc::ByteBuffer wire_result;  // result, serialized for writing
     Work work;
     absl::Time received;
     bool done = false;  // result is final
@@ -244,6 +301,9 @@ class ExpressionService::StreamCall final
     } else {
       SetError(frame, status);
     }
+    // Its faces are classified (or refused): free the images now rather than
+    // when the result has been written.
+    frame->request = ClassifyFrame();
     std::unique_lock<std::mutex> lock(mu_);
     frame->done = true;
     const bool finish = AdvanceLocked();
@@ -259,6 +319,14 @@ class ExpressionService::StreamCall final
     if (finished_) return false;
     while (!writing_ && !frames_.empty() && frames_.front()->done) {
       Frame* head = frames_.front().get();
+      if (!broken_) {
+        if (absl::Status serialized = SerializeTo(head->result, &head->wire_result);
+            !serialized.ok()) {
+          SetError(head, serialized);
+          head->wire_result.Clear();
+          SerializeTo(head->result, &head->wire_result).IgnoreError();  // a short status only
+        }
+      }
       const absl::StatusCode code =
           broken_ ? absl::StatusCode::kCancelled
                   : static_cast<absl::StatusCode>(head->result.status().code());
@@ -267,7 +335,7 @@ class ExpressionService::StreamCall final
         frames_.pop_front();
       } else {
         writing_ = true;
-        StartWrite(&head->result);
+        StartWrite(&head->wire_result);
       }
     }
     const bool stop_reading = read_closed_ || draining_ || broken_;
@@ -296,7 +364,7 @@ class ExpressionService::StreamCall final
   std::atomic<int> refs_{1};
 
   std::mutex mu_;
-  ClassifyFrame incoming_;  // the read buffer; gRPC's while reading_
+  grpc::ByteBuffer incoming_;  // the read buffer; gRPC's while reading_
   // Frames read and not yet fully written, oldest first; at most
   // stream_window of them.
   std::deque<std::unique_ptr<Frame>> frames_;
@@ -622,12 +690,12 @@ void ExpressionService::UnregisterStream(StreamCall* stream) {
 }
 
 grpc::ServerUnaryReactor* ExpressionService::Classify(grpc::CallbackServerContext* context,
-                                                      const ClassifyRequest* request,
-                                                      ClassifyResponse* response) {
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
   return new UnaryCall(this, context, request, response);
 }
 
-grpc::ServerBidiReactor<ClassifyFrame, FrameResult>* ExpressionService::ClassifyStream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ExpressionService::ClassifyStream(
     grpc::CallbackServerContext* context) {
   return new StreamCall(this, context);
 }
