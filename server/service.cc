@@ -76,6 +76,18 @@ absl::Status ParseIntake(const grpc::ByteBuffer& wire, int max_faces, bool allow
   return absl::OkStatus();
 }
 
+// Why a unary call has no request message: the call ended (its deadline
+// passed, or it was cancelled) before the message arrived. gRPC may run the
+// handler before it has told the context of the cancellation, so the context
+// cannot tell that apart from a client that half-closed without a message (a
+// broken client, which sees CANCELLED as well).
+absl::Status NoRequestStatus(const grpc::CallbackServerContext& context) {
+  if (absl::Now() >= DeadlineOf(context)) {
+    return absl::DeadlineExceededError("the deadline passed before the request arrived");
+  }
+  return absl::CancelledError("the call ended before its request message arrived");
+}
+
 // Serializes message into *out, as gRPC would for a typed method.
 template <typename Message>
 absl::Status SerializeTo(const Message& message, grpc::ByteBuffer* out) {
@@ -130,6 +142,10 @@ class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
     work_.done = [this](absl::Status status) { OnWorkDone(status); };
     if (absl::Status serving = service_->CheckServing(); !serving.ok()) {
       Complete(&work_.done, serving);
+      return;
+    }
+    if (!request->Valid()) {
+      Complete(&work_.done, NoRequestStatus(*context));
       return;
     }
     WireScan scan;
