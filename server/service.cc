@@ -37,6 +37,11 @@ constexpr int kCpuWarmupFaces = 1;
 constexpr uint8_t kWarmupPixel = 128;
 // Upper bounds of the service's own options: guards against typos.
 constexpr int kMaxStreamWindow = 4096;
+// A stream reads no further frame while the frames it has sent to be
+// classified hold this many wire bytes or more (each holds about its wire
+// size parsed until its faces are classified). One frame of any size is
+// always read: the receive limit bounds it.
+constexpr size_t kStreamBytesInFlight = size_t{64} << 20;
 constexpr int kMaxPreprocessThreads = 1024;
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
@@ -212,6 +217,21 @@ class ExpressionService::StreamCall final
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
 
   void OnReadDone(bool ok) override {
+    // Parsed before taking mu_, so that a large frame does not hold up the
+    // stream's other frames: until reading_ is cleared below, nothing else
+    // touches incoming_ or starts a read.
+    std::unique_ptr<Frame> frame;
+    absl::Status intake;
+    WireScan scan;
+    size_t wire_bytes = 0;
+    if (ok) {
+      frame = std::make_unique<Frame>();
+      frame->received = absl::Now();
+      wire_bytes = incoming_.Length();
+      intake = ParseIntake(incoming_, service_->options_.max_faces_per_request,
+                           /*allow_empty=*/true, &frame->request, &scan);
+      incoming_.Clear();  // parsed or refused: the wire bytes are not needed any more
+    }
     Frame* to_process = nullptr;
     std::unique_lock<std::mutex> lock(mu_);
     reading_ = false;
@@ -219,12 +239,6 @@ class ExpressionService::StreamCall final
     if (!ok) {
       read_closed_ = true;
     } else {
-      auto frame = std::make_unique<Frame>();
-      frame->received = absl::Now();
-      WireScan scan;
-      const absl::Status intake = ParseIntake(incoming_, service_->options_.max_faces_per_request,
-                                              /*allow_empty=*/true, &frame->request, &scan);
-      incoming_.Clear();  // parsed or refused: the wire bytes are not needed any more
       // The parse's frame_id when parsed, else what the bytes held before the fault.
       frame->result.set_frame_id(scan.frame_id);
       frame->work.faces = &frame->request.faces();
@@ -236,6 +250,7 @@ class ExpressionService::StreamCall final
       frames_.push_back(std::move(frame));
       if (draining_) {
         SetError(raw, absl::UnavailableError(kDrainingMessage));
+        raw->request = ClassifyFrame();
         raw->done = true;
       } else if (!intake.ok()) {
         SetError(raw, intake);  // answered in its turn; the stream goes on
@@ -244,6 +259,8 @@ class ExpressionService::StreamCall final
         raw->done = true;  // answered with no predictions, as the API promises
       } else {
         to_process = raw;
+        raw->wire_bytes = wire_bytes;
+        bytes_in_flight_ += wire_bytes;
       }
     }
     const bool finish = AdvanceLocked();
@@ -296,6 +313,7 @@ class ExpressionService::StreamCall final
     ClassifyFrame request;
     FrameResult result;
     grpc::ByteBuffer wire_result;  // result, serialized for writing
+    size_t wire_bytes = 0;         // its size on the wire while it is being classified
     Work work;
     absl::Time received;
     bool done = false;  // result is final
@@ -321,6 +339,8 @@ class ExpressionService::StreamCall final
     // when the result has been written.
     frame->request = ClassifyFrame();
     std::unique_lock<std::mutex> lock(mu_);
+    bytes_in_flight_ -= frame->wire_bytes;
+    frame->wire_bytes = 0;
     frame->done = true;
     const bool finish = AdvanceLocked();
     lock.unlock();
@@ -328,7 +348,8 @@ class ExpressionService::StreamCall final
   }
 
   // Requires mu_. Writes the oldest frame if it is answered and no write is
-  // outstanding, reads the next frame if the window has room, and returns
+  // outstanding, reads the next frame if the window has room (in frames and
+  // in bytes being classified), and returns
   // true (having set finished_ and final_status_) when the stream is to be
   // finished now; the caller then calls Finish after releasing mu_.
   bool AdvanceLocked() {
@@ -356,7 +377,8 @@ class ExpressionService::StreamCall final
     }
     const bool stop_reading = read_closed_ || draining_ || broken_;
     if (!reading_ && !stop_reading &&
-        frames_.size() < static_cast<size_t>(service_->options_.stream_window)) {
+        frames_.size() < static_cast<size_t>(service_->options_.stream_window) &&
+        bytes_in_flight_ < kStreamBytesInFlight) {
       reading_ = true;
       StartRead(&incoming_);
     }
@@ -384,12 +406,13 @@ class ExpressionService::StreamCall final
   // Frames read and not yet fully written, oldest first; at most
   // stream_window of them.
   std::deque<std::unique_ptr<Frame>> frames_;
-  bool reading_ = false;      // a read is outstanding
-  bool writing_ = false;      // frames_.front() is being written
-  bool read_closed_ = false;  // the client half-closed, or the read side failed
-  bool draining_ = false;     // BeginDrain was called
-  bool broken_ = false;       // a write failed: the client is gone
-  bool finished_ = false;     // Finish is called or due
+  bool reading_ = false;        // a read is outstanding
+  bool writing_ = false;        // frames_.front() is being written
+  bool read_closed_ = false;    // the client half-closed, or the read side failed
+  bool draining_ = false;       // BeginDrain was called
+  bool broken_ = false;         // a write failed: the client is gone
+  bool finished_ = false;       // Finish is called or due
+  size_t bytes_in_flight_ = 0;  // wire bytes of the frames being classified
   grpc::Status final_status_;
 };
 

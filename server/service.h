@@ -27,10 +27,11 @@
 //  - Classify: W of wire bytes (gRPC's, for the whole call) plus, once
 //    admitted, at most W parsed plus its faces' model input; a refused call
 //    holds W alone;
-//  - ClassifyStream: the frame being read (W) plus, per frame in the window
-//    (stream_window), its parsed bytes (at most W) until its faces are
-//    classified; a frame that is answered and waits to be written holds only
-//    its result.
+//  - ClassifyStream: the frame being read (W, and W more while it is parsed)
+//    plus the frames being classified, which hold about their wire size
+//    parsed: the stream reads no further frame while these hold 64 MiB or
+//    more (nor while stream_window frames are unanswered). A frame that is
+//    answered and waits to be written holds only its result.
 // A malformed unary request ends INVALID_ARGUMENT ("malformed
 // fer.v1.ClassifyRequest at byte N: why"); a malformed frame is answered in
 // order with that status (frame_id: what the bytes held before the fault,
@@ -51,8 +52,9 @@
 //
 // ClassifyStream: at most max_concurrent_streams streams at once (more are
 // refused with RESOURCE_EXHAUSTED). Each stream reads at most stream_window
-// frames ahead of the results it has written: once that many frames are in
-// flight it stops reading until the oldest is answered, so a client that sends
+// frames ahead of the results it has written, and no further frame while the
+// frames being classified hold 64 MiB of wire bytes: once either is reached it
+// stops reading until a frame is answered, so a client that sends
 // faster than the server classifies, or stops reading its answers, is held
 // back by gRPC's flow control instead of being buffered. Frames are processed
 // concurrently and answered in the order they were read. A frame that fails is
