@@ -220,18 +220,8 @@ class ExpressionService::StreamCall final
     // Parsed before taking mu_, so that a large frame does not hold up the
     // stream's other frames: until reading_ is cleared below, nothing else
     // touches incoming_ or starts a read.
-    std::unique_ptr<Frame> frame;
     absl::Status intake;
-    WireScan scan;
-    size_t wire_bytes = 0;
-    if (ok) {
-      frame = std::make_unique<Frame>();
-      frame->received = absl::Now();
-      wire_bytes = incoming_.Length();
-      intake = ParseIntake(incoming_, service_->options_.max_faces_per_request,
-                           /*allow_empty=*/true, &frame->request, &scan);
-      incoming_.Clear();  // parsed or refused: the wire bytes are not needed any more
-    }
+    std::unique_ptr<Frame> frame = ok ? TakeFrame(&intake) : nullptr;
     Frame* to_process = nullptr;
     std::unique_lock<std::mutex> lock(mu_);
     reading_ = false;
@@ -239,29 +229,7 @@ class ExpressionService::StreamCall final
     if (!ok) {
       read_closed_ = true;
     } else {
-      // The parse's frame_id when parsed, else what the bytes held before the fault.
-      frame->result.set_frame_id(scan.frame_id);
-      frame->work.faces = &frame->request.faces();
-      frame->work.ten_crop = frame->request.options().ten_crop();
-      frame->work.deadline = deadline_;
-      frame->work.cancelled = &cancelled_;
-      Frame* raw = frame.get();
-      frame->work.done = [this, raw](absl::Status status) { OnFrameDone(raw, status); };
-      frames_.push_back(std::move(frame));
-      if (draining_) {
-        SetError(raw, absl::UnavailableError(kDrainingMessage));
-        raw->request = ClassifyFrame();
-        raw->done = true;
-      } else if (!intake.ok()) {
-        SetError(raw, intake);  // answered in its turn; the stream goes on
-        raw->done = true;
-      } else if (raw->request.faces_size() == 0) {
-        raw->done = true;  // answered with no predictions, as the API promises
-      } else {
-        to_process = raw;
-        raw->wire_bytes = wire_bytes;
-        bytes_in_flight_ += wire_bytes;
-      }
+      to_process = QueueLocked(std::move(frame), intake);
     }
     const bool finish = AdvanceLocked();
     lock.unlock();
@@ -313,7 +281,7 @@ class ExpressionService::StreamCall final
     ClassifyFrame request;
     FrameResult result;
     grpc::ByteBuffer wire_result;  // result, serialized for writing
-    size_t wire_bytes = 0;         // its size on the wire while it is being classified
+    size_t wire_bytes = 0;         // its size on the wire; 0 once it is classified
     Work work;
     absl::Time received;
     bool done = false;  // result is final
@@ -323,6 +291,49 @@ class ExpressionService::StreamCall final
     frame->result.clear_predictions();
     frame->result.mutable_status()->set_code(RpcCode(status.code()));
     frame->result.mutable_status()->set_message(std::string(status.message()));
+  }
+
+  // The frame just read, parsed from incoming_, which it empties. *intake
+  // says why it cannot be classified (malformed, too many faces or unknown
+  // fields); its frame_id is then what the bytes held before the fault.
+  std::unique_ptr<Frame> TakeFrame(absl::Status* intake) {
+    auto frame = std::make_unique<Frame>();
+    frame->received = absl::Now();
+    frame->wire_bytes = incoming_.Length();
+    WireScan scan;
+    *intake = ParseIntake(incoming_, service_->options_.max_faces_per_request,
+                          /*allow_empty=*/true, &frame->request, &scan);
+    incoming_.Clear();  // parsed or refused: the wire bytes are not needed any more
+    frame->result.set_frame_id(scan.frame_id);  // the parse's, when it parsed
+    frame->work.faces = &frame->request.faces();
+    frame->work.ten_crop = frame->request.options().ten_crop();
+    frame->work.deadline = deadline_;
+    frame->work.cancelled = &cancelled_;
+    Frame* raw = frame.get();
+    frame->work.done = [this, raw](absl::Status status) { OnFrameDone(raw, status); };
+    return frame;
+  }
+
+  // Requires mu_. Queues frame for its answer in order; returns it when it is
+  // to be classified (its bytes then count as in flight), null when it is
+  // answered at once.
+  Frame* QueueLocked(std::unique_ptr<Frame> frame, const absl::Status& intake) {
+    Frame* raw = frame.get();
+    frames_.push_back(std::move(frame));
+    if (draining_) {
+      SetError(raw, absl::UnavailableError(kDrainingMessage));
+    } else if (!intake.ok()) {
+      SetError(raw, intake);  // answered in its turn; the stream goes on
+    } else if (raw->request.faces_size() > 0) {
+      bytes_in_flight_ += raw->wire_bytes;
+      return raw;
+    }
+    // Answered at once (a frame with no faces has no predictions, as the API
+    // promises).
+    raw->request = ClassifyFrame();
+    raw->wire_bytes = 0;
+    raw->done = true;
+    return nullptr;
   }
 
   // From the frame's Work: a batcher worker, a preprocessing thread, or the
@@ -348,10 +359,10 @@ class ExpressionService::StreamCall final
   }
 
   // Requires mu_. Writes the oldest frame if it is answered and no write is
-  // outstanding, reads the next frame if the window has room (in frames and
-  // in bytes being classified), and returns
-  // true (having set finished_ and final_status_) when the stream is to be
-  // finished now; the caller then calls Finish after releasing mu_.
+  // outstanding, reads the next frame if the window has room (in frames, and
+  // in bytes being classified), and returns true (having set finished_ and
+  // final_status_) when the stream is to be finished now; the caller then
+  // calls Finish after releasing mu_.
   bool AdvanceLocked() {
     if (finished_) return false;
     while (!writing_ && !frames_.empty() && frames_.front()->done) {
