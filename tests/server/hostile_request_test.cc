@@ -40,6 +40,22 @@ constexpr int64_t kPeakRiseLimit = int64_t{512} << 20;
 constexpr auto kDeadline = std::chrono::seconds(300);
 constexpr int64_t kMiB = int64_t{1} << 20;
 
+// Under AddressSanitizer the server keeps freed memory in quarantine (256 MiB
+// by default) and shadow memory besides: its resident size is not what an
+// ordinary build holds, so the bounds are checked in ordinary builds only
+// (the refusals and answers are checked in both).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCheckPeak = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kCheckPeak = false;
+#else
+constexpr bool kCheckPeak = true;
+#endif
+#else
+constexpr bool kCheckPeak = true;
+#endif
+
 // The Image entries of field `field` (faces: 1 in a request, 2 in a frame),
 // count of them, each empty: tag and zero length.
 std::string EmptyFaces(uint32_t field, int64_t count) {
@@ -137,9 +153,11 @@ TEST(HostileRequestTest, SixtyMiBOfEmptyImagesRaisesPeakMemoryByLessThan512MiB) 
   Report("one_request", one);
   Report("two_requests_at_once", two);
   Report("one_stream_frame", frame);
-  EXPECT_LT(one, kPeakRiseLimit);
-  EXPECT_LT(two, kPeakRiseLimit);
-  EXPECT_LT(frame, kPeakRiseLimit);
+  if (kCheckPeak) {
+    EXPECT_LT(one, kPeakRiseLimit);
+    EXPECT_LT(two, kPeakRiseLimit);
+    EXPECT_LT(frame, kPeakRiseLimit);
+  }
 
   // Refused and counted, and the server is unharmed.
   const std::string metrics = server.Metrics();
@@ -210,7 +228,7 @@ TEST(HostileRequestTest, AStreamOfLargeFramesHoldsAboutTwoFramesAtATime) {
   EXPECT_EQ(answered, kFrames);
   ASSERT_GE(rise, 0);
   Report("stream_of_8_frames_of_60_MiB", rise);
-  EXPECT_LT(rise, kPeakRiseLimit);
+  if (kCheckPeak) EXPECT_LT(rise, kPeakRiseLimit);
 }
 
 }  // namespace
