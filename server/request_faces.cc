@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "server/wire_scan.h"
 
 namespace fer {
 namespace {
@@ -34,14 +35,7 @@ ImageInput ToImageInput(const fer::v1::Image& image) {
 }
 
 absl::Status CheckFaceCount(const RequestFaces& faces, int max_faces, bool allow_empty) {
-  if (faces.empty() && !allow_empty) {
-    return absl::InvalidArgumentError("the request has no faces; send 1 or more");
-  }
-  if (faces.size() > max_faces) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(faces.size(), " faces in one request; the limit is ", max_faces));
-  }
-  return absl::OkStatus();
+  return CheckFaceCount(static_cast<int64_t>(faces.size()), max_faces, allow_empty);
 }
 
 absl::Status PreprocessFaces(const RequestFaces& faces, const PreprocessOptions& options,

@@ -24,7 +24,8 @@ ImageInput ToImageInput(const fer::v1::Image& image);
 
 // INVALID_ARGUMENT when faces is more than max_faces ("N faces in one
 // request; the limit is M"), or empty unless allow_empty (a stream frame may
-// be empty; a unary request may not).
+// be empty; a unary request may not): server/wire_scan.h's CheckFaceCount on
+// the parsed faces, with the same messages.
 absl::Status CheckFaceCount(const RequestFaces& faces, int max_faces, bool allow_empty);
 
 // Appends the model input of every face, in order, to *out (as Preprocess

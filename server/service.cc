@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,6 +17,7 @@
 #include "model/cpu_count.h"
 #include "server/request_faces.h"
 #include "server/status_mapping.h"
+#include "server/wire_scan.h"
 
 namespace fer {
 namespace {
@@ -36,12 +39,70 @@ constexpr int kCpuWarmupFaces = 1;
 constexpr uint8_t kWarmupPixel = 128;
 // Upper bounds of the service's own options: guards against typos.
 constexpr int kMaxStreamWindow = 4096;
+// A stream reads no further frame while the frames it has sent to be
+// classified hold this many wire bytes or more (each holds about its wire
+// size parsed until its faces are classified). One frame of any size is
+// always read: the receive limit bounds it.
+constexpr size_t kStreamBytesInFlight = size_t{64} << 20;
 constexpr int kMaxPreprocessThreads = 1024;
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   const std::chrono::system_clock::time_point deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
   return absl::FromChrono(deadline);
+}
+
+// Reads a Classify request or stream frame from its wire bytes into *message
+// (which must be empty). The scan comes first, so that malformed bytes and a
+// message that would parse into far more memory than its size (more than
+// max_faces faces, more than kMaxUnknownFields unknown fields) are refused
+// before protobuf allocates anything; then the parse. *scan holds what the
+// scan saw, its frame_id also when the bytes are malformed. Errors are
+// INVALID_ARGUMENT; *message is left empty on error.
+absl::Status ParseIntake(const grpc::ByteBuffer& wire, int max_faces, bool allow_empty,
+                         google::protobuf::Message* message, WireScan* scan) {
+  *scan = WireScan();
+  const std::string& type = message->GetDescriptor()->full_name();
+  grpc::ByteBuffer bytes(wire);  // shares wire's slices: no bytes are copied
+  if (!bytes.Valid()) return absl::InvalidArgumentError(absl::StrCat("no ", type, " was sent"));
+  {
+    grpc::ProtoBufferReader reader(&bytes);
+    if (absl::Status status = ScanMessage(message->GetDescriptor(), &reader, scan); !status.ok()) {
+      return status;
+    }
+  }
+  if (absl::Status limits = CheckScanLimits(*scan, max_faces, allow_empty); !limits.ok()) {
+    return limits;
+  }
+  grpc::ProtoBufferReader reader(&bytes);
+  if (!message->ParseFromZeroCopyStream(&reader)) {
+    message->Clear();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "malformed ", type, ": protobuf cannot parse it (", bytes.Length(), " bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+// Why a unary call has no request message: the call ended (its deadline
+// passed, or it was cancelled) before the message arrived. gRPC may run the
+// handler before it has told the context of the cancellation, so the context
+// cannot tell that apart from a client that half-closed without a message (a
+// broken client, which sees CANCELLED as well).
+absl::Status NoRequestStatus(const grpc::CallbackServerContext& context) {
+  if (absl::Now() >= DeadlineOf(context)) {
+    return absl::DeadlineExceededError("the deadline passed before the request arrived");
+  }
+  return absl::CancelledError("the call ended before its request message arrived");
+}
+
+// Serializes message into *out, as gRPC would for a typed method.
+template <typename Message>
+absl::Status SerializeTo(const Message& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  const grpc::Status status =
+      grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);
+  if (status.ok()) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("cannot serialize the answer: ", status.error_message()));
 }
 
 }  // namespace
@@ -79,34 +140,42 @@ void Complete(std::function<void(absl::Status)>* done, absl::Status status) {
 class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
  public:
   UnaryCall(ExpressionService* service, grpc::CallbackServerContext* context,
-            const ClassifyRequest* request, ClassifyResponse* response)
+            const grpc::ByteBuffer* request, grpc::ByteBuffer* response)
       : service_(service), response_(response), start_(absl::Now()) {
     service_->metrics_->AddInflightRequests(1);
-    work_.faces = &request->faces();
-    work_.ten_crop = request->options().ten_crop();
+    work_.faces = &request_.faces();
     work_.deadline = DeadlineOf(*context);
     work_.cancelled = &cancelled_;
     work_.done = [this](absl::Status status) { OnWorkDone(status); };
     if (absl::Status serving = service_->CheckServing(); !serving.ok()) {
       Complete(&work_.done, serving);
-    } else if (absl::Status count =
-                   CheckFaceCount(request->faces(), service_->options_.max_faces_per_request,
-                                  /*allow_empty=*/false);
-               !count.ok()) {
-      Complete(&work_.done, count);
-    } else {
-      service_->Process(&work_);
+      return;
     }
+    if (!request->Valid()) {
+      Complete(&work_.done, NoRequestStatus(*context));
+      return;
+    }
+    WireScan scan;
+    if (absl::Status intake = ParseIntake(*request, service_->options_.max_faces_per_request,
+                                          /*allow_empty=*/false, &request_, &scan);
+        !intake.ok()) {
+      Complete(&work_.done, intake);
+      return;
+    }
+    work_.ten_crop = request_.options().ten_crop();
+    service_->Process(&work_);
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
   void OnDone() override { delete this; }
 
  private:
-  void OnWorkDone(const absl::Status& status) {
+  void OnWorkDone(absl::Status status) {
     if (status.ok()) {
-      service_->FillPredictions(work_, response_->mutable_predictions());
-      service_->metrics_->AddFaces(work_.faces->size());
+      ClassifyResponse answer;
+      service_->FillPredictions(work_, answer.mutable_predictions());
+      status = SerializeTo(answer, response_);
+      if (status.ok()) service_->metrics_->AddFaces(work_.faces->size());
     }
     service_->metrics_->OnRequestDone(Rpc::kClassify, status.code(), absl::Now() - start_);
     service_->metrics_->AddInflightRequests(-1);
@@ -114,9 +183,10 @@ class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
   }
 
   ExpressionService* const service_;
-  ClassifyResponse* const response_;
+  grpc::ByteBuffer* const response_;
   const absl::Time start_;
   std::atomic<bool> cancelled_{false};
+  ClassifyRequest request_;  // parsed from the wire bytes; work_.faces points into it
   Work work_;
 };
 
@@ -128,7 +198,7 @@ class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
 // and drop gRPC's reference at once. Drain holds a reference of its own while
 // it reaches a stream found in the service's registry.
 class ExpressionService::StreamCall final
-    : public grpc::ServerBidiReactor<ClassifyFrame, FrameResult> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamCall(ExpressionService* service, grpc::CallbackServerContext* context)
       : service_(service), deadline_(DeadlineOf(*context)) {
@@ -149,6 +219,11 @@ class ExpressionService::StreamCall final
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
 
   void OnReadDone(bool ok) override {
+    // Parsed before taking mu_, so that a large frame does not hold up the
+    // stream's other frames: until reading_ is cleared below, nothing else
+    // touches incoming_ or starts a read.
+    absl::Status intake;
+    std::unique_ptr<Frame> frame = ok ? TakeFrame(&intake) : nullptr;
     Frame* to_process = nullptr;
     std::unique_lock<std::mutex> lock(mu_);
     reading_ = false;
@@ -156,25 +231,7 @@ class ExpressionService::StreamCall final
     if (!ok) {
       read_closed_ = true;
     } else {
-      auto frame = std::make_unique<Frame>();
-      frame->request.Swap(&incoming_);
-      frame->received = absl::Now();
-      frame->result.set_frame_id(frame->request.frame_id());
-      frame->work.faces = &frame->request.faces();
-      frame->work.ten_crop = frame->request.options().ten_crop();
-      frame->work.deadline = deadline_;
-      frame->work.cancelled = &cancelled_;
-      Frame* raw = frame.get();
-      frame->work.done = [this, raw](absl::Status status) { OnFrameDone(raw, status); };
-      frames_.push_back(std::move(frame));
-      if (draining_) {
-        SetError(raw, absl::UnavailableError(kDrainingMessage));
-        raw->done = true;
-      } else if (raw->request.faces_size() == 0) {
-        raw->done = true;  // answered with no predictions, as the API promises
-      } else {
-        to_process = raw;
-      }
+      to_process = QueueLocked(std::move(frame), intake);
     }
     const bool finish = AdvanceLocked();
     lock.unlock();
@@ -225,6 +282,8 @@ class ExpressionService::StreamCall final
   struct Frame {
     ClassifyFrame request;
     FrameResult result;
+    grpc::ByteBuffer wire_result;  // result, serialized for writing
+    size_t wire_bytes = 0;         // its size on the wire; 0 once it is classified
     Work work;
     absl::Time received;
     bool done = false;  // result is final
@@ -234,6 +293,49 @@ class ExpressionService::StreamCall final
     frame->result.clear_predictions();
     frame->result.mutable_status()->set_code(RpcCode(status.code()));
     frame->result.mutable_status()->set_message(std::string(status.message()));
+  }
+
+  // The frame just read, parsed from incoming_, which it empties. *intake
+  // says why it cannot be classified (malformed, too many faces or unknown
+  // fields); its frame_id is then what the bytes held before the fault.
+  std::unique_ptr<Frame> TakeFrame(absl::Status* intake) {
+    auto frame = std::make_unique<Frame>();
+    frame->received = absl::Now();
+    frame->wire_bytes = incoming_.Length();
+    WireScan scan;
+    *intake = ParseIntake(incoming_, service_->options_.max_faces_per_request,
+                          /*allow_empty=*/true, &frame->request, &scan);
+    incoming_.Clear();  // parsed or refused: the wire bytes are not needed any more
+    frame->result.set_frame_id(scan.frame_id);  // the parse's, when it parsed
+    frame->work.faces = &frame->request.faces();
+    frame->work.ten_crop = frame->request.options().ten_crop();
+    frame->work.deadline = deadline_;
+    frame->work.cancelled = &cancelled_;
+    Frame* raw = frame.get();
+    frame->work.done = [this, raw](absl::Status status) { OnFrameDone(raw, status); };
+    return frame;
+  }
+
+  // Requires mu_. Queues frame for its answer in order; returns it when it is
+  // to be classified (its bytes then count as in flight), null when it is
+  // answered at once.
+  Frame* QueueLocked(std::unique_ptr<Frame> frame, const absl::Status& intake) {
+    Frame* raw = frame.get();
+    frames_.push_back(std::move(frame));
+    if (draining_) {
+      SetError(raw, absl::UnavailableError(kDrainingMessage));
+    } else if (!intake.ok()) {
+      SetError(raw, intake);  // answered in its turn; the stream goes on
+    } else if (raw->request.faces_size() > 0) {
+      bytes_in_flight_ += raw->wire_bytes;
+      return raw;
+    }
+    // Answered at once (a frame with no faces has no predictions, as the API
+    // promises).
+    raw->request = ClassifyFrame();
+    raw->wire_bytes = 0;
+    raw->done = true;
+    return nullptr;
   }
 
   // From the frame's Work: a batcher worker, a preprocessing thread, or the
@@ -246,7 +348,12 @@ class ExpressionService::StreamCall final
     } else {
       SetError(frame, status);
     }
+    // Its faces are classified (or refused): free the images now rather than
+    // when the result has been written.
+    frame->request = ClassifyFrame();
     std::unique_lock<std::mutex> lock(mu_);
+    bytes_in_flight_ -= frame->wire_bytes;
+    frame->wire_bytes = 0;
     frame->done = true;
     const bool finish = AdvanceLocked();
     lock.unlock();
@@ -254,13 +361,22 @@ class ExpressionService::StreamCall final
   }
 
   // Requires mu_. Writes the oldest frame if it is answered and no write is
-  // outstanding, reads the next frame if the window has room, and returns
-  // true (having set finished_ and final_status_) when the stream is to be
-  // finished now; the caller then calls Finish after releasing mu_.
+  // outstanding, reads the next frame if the window has room (in frames, and
+  // in bytes being classified), and returns true (having set finished_ and
+  // final_status_) when the stream is to be finished now; the caller then
+  // calls Finish after releasing mu_.
   bool AdvanceLocked() {
     if (finished_) return false;
     while (!writing_ && !frames_.empty() && frames_.front()->done) {
       Frame* head = frames_.front().get();
+      if (!broken_) {
+        if (absl::Status serialized = SerializeTo(head->result, &head->wire_result);
+            !serialized.ok()) {
+          SetError(head, serialized);
+          head->wire_result.Clear();
+          SerializeTo(head->result, &head->wire_result).IgnoreError();  // a short status only
+        }
+      }
       const absl::StatusCode code =
           broken_ ? absl::StatusCode::kCancelled
                   : static_cast<absl::StatusCode>(head->result.status().code());
@@ -269,12 +385,13 @@ class ExpressionService::StreamCall final
         frames_.pop_front();
       } else {
         writing_ = true;
-        StartWrite(&head->result);
+        StartWrite(&head->wire_result);
       }
     }
     const bool stop_reading = read_closed_ || draining_ || broken_;
     if (!reading_ && !stop_reading &&
-        frames_.size() < static_cast<size_t>(service_->options_.stream_window)) {
+        frames_.size() < static_cast<size_t>(service_->options_.stream_window) &&
+        bytes_in_flight_ < kStreamBytesInFlight) {
       reading_ = true;
       StartRead(&incoming_);
     }
@@ -298,16 +415,17 @@ class ExpressionService::StreamCall final
   std::atomic<int> refs_{1};
 
   std::mutex mu_;
-  ClassifyFrame incoming_;  // the read buffer; gRPC's while reading_
+  grpc::ByteBuffer incoming_;  // the read buffer; gRPC's while reading_
   // Frames read and not yet fully written, oldest first; at most
   // stream_window of them.
   std::deque<std::unique_ptr<Frame>> frames_;
-  bool reading_ = false;      // a read is outstanding
-  bool writing_ = false;      // frames_.front() is being written
-  bool read_closed_ = false;  // the client half-closed, or the read side failed
-  bool draining_ = false;     // BeginDrain was called
-  bool broken_ = false;       // a write failed: the client is gone
-  bool finished_ = false;     // Finish is called or due
+  bool reading_ = false;        // a read is outstanding
+  bool writing_ = false;        // frames_.front() is being written
+  bool read_closed_ = false;    // the client half-closed, or the read side failed
+  bool draining_ = false;       // BeginDrain was called
+  bool broken_ = false;         // a write failed: the client is gone
+  bool finished_ = false;       // Finish is called or due
+  size_t bytes_in_flight_ = 0;  // wire bytes of the frames being classified
   grpc::Status final_status_;
 };
 
@@ -618,12 +736,12 @@ void ExpressionService::UnregisterStream(StreamCall* stream) {
 }
 
 grpc::ServerUnaryReactor* ExpressionService::Classify(grpc::CallbackServerContext* context,
-                                                      const ClassifyRequest* request,
-                                                      ClassifyResponse* response) {
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
   return new UnaryCall(this, context, request, response);
 }
 
-grpc::ServerBidiReactor<ClassifyFrame, FrameResult>* ExpressionService::ClassifyStream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ExpressionService::ClassifyStream(
     grpc::CallbackServerContext* context) {
   return new StreamCall(this, context);
 }

@@ -15,9 +15,32 @@
 //    the jobs: turn probabilities into predictions and hand the response to
 //    gRPC (which never blocks in the callback API).
 //
+// Intake: Classify and ClassifyStream take their messages as wire bytes (raw
+// methods; for clients nothing changes, and reflection still describes the
+// typed API). Before protobuf parses a request or frame, a scan of its bytes
+// (server/wire_scan.h) counts the faces and unknown fields the parse would
+// make; malformed bytes, more than max_faces_per_request faces and a flood of
+// unknown fields are refused there with INVALID_ARGUMENT, so that no message
+// is parsed into more than its wire size W plus a small constant per face.
+// Memory a call holds (W is at most the server's receive limit, 64 MiB by
+// default):
+//  - Classify: W of wire bytes (gRPC's, for the whole call) plus, once
+//    admitted, at most W parsed plus its faces' model input; a refused call
+//    holds W alone;
+//  - ClassifyStream: the frame being read (W, and W more while it is parsed)
+//    plus the frames being classified, which hold about their wire size
+//    parsed: the stream reads no further frame while these hold 64 MiB or
+//    more (nor while stream_window frames are unanswered). A frame that is
+//    answered and waits to be written holds only its result.
+// A malformed unary request ends INVALID_ARGUMENT ("malformed
+// fer.v1.ClassifyRequest at byte N: why"); a malformed frame is answered in
+// order with that status (frame_id: what the bytes held before the fault,
+// else 0) and the stream goes on. Both are counted in fer_requests_total.
+//
 // Admission and limits, in the order they apply, each answered at once:
 //  - not started yet or draining: UNAVAILABLE;
-//  - no faces (unary), more than max_faces_per_request faces: INVALID_ARGUMENT;
+//  - malformed bytes, no faces (unary), more than max_faces_per_request faces,
+//    more than kMaxUnknownFields unknown fields: INVALID_ARGUMENT;
 //  - the batch queue plus faces being preprocessed would exceed the queue's
 //    capacity (max_queue_faces, counting ten crops per ten-crop face):
 //    RESOURCE_EXHAUSTED; nothing is buffered beyond that capacity;
@@ -29,8 +52,9 @@
 //
 // ClassifyStream: at most max_concurrent_streams streams at once (more are
 // refused with RESOURCE_EXHAUSTED). Each stream reads at most stream_window
-// frames ahead of the results it has written: once that many frames are in
-// flight it stops reading until the oldest is answered, so a client that sends
+// frames ahead of the results it has written, and no further frame while the
+// frames being classified hold 64 MiB of wire bytes: once either is reached it
+// stops reading until a frame is answered, so a client that sends
 // faster than the server classifies, or stops reading its answers, is held
 // back by gRPC's flow control instead of being buffered. Frames are processed
 // concurrently and answered in the order they were read. A frame that fails is
@@ -83,7 +107,14 @@ struct ServiceOptions {
   bool warmup = true;
 };
 
-class ExpressionService final : public fer::v1::ExpressionClassifier::CallbackService {
+// Classify and ClassifyStream on raw bytes (see Intake above), GetModelInfo
+// typed.
+using ExpressionServiceBase = fer::v1::ExpressionClassifier::WithRawCallbackMethod_Classify<
+    fer::v1::ExpressionClassifier::WithRawCallbackMethod_ClassifyStream<
+        fer::v1::ExpressionClassifier::WithCallbackMethod_GetModelInfo<
+            fer::v1::ExpressionClassifier::Service>>>;
+
+class ExpressionService final : public ExpressionServiceBase {
  public:
   // Returns INVALID_ARGUMENT, naming the option, when options cannot be used
   // (the batching options included), so that a server can refuse bad flags
@@ -117,11 +148,13 @@ class ExpressionService final : public fer::v1::ExpressionClassifier::CallbackSe
   // batch has finished for longer than timeout. For the liveness probe.
   bool Stalled(absl::Duration timeout) const { return batcher_->Stalled(timeout); }
 
-  // ExpressionClassifier.
+  // ExpressionClassifier. Classify: request is a serialized ClassifyRequest,
+  // response gets a serialized ClassifyResponse; ClassifyStream reads
+  // serialized ClassifyFrames and writes serialized FrameResults.
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
-                                     const fer::v1::ClassifyRequest* request,
-                                     fer::v1::ClassifyResponse* response) override;
-  grpc::ServerBidiReactor<fer::v1::ClassifyFrame, fer::v1::FrameResult>* ClassifyStream(
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ClassifyStream(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
                                          const fer::v1::GetModelInfoRequest* request,

@@ -131,6 +131,18 @@ std::vector<std::pair<std::string, std::string>> Messages(
   for (int i = 0; i < kOverLimitFaces; ++i) many.add_faces()->set_encoded(images[0].second);
   messages.emplace_back("request-over-limit", many.SerializeAsString());
   messages.emplace_back("frame-empty", fer::v1::ClassifyFrame().SerializeAsString());
+  // For the wire scan: fields this server does not know (a varint, and a
+  // group holding a fixed32 and an empty group) beside a face, and a frame
+  // cut short in its second face after its frame_id.
+  const std::string unknown = std::string("\x98\x06\x01", 3) +
+                              std::string("\xfb\x07\x0d\x01\x02\x03\x04\x13\x14\xfc\x07", 11);
+  messages.emplace_back("request-unknown-fields", messages.front().second + unknown);
+  fer::v1::ClassifyFrame cut;
+  cut.set_frame_id(9);
+  cut.add_faces()->set_encoded(images[0].second);
+  cut.add_faces()->set_encoded(images[0].second);
+  const std::string cut_bytes = cut.SerializeAsString();
+  messages.emplace_back("frame-cut-short", cut_bytes.substr(0, cut_bytes.size() - 5));
   return messages;
 }
 
@@ -212,7 +224,7 @@ int main(int argc, char** argv) {
       ++requests;
     }
   }
-  std::cout << "wrote " << written << " seeds to " << out_dir << " and " << requests
-            << " to " << request_dir << "\n";
+  std::cout << "wrote " << written << " seeds to " << out_dir << " and " << requests << " to "
+            << request_dir << "\n";
   return 0;
 }

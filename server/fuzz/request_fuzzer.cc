@@ -1,21 +1,30 @@
 // libFuzzer target for everything between the bytes of a request and the
-// model input: the bytes are parsed as a fer.v1.ClassifyRequest or
-// ClassifyFrame (as gRPC would hand them to the service), the face-count
-// limit is applied, and every face goes through PreprocessFaces for both
-// model kinds, single crop or TenCrop as the message asks. Any crash,
-// sanitizer report, uncaught exception or broken guarantee of
-// server/request_faces.h (checked below, trapping on violation) is a finding.
+// model input: the bytes are scanned (server/wire_scan.h) and parsed as a
+// fer.v1.ClassifyRequest or ClassifyFrame (as the service does), the
+// face-count limit is applied, and every face goes through PreprocessFaces
+// for both model kinds, single crop or TenCrop as the message asks. Any
+// crash, sanitizer report, uncaught exception or broken guarantee of
+// server/wire_scan.h or server/request_faces.h (checked below, trapping on
+// violation) is a finding: in particular bytes that protobuf parses but the
+// scan refuses, or a scan that miscounts the faces, unknown fields or frame
+// id the parse makes.
 // Built and run by tests/fuzz/run_fuzz.sh (CMake option FER_BUILD_FUZZERS).
+#include <google/protobuf/message.h>
+#include <google/protobuf/unknown_field_set.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <opencv2/core.hpp>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
 #include "fer/v1/expression.pb.h"
 #include "server/preprocess.h"
 #include "server/request_faces.h"
+#include "server/wire_scan.h"
 
 namespace {
 
@@ -57,6 +66,58 @@ void CheckFaces(const fer::RequestFaces& faces, bool ten_crop, bool allow_empty)
   }
 }
 
+// Unknown fields protobuf keeps in set, inner fields of groups included.
+int64_t CountUnknown(const google::protobuf::UnknownFieldSet& set) {
+  int64_t count = set.field_count();
+  for (int i = 0; i < set.field_count(); ++i) {
+    if (set.field(i).type() == google::protobuf::UnknownField::TYPE_GROUP) {
+      count += CountUnknown(set.field(i).group());
+    }
+  }
+  return count;
+}
+
+// Unknown fields protobuf keeps in message and every message under it.
+int64_t CountUnknown(const google::protobuf::Message& message) {
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  int64_t count = CountUnknown(reflection->GetUnknownFields(message));
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (!field->is_repeated()) {
+      count += CountUnknown(reflection->GetMessage(message, field));
+      continue;
+    }
+    for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
+      count += CountUnknown(reflection->GetRepeatedMessage(message, field, i));
+    }
+  }
+  return count;
+}
+
+// The scan's guarantees against the parse of the same bytes: whatever
+// protobuf parses, the scan accepts, counting what the parse made. (The scan
+// may accept bytes the parser refuses; the service then refuses the parse.)
+void CheckScan(const google::protobuf::Message& parsed, bool parses, const absl::string_view& input,
+               uint64_t parsed_frame_id, bool allow_empty) {
+  fer::WireScan scan;
+  const absl::Status status = fer::ScanMessage(parsed.GetDescriptor(), input, &scan);
+  if (!status.ok()) {
+    Require(status.code() == absl::StatusCode::kInvalidArgument);
+    Require(absl::StartsWith(status.message(), "malformed "));
+  }
+  if (!parses) return;
+  Require(status.ok());
+  const int parsed_faces = parsed.GetReflection()->FieldSize(
+      parsed, parsed.GetDescriptor()->FindFieldByName(fer::kScanFacesField));
+  Require(scan.faces == parsed_faces);
+  Require(scan.frame_id == parsed_frame_id);
+  Require(scan.unknown_fields == CountUnknown(parsed));
+  const absl::Status limits = fer::CheckScanLimits(scan, kFuzzMaxFaces, allow_empty);
+  Require(!limits.ok() || (parsed_faces <= kFuzzMaxFaces && (allow_empty || parsed_faces > 0)));
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
@@ -67,12 +128,17 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The same bytes as both messages: their field numbers overlap (faces are
   // field 1 of a request, 2 of a frame), so each input tries both layouts.
+  const absl::string_view input(reinterpret_cast<const char*>(data), size);
   fer::v1::ClassifyRequest request;
-  if (request.ParseFromArray(data, static_cast<int>(size))) {
+  const bool request_parses = request.ParseFromArray(data, static_cast<int>(size));
+  CheckScan(request, request_parses, input, /*parsed_frame_id=*/0, /*allow_empty=*/false);
+  if (request_parses) {
     CheckFaces(request.faces(), request.options().ten_crop(), /*allow_empty=*/false);
   }
   fer::v1::ClassifyFrame frame;
-  if (frame.ParseFromArray(data, static_cast<int>(size))) {
+  const bool frame_parses = frame.ParseFromArray(data, static_cast<int>(size));
+  CheckScan(frame, frame_parses, input, frame.frame_id(), /*allow_empty=*/true);
+  if (frame_parses) {
     CheckFaces(frame.faces(), frame.options().ten_crop(), /*allow_empty=*/true);
   }
   return 0;

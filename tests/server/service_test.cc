@@ -4,6 +4,8 @@
 // faces. Nothing here waits on the clock: every wait is for a condition, with
 // generous deadlines that only bound a hang.
 #include <gmock/gmock.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/unknown_field_set.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <gtest/gtest.h>
@@ -11,6 +13,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +25,7 @@
 #include "model/engine.h"
 #include "server/fer_server.h"
 #include "server/preprocess.h"
+#include "tests/server/raw_call.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_images.h"
 
@@ -515,6 +520,228 @@ TEST_F(ServiceTest, StreamsBeyondTheLimitAreRefusedWithResourceExhausted) {
   EXPECT_TRUE(first->Finish().ok());
   EXPECT_TRUE(WaitFor(
       [&] { return MetricValue(server_->metrics()->Serialize(), "fer_active_streams") == 0; }));
+}
+
+// ------------------------------------------ malformed and hostile messages
+// Sent as raw bytes through the generic stub: what a client with a broken or
+// hostile serializer sends.
+
+using test_util::kClassifyMethod;
+using test_util::kClassifyStreamMethod;
+using test_util::RawStream;
+using test_util::RawUnary;
+
+// Wire-format pieces for hand-made messages.
+std::string WireVarint(uint64_t value) {
+  std::string out;
+  for (; value >= 0x80; value >>= 7) out.push_back(static_cast<char>((value & 0x7f) | 0x80));
+  out.push_back(static_cast<char>(value));
+  return out;
+}
+std::string WireLen(uint32_t field, const std::string& payload) {
+  return WireVarint((field << 3) | 2) + WireVarint(payload.size()) + payload;
+}
+// count empty Image entries of field `field` (faces: 1 in a request, 2 in a
+// frame): two bytes each on the wire.
+std::string EmptyFaces(uint32_t field, int64_t count) {
+  const std::string one = WireLen(field, "");
+  std::string out;
+  out.reserve(one.size() * count);
+  for (int64_t i = 0; i < count; ++i) out += one;
+  return out;
+}
+// An unknown varint field (number 99): what a newer client may add.
+const std::string kUnknownField = WireVarint((99 << 3) | 0) + WireVarint(1);
+
+TEST_F(ServiceTest, AMalformedRequestIsInvalidArgumentNamingTheByteAndIsCounted) {
+  REQUIRE_FACES(faces, 1);
+  StartServer();
+  const std::vector<std::string> malformed = {
+      "this is not a protobuf message",
+      WireVarint((1 << 3) | 2) + WireVarint(100) + "a face cut short",
+      std::string(1, '\0'),
+  };
+  for (const std::string& bytes : malformed) {
+    SCOPED_TRACE(bytes);
+    std::string response;
+    const grpc::Status status =
+        RawUnary(channel_, kClassifyMethod, bytes, &response, kCallDeadline);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_THAT(status.error_message(), StartsWith("malformed fer.v1.ClassifyRequest at byte "));
+    EXPECT_TRUE(response.empty());
+  }
+  EXPECT_EQ(MetricValue(server_->metrics()->Serialize(),
+                        "fer_requests_total{rpc=\"Classify\",code=\"INVALID_ARGUMENT\"}"),
+            malformed.size());
+
+  // Well-formed bytes, with a field this server does not know (a newer
+  // client's), are answered as a typed client's request is.
+  ClassifyRequest good;
+  *good.add_faces() = Encoded(faces[0]);
+  std::string response;
+  const grpc::Status status =
+      RawUnary(channel_, kClassifyMethod, good.SerializeAsString() + kUnknownField, &response,
+               kCallDeadline);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ClassifyResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(response));
+  ASSERT_EQ(parsed.predictions_size(), 1);
+  ExpectPrediction(parsed.predictions(0), Expected(faces, false)[0]);
+}
+
+TEST_F(ServiceTest, AFloodOfEmptyImagesOrUnknownFieldsIsRefusedBeforeItIsParsed) {
+  StartServer();
+  constexpr int64_t kFaces = int64_t{1} << 20;  // 2 MiB on the wire
+  std::string response;
+  grpc::Status status =
+      RawUnary(channel_, kClassifyMethod, EmptyFaces(1, kFaces), &response, kCallDeadline);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "1048576 faces in one request; the limit is 16");
+
+  std::string unknown_flood = WireLen(1, WireLen(1, "x"));
+  for (int i = 0; i < 4096; ++i) unknown_flood += kUnknownField;
+  status = RawUnary(channel_, kClassifyMethod, unknown_flood, &response, kCallDeadline);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("4096 fields this server does not know"));
+  EXPECT_EQ(MetricValue(server_->metrics()->Serialize(),
+                        "fer_requests_total{rpc=\"Classify\",code=\"INVALID_ARGUMENT\"}"),
+            2);
+}
+
+// The stream's promise holds for bytes that are not a frame: every frame is
+// answered exactly once, in order, and the frames after a bad one too.
+TEST_F(ServiceTest, MalformedFramesAreAnsweredInOrderAndTheStreamGoesOn) {
+  REQUIRE_FACES(faces, 2);
+  ServerOptions options = TestOptions();
+  options.service.stream_window = 2;  // fewer than the frames sent
+  const std::vector<std::vector<float>> expected = Expected(faces, false);
+  StartServer(options);
+
+  struct Sent {
+    std::string bytes;
+    uint64_t id;          // the id the answer must carry
+    int faces;            // -1: the answer is INVALID_ARGUMENT
+    std::string message;  // its message starts so
+  };
+  auto frame = [&](uint64_t id, int n) {
+    ClassifyFrame f;
+    f.set_frame_id(id);
+    for (int i = 0; i < n; ++i) *f.add_faces() = Encoded(faces[i]);
+    return f.SerializeAsString();
+  };
+  const std::string malformed = "malformed fer.v1.ClassifyFrame at byte ";
+  const std::vector<Sent> sent = {
+      {frame(10, 1), 10, 1, ""},
+      {"this is not a protobuf message", 0, -1, malformed},
+      {frame(12, 2), 12, 2, ""},
+      // The id is read before the bytes go wrong, so the answer carries it.
+      {frame(13, 0) + WireVarint((2 << 3) | 2) + WireVarint(100) + "cut short", 13, -1, malformed},
+      {frame(14, 0) + EmptyFaces(2, 17), 14, -1, "17 faces in one request; the limit is 16"},
+      {std::string(1, '\0'), 0, -1, malformed},
+      {frame(16, 1) + kUnknownField, 16, 1, ""},
+      {frame(17, 0), 17, 0, ""},
+  };
+
+  RawStream stream(channel_, kClassifyStreamMethod, kCallDeadline);
+  for (const Sent& s : sent) ASSERT_TRUE(stream.Write(s.bytes));
+  ASSERT_TRUE(stream.WritesDone());
+  std::vector<FrameResult> results;
+  std::string bytes;
+  while (stream.Read(&bytes)) {
+    ASSERT_TRUE(results.emplace_back().ParseFromString(bytes));
+  }
+  const grpc::Status status = stream.Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+
+  ASSERT_EQ(results.size(), sent.size());
+  int invalid = 0;
+  for (size_t f = 0; f < sent.size(); ++f) {
+    SCOPED_TRACE(absl::StrCat("frame ", f));
+    EXPECT_EQ(results[f].frame_id(), sent[f].id);
+    if (sent[f].faces < 0) {
+      ++invalid;
+      EXPECT_EQ(results[f].status().code(), grpc::StatusCode::INVALID_ARGUMENT);
+      EXPECT_THAT(results[f].status().message(), StartsWith(sent[f].message));
+      EXPECT_EQ(results[f].predictions_size(), 0);
+    } else {
+      EXPECT_EQ(results[f].status().code(), 0) << results[f].status().message();
+      ASSERT_EQ(results[f].predictions_size(), sent[f].faces);
+      for (int i = 0; i < sent[f].faces; ++i) {
+        ExpectPrediction(results[f].predictions(i), expected[i]);
+      }
+    }
+  }
+  const std::string metrics = server_->metrics()->Serialize();
+  EXPECT_EQ(
+      MetricValue(metrics, "fer_requests_total{rpc=\"ClassifyStream\",code=\"INVALID_ARGUMENT\"}"),
+      invalid);
+  EXPECT_EQ(MetricValue(metrics, "fer_requests_total{rpc=\"ClassifyStream\",code=\"OK\"}"),
+            sent.size() - invalid);
+}
+
+// Reflection answers from the descriptors, whatever the methods' handlers
+// take: the service is listed, and described with its typed messages.
+// Reflection's own messages are read field by field (UnknownFieldSet), since
+// gRPC installs no C++ stubs for them.
+std::vector<std::string> LengthDelimited(const std::string& bytes, int field) {
+  google::protobuf::UnknownFieldSet set;
+  std::vector<std::string> values;
+  if (!set.ParseFromString(bytes)) return values;
+  for (int i = 0; i < set.field_count(); ++i) {
+    if (set.field(i).number() == field &&
+        set.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      values.push_back(set.field(i).length_delimited());
+    }
+  }
+  return values;
+}
+
+TEST_F(ServiceTest, ReflectionListsTheServiceAndDescribesItsTypedMethods) {
+  StartServer();
+  // grpc.reflection.v1alpha: request list_services = 7, file_containing_symbol
+  // = 4; response list_services_response = 6 (service = 1, name = 1),
+  // file_descriptor_response = 4 (file_descriptor_proto = 1).
+  RawStream stream(channel_, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                   kCallDeadline);
+  ASSERT_TRUE(stream.Write(WireLen(7, "")));
+  std::string answer;
+  ASSERT_TRUE(stream.Read(&answer));
+  std::vector<std::string> names;
+  for (const std::string& list : LengthDelimited(answer, 6)) {
+    for (const std::string& service : LengthDelimited(list, 1)) {
+      for (const std::string& name : LengthDelimited(service, 1)) names.push_back(name);
+    }
+  }
+  EXPECT_THAT(names, ::testing::Contains("fer.v1.ExpressionClassifier"));
+
+  ASSERT_TRUE(stream.Write(WireLen(4, "fer.v1.ExpressionClassifier")));
+  ASSERT_TRUE(stream.Read(&answer));
+  const google::protobuf::ServiceDescriptorProto* service = nullptr;
+  std::vector<google::protobuf::FileDescriptorProto> files;
+  for (const std::string& response : LengthDelimited(answer, 4)) {
+    for (const std::string& file : LengthDelimited(response, 1)) {
+      ASSERT_TRUE(files.emplace_back().ParseFromString(file));
+    }
+  }
+  for (const google::protobuf::FileDescriptorProto& file : files) {
+    for (const auto& s : file.service()) {
+      if (file.package() == "fer.v1" && s.name() == "ExpressionClassifier") service = &s;
+    }
+  }
+  ASSERT_NE(service, nullptr);
+  std::map<std::string, const google::protobuf::MethodDescriptorProto*> methods;
+  for (const auto& method : service->method()) methods[method.name()] = &method;
+  ASSERT_EQ(methods.count("Classify"), 1u);
+  EXPECT_EQ(methods["Classify"]->input_type(), ".fer.v1.ClassifyRequest");
+  EXPECT_EQ(methods["Classify"]->output_type(), ".fer.v1.ClassifyResponse");
+  ASSERT_EQ(methods.count("ClassifyStream"), 1u);
+  EXPECT_EQ(methods["ClassifyStream"]->input_type(), ".fer.v1.ClassifyFrame");
+  EXPECT_EQ(methods["ClassifyStream"]->output_type(), ".fer.v1.FrameResult");
+  EXPECT_TRUE(methods["ClassifyStream"]->client_streaming());
+  EXPECT_TRUE(methods["ClassifyStream"]->server_streaming());
+  ASSERT_TRUE(stream.WritesDone());
+  EXPECT_FALSE(stream.Read(&answer));
+  EXPECT_TRUE(stream.Finish().ok());
 }
 
 // ----------------------------------------------------- health and draining
