@@ -1,6 +1,6 @@
-// fer-server's Prometheus metrics: the names of shared/design/interfaces.md,
-// plus fer_queue_capacity_faces (the queue limit, so that alerts can compute
-// saturation) and fer_gpu_memory_bytes. Every name, label and bucket bound is
+// fer-server's Prometheus metrics: the contract of docs/metrics.md (names,
+// labels, units), including fer_queue_capacity_faces (the queue limit, so that
+// alerts can compute saturation), fer_gpu_memory_bytes and process_*. Every name, label and bucket bound is
 // defined in server_metrics.cc, and nowhere else.
 //
 // Series that dashboards and alerts select on exist at zero from start-up, so
@@ -12,7 +12,8 @@
 //                                   codes appear when first used;
 //   fer_request_duration_seconds{rpc} for each rpc;
 //   fer_dropped_faces_total{reason} for queue_full and the batcher's reasons
-//                                   (cancelled, deadline, failed, shutdown).
+//                                   (cancelled, deadline, failed, shutdown,
+//                                   late).
 //
 // The three duration histograms (request, queue, inference) share bucket
 // bounds that resolve 1 ms to 60 s in steps of at most x1.67 (1, 1.5, 2, 3,
