@@ -64,7 +64,8 @@ std::string FormatBenchJson(const BenchReport& report) {
       ",\"faces_per_s\":", figure(FacesPerSecond(report)), ",\"p50_ms\":", figure(latency.p50_ms),
       ",\"p90_ms\":", figure(latency.p90_ms), ",\"p99_ms\":", figure(latency.p99_ms),
       ",\"max_ms\":", figure(latency.max_ms), ",\"mean_ms\":", figure(latency.mean_ms),
-      ",\"codes\":{", absl::StrJoin(codes, ","), "}}\n");
+      ",\"codes\":{", absl::StrJoin(codes, ","), "},\"unfinished\":", report.totals.unfinished,
+      ",\"backoffs\":", report.backoffs, ",\"skipped\":", report.skipped, "}\n");
 }
 
 }  // namespace fer::client
