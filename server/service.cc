@@ -618,12 +618,7 @@ absl::Status ExpressionService::Admit(int faces, absl::Time deadline) {
 }
 
 void ExpressionService::Process(Work* work) {
-  if (absl::Status count =
-          CheckFaceCount(*work->faces, options_.max_faces_per_request, /*allow_empty=*/true);
-      !count.ok()) {
-    Complete(&work->done, count);
-    return;
-  }
+  // The face count was checked on the wire bytes, before parsing (wire_scan).
   const int model_faces = work->model_faces();
   if (absl::Status admitted = Admit(model_faces, work->deadline); !admitted.ok()) {
     if (absl::IsResourceExhausted(admitted)) metrics_->OnQueueFull(model_faces);

@@ -167,10 +167,10 @@ class ExpressionService final : public ExpressionServiceBase {
 
   ExpressionService(const ServiceOptions& options, Engine* engine, ServerMetrics* metrics);
 
-  // Takes work (whose faces, options, deadline, cancelled and done are set)
-  // through admission, preprocessing and the batcher. work->done is called
-  // exactly once, possibly before Process returns; on OK, work->outputs holds
-  // the probabilities of each model face.
+  // Takes work (whose faces, already within the face-count limit, options,
+  // deadline, cancelled and done are set) through admission, preprocessing and
+  // the batcher. work->done is called exactly once, possibly before Process
+  // returns; on OK, work->outputs holds the probabilities of each model face.
   void Process(Work* work);
   // The rest of Process, on a preprocessing thread.
   void PreprocessAndSubmit(Work* work);
