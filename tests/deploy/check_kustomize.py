@@ -46,6 +46,8 @@ import shutil
 import subprocess
 import sys
 
+# kustomize_structure sits beside this file; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 SKIPPED = 77

@@ -12,6 +12,8 @@ import unittest
 
 import yaml
 
+# kustomize_structure sits beside this file; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kustomize_structure as ks  # noqa: E402
 
