@@ -18,17 +18,23 @@ proc=${FER_PROC_DIR:-/proc}
 
 # The last --address of the first fer-server process, "" when none runs or
 # it was started without --address. Both "--address=X" and "--address X".
+# Plain sh, tr and head only: the runtime image has no procps.
 server_address() {
   for cmdline in "$proc"/[0-9]*/cmdline; do
     [ -r "$cmdline" ] || continue
     args=$(tr '\0' '\n' < "$cmdline" 2>/dev/null) || continue
     first=$(printf '%s\n' "$args" | head -n 1)
     [ "${first##*/}" = fer-server ] || continue
-    printf '%s\n' "$args" | awk '
-      prev == "--address" { a = $0 }
-      /^--address=/ { a = substr($0, 11) }
-      { prev = $0 }
-      END { print a }'
+    prev=""
+    address=""
+    while IFS= read -r arg; do
+      [ "$prev" = --address ] && address=$arg
+      case $arg in --address=*) address=${arg#--address=} ;; esac
+      prev=$arg
+    done <<EOF_ARGS
+$args
+EOF_ARGS
+    printf '%s\n' "$address"
     return 0
   done
 }

@@ -154,6 +154,10 @@ health_target() {  # ARGS of the fake fer-server as PID 7 (none: no fer-server r
   || fail "healthcheck.sh does not read '--address [::]:PORT'"
 [ "$(health_target fer-server --address=10.1.2.3:7002)" = 10.1.2.3:7002 ] \
   || fail "healthcheck.sh does not dial a specific --address host"
+[ "$(health_target fer-server --address=0.0.0.0:1 --address 0.0.0.0:6003)" = 127.0.0.1:6003 ] \
+  || fail "healthcheck.sh must use the last --address, as fer-server does"
+[ "$(health_target fer-server '--address=[::1]:6004')" = '[::1]:6004' ] \
+  || fail "healthcheck.sh does not keep an IPv6 --address host"
 [ "$(health_target fer-server --model=m)" = 127.0.0.1:50051 ] \
   || fail "healthcheck.sh without --address must dial fer-server's default 127.0.0.1:50051"
 [ "$(health_target)" = 127.0.0.1:50051 ] || fail "healthcheck.sh with no fer-server must dial 127.0.0.1:50051"
