@@ -25,7 +25,8 @@
 #     file, or falls back to `fer-model init` (run against a fake fer-model);
 #   - compose files mount only paths that exist, build Dockerfiles that exist,
 #     pass only known server flags, and Grafana's mounts match its provisioning;
-#     every published port binds ${FER_BIND_ADDRESS:-127.0.0.1} (loopback unless
+#     stop_grace_period exceeds --drain_timeout + 2 s; every published port
+#     binds ${FER_BIND_ADDRESS:-127.0.0.1} (loopback unless
 #     asked), and Grafana's admin password has no default;
 #   - both .dockerignore files are identical, exclude build trees and keep
 #     scripts/ and model/ in the context.
@@ -208,6 +209,12 @@ grep -qE 'GF_SECURITY_ADMIN_PASSWORD: \$\{GRAFANA_ADMIN_PASSWORD:\?' docker/comp
   || fail "compose.yaml: Grafana's admin password must come from GRAFANA_ADMIN_PASSWORD, with no default"
 grep -qiE 'admin_password.*:-|GF_SECURITY_ADMIN_USER: *admin *$|password: *admin' docker/*.yaml \
   && fail "compose files carry a default Grafana password"
+grace_s=$(grep -oE 'stop_grace_period: [0-9]+s' docker/compose.yaml | grep -oE '[0-9]+')
+for compose in docker/compose.yaml docker/compose.gpu.yaml; do
+  drain_s=$(grep -oE -- '--drain_timeout=[0-9]+s' "$compose" | grep -oE '[0-9]+' | tail -1)
+  [ -z "$drain_s" ] || [ "${grace_s:-0}" -gt $((drain_s + 2)) ] \
+    || fail "$compose: stop_grace_period (${grace_s:-unset}s) must exceed --drain_timeout (${drain_s}s) + 2 s"
+done
 grep -q 'stop_grace_period: ' docker/compose.yaml || fail "compose.yaml: fer-server needs a stop_grace_period above --drain_timeout"
 dash_dir=$(grep -oE '\.\./deploy/grafana/dashboards:[^:]+' docker/compose.yaml | cut -d: -f2)
 grep -qE "^\s*path: $dash_dir\s*$" deploy/grafana/provisioning/dashboards/*.yaml \
