@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages this project builds, tests and runs with.
 # Idempotent: asks apt only for what is missing, so a second run is a no-op.
-#   scripts/install-deps.sh            build + test dependencies (default)
-#   scripts/install-deps.sh runtime    only what a built fer-server needs to run
+#   scripts/install-deps.sh              build + test dependencies (default)
+#   scripts/install-deps.sh build-only   what `cmake -DFER_BUILD_TESTS=OFF` and
+#                                        `cmake --build` need: no test or fuzz tools
+#                                        (the container images' build stage)
+#   scripts/install-deps.sh runtime      only what a built fer-server needs to run
 set -euo pipefail
 
 mode=${1:-build}
@@ -15,6 +18,9 @@ build_pkgs=(
   libabsl-dev prometheus-cpp-dev
   # fer-server reads its TLS certificate's validity dates with OpenSSL.
   libssl-dev
+)
+# Only the tests and fuzzers need these.
+test_pkgs=(
   libgtest-dev libgmock-dev
   # Tests: real Prometheus server and promtool, python client example, YAML lint, TLS certs.
   prometheus python3 python3-grpcio python3-protobuf python3-torch yamllint openssl curl
@@ -28,9 +34,10 @@ runtime_pkgs=(
 )
 
 case "$mode" in
-  build) pkgs=("${build_pkgs[@]}") ;;
+  build) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  build-only) pkgs=("${build_pkgs[@]}") ;;
   runtime) pkgs=("${runtime_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|runtime]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|build-only|runtime]" >&2; exit 2 ;;
 esac
 
 # kubectl renders the Kubernetes overlays in tests; any kubectl will do, so only

@@ -2,14 +2,16 @@
 """Renders a Kubernetes overlay with `kubectl kustomize` and checks what the
 deployment relies on.
 
-Usage: check_kustomize.py OVERLAY_DIR cpu|gpu FLAGS_FILE
+Usage: check_kustomize.py OVERLAY_DIR cpu|gpu FLAGS_FILE [PODMONITOR_DIR DEPLOY_DOC]
 
 Exits 0 when the overlay renders and, in the output:
   - there is one Deployment, HorizontalPodAutoscaler, PodDisruptionBudget,
-    PodMonitor and ServiceAccount, and two Services (ClusterIP and headless);
+    NetworkPolicy and ServiceAccount, two Services (ClusterIP and headless),
+    and no PodMonitor or ServiceMonitor;
   - fer-server's args use only flags listed in FLAGS_FILE, set --model,
-    --address=0.0.0.0:50051 and --metrics_address=0.0.0.0:9464, and --threads
-    equals the CPU limit;
+    --address=0.0.0.0:50051 and --metrics_address=0.0.0.0:9464; --threads and
+    --preprocess_threads are left at their default (the CPU limit, through the
+    cgroup quota) or equal the CPU limit rounded up;
   - startup, readiness and liveness probes are gRPC probes on port 50051, the
     readiness one on service fer.v1.ExpressionClassifier;
   - terminationGracePeriodSeconds exceeds --drain_timeout;
@@ -17,12 +19,25 @@ Exits 0 when the overlay renders and, in the output:
   - the image is the overlay's, not the base's placeholder;
   - the HPA keeps at least 2 replicas (so the PDB never blocks a drain);
   - cpu: --device=cpu and no GPU; gpu: --device=cuda[:N], bf16 or fp16, an
-    nvidia.com/gpu limit, a CUDA image tag and a GPU toleration.
+    nvidia.com/gpu limit, a CUDA image tag and a GPU toleration;
+and, through structural checks on the parsed objects (structural_failures):
+  - the NetworkPolicy selects the pods, admits the metrics port only from
+    named peers and the gRPC port from everyone;
+  - the pods are scraped once: no prometheus.io/* annotations; with
+    PODMONITOR_DIR, it renders exactly one PodMonitor, selecting these pods'
+    labels on their "metrics" port;
+  - a pod that needs a GPU rolls with maxSurge 0 (no spare GPU needed);
+  - grace period > --drain_timeout + 2 s; --drain_timeout >= --max_queue_time
+    (a full queue can empty in the drain); the liveness probe asks for service
+    "" and its failure window outlasts a drain; --liveness_timeout is not 0;
+  - with DEPLOY_DOC: every --flag=value, resource figure and rollout setting
+    that the doc's overlay table gives for this flavour is what renders.
 Exits 1 listing each failed check, 77 (ctest: skipped) if kubectl is absent.
 KUBECTL in the environment names another kubectl binary.
 
-kubectl prints normalised YAML (sorted keys, two-space indents), so the checks
-read it as text: Python's standard library has no YAML parser.
+kubectl prints normalised YAML (sorted keys, two-space indents), so the first
+checks read it as text. The structural ones parse it with PyYAML
+(python3-yaml, which yamllint depends on).
 """
 
 import os
@@ -30,6 +45,10 @@ import re
 import shutil
 import subprocess
 import sys
+
+# kustomize_structure sits beside this file; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 SKIPPED = 77
 
@@ -79,28 +98,48 @@ def duration_seconds(text):
     return sum(float(n) * units[u] for n, u in parts)
 
 
-def cpu_cores(quantity):
-    quantity = quantity.strip('"')
-    if quantity.endswith("m"):
-        return float(quantity[:-1]) / 1000
-    return float(quantity)
+def render(kubectl, directory):
+    """kubectl kustomize's output, or None after printing why it failed."""
+    result = subprocess.run([kubectl, "kustomize", directory], capture_output=True, text=True)
+    if result.returncode != 0:
+        print("FAIL: %s kustomize %s exited %d:\n%s" % (kubectl, directory, result.returncode, result.stderr))
+        return None
+    if result.stderr.strip():
+        print("kubectl says (not a failure):\n" + result.stderr.strip())
+    return result.stdout
+
+
+def structural(rendered, podmonitor_dir, doc_file, flavour, kubectl):
+    """Failures of the parsed-object checks (kustomize_structure)."""
+    import yaml  # python3-yaml; yamllint, a test dependency, needs it too
+    import kustomize_structure as ks
+    objects = [o for o in yaml.safe_load_all(rendered) if o]
+    podmonitor_objects = None
+    if podmonitor_dir:
+        text = render(kubectl, podmonitor_dir)
+        if text is None:
+            return ["%s does not render" % podmonitor_dir]
+        podmonitor_objects = [o for o in yaml.safe_load_all(text) if o]
+    failures = ks.structural_failures(objects, podmonitor_objects)
+    if doc_file:
+        with open(doc_file, encoding="utf-8") as f:
+            failures += ks.check_doc_table(f.read(), flavour, ks.of_kind(objects, "Deployment")[0])
+    return failures
 
 
 def main(argv):
-    if len(argv) != 3 or argv[1] not in ("cpu", "gpu"):
+    if len(argv) not in (3, 5) or argv[1] not in ("cpu", "gpu"):
         print(__doc__)
         return 2
-    overlay, flavour, flags_file = argv
+    overlay, flavour, flags_file = argv[:3]
+    podmonitor_dir, doc_file = argv[3:5] if len(argv) == 5 else (None, None)
     kubectl = os.environ.get("KUBECTL", "kubectl")
     if not shutil.which(kubectl):
         print("SKIP: %s not found; CI installs it (scripts/install-deps.sh)" % kubectl)
         return SKIPPED
-    result = subprocess.run([kubectl, "kustomize", overlay], capture_output=True, text=True)
-    if result.returncode != 0:
-        print("FAIL: %s kustomize %s exited %d:\n%s" % (kubectl, overlay, result.returncode, result.stderr))
+    rendered = render(kubectl, overlay)
+    if rendered is None:
         return 1
-    if result.stderr.strip():
-        print("kubectl says (not a failure):\n" + result.stderr.strip())
     with open(flags_file, encoding="utf-8") as f:
         known_flags = {line.strip() for line in f if line.strip() and not line.startswith("#")}
 
@@ -110,12 +149,13 @@ def main(argv):
         if not condition:
             failures.append(message)
 
-    docs = documents(result.stdout)
+    docs = documents(rendered)
     by_kind = {}
     for doc in docs:
         by_kind.setdefault(kind_of(doc), []).append(doc)
     expected = {"Deployment": 1, "Service": 2, "HorizontalPodAutoscaler": 1,
-                "PodDisruptionBudget": 1, "PodMonitor": 1, "ServiceAccount": 1}
+                "PodDisruptionBudget": 1, "NetworkPolicy": 1, "ServiceAccount": 1,
+                "PodMonitor": 0, "ServiceMonitor": 0}
     for kind, count in expected.items():
         check(len(by_kind.get(kind, [])) == count,
               "expected %d %s, rendered %d" % (count, kind, len(by_kind.get(kind, []))))
@@ -168,10 +208,7 @@ def main(argv):
     for name, text in (("limits", limits), ("requests", requests)):
         check(re.search(r"^\s*cpu: ", text, flags=re.M) and re.search(r"^\s*memory: ", text, flags=re.M),
               "resources.%s must set cpu and memory" % name)
-    cpu_limit = re.search(r"^\s*cpu: (\S+)", limits, flags=re.M)
-    if cpu_limit and "threads" in flags:
-        check(float(flags["threads"]) == cpu_cores(cpu_limit.group(1)),
-              "--threads=%s should equal the CPU limit %s" % (flags["threads"], cpu_limit.group(1)))
+    # --threads / --preprocess_threads against the CPU limit: structural checks.
     check("runAsNonRoot: true" in deployment, "pod must set runAsNonRoot: true")
 
     # Image.
@@ -186,9 +223,6 @@ def main(argv):
           "HPA minReplicas must be >= 2 with a PodDisruptionBudget of maxUnavailable 1")
     check(re.search(r"scaleTargetRef:\n(?:\s+.*\n)*?\s+name: fer-server", hpa) is not None,
           "HPA must target the fer-server Deployment")
-    podmonitor = "".join(by_kind.get("PodMonitor", []))
-    check("port: metrics" in podmonitor and "path: /metrics" in podmonitor,
-          "PodMonitor must scrape port metrics, path /metrics")
 
     # Flavour.
     gpu_limit = re.search(r"nvidia\.com/gpu: \"?(\d+)", limits)
@@ -205,6 +239,7 @@ def main(argv):
         check("key: nvidia.com/gpu" in (block(deployment, "tolerations") or ""),
               "gpu overlay must tolerate the nvidia.com/gpu taint")
 
+    failures += structural(rendered, podmonitor_dir, doc_file, flavour, kubectl)
     for failure in failures:
         print("FAIL: " + failure)
     print("%s (%s): %d objects rendered, %d failed check(s)" % (overlay, flavour, len(docs), len(failures)))

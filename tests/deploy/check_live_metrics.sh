@@ -7,7 +7,9 @@
 #      CPU, on free loopback ports, with --max_queue_faces=1234;
 #   2. it becomes healthy: `FER_CLIENT health` exits 0 (with FER_CLIENT), or
 #      /metrics shows fer_model_info (without); FER_CLIENT `info` then makes
-#      one GetModelInfo call;
+#      one GetModelInfo call; the images' HEALTHCHECK script
+#      (docker/healthcheck.sh), given this server's command line as its /proc,
+#      passes, and fails for a server on a port that is not gRPC (the metrics port);
 #   3. GET /metrics passes `promtool check metrics`;
 #   4. every fer_* name the dashboard and the Prometheus rules query is in
 #      that scrape (check_dashboard.py; fer_gpu_memory_bytes may be absent on
@@ -79,6 +81,13 @@ done
 if [ -n "$client" ]; then
   "$client" info --target="127.0.0.1:$grpc_port" > "$tmp/info.log" 2>&1 \
     || fail "fer-client info failed: $(tail -n 3 "$tmp/info.log")"
+  mkdir -p "$tmp/proc/$pid" "$tmp/proc-off/9"
+  cp "/proc/$pid/cmdline" "$tmp/proc/$pid/cmdline"
+  PATH="$(dirname "$client"):$PATH" FER_PROC_DIR="$tmp/proc" sh "$root/docker/healthcheck.sh" \
+    > "$tmp/hc.log" 2>&1 || fail "docker/healthcheck.sh fails against the serving fer-server: $(tail -n 2 "$tmp/hc.log")"
+  printf 'fer-server\0--address=127.0.0.1:%s\0' "$metrics_port" > "$tmp/proc-off/9/cmdline"
+  PATH="$(dirname "$client"):$PATH" FER_PROC_DIR="$tmp/proc-off" sh "$root/docker/healthcheck.sh" \
+    > /dev/null 2>&1 && fail "docker/healthcheck.sh passes against a port with no gRPC server"
 fi
 
 # 3. Scrape and lint.
