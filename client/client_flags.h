@@ -12,7 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-// Names fixed by the interface contract (interfaces.md).
+// Names that scripts and dashboards rely on (README.md, docs/client.md): stable.
 ABSL_DECLARE_FLAG(std::string, target);
 ABSL_DECLARE_FLAG(int, deadline_ms);
 ABSL_DECLARE_FLAG(bool, tls);
