@@ -28,7 +28,6 @@
 #ifdef FER_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #endif
 
 namespace fer {
@@ -181,6 +180,11 @@ Decoded DecodeBytes(const std::vector<uchar>& bytes, int flags, cv::Mat* image) 
   return {};
 }
 
+void SwapRedAndBlue(uint8_t* face, int size) {
+  const size_t pixels = static_cast<size_t>(size) * size;
+  for (size_t i = 0; i < pixels; ++i) std::swap(face[3 * i], face[3 * i + 2]);
+}
+
 // Decodes path into a size x size x channels face. Images above
 // kParallelDecodePixels take large_decode for the decode and resize, so at
 // most one of them is decoded at a time.
@@ -196,9 +200,11 @@ Decoded DecodeFace(const std::string& path, int size, int channels, int64_t max_
     cv::Mat image;
     result = DecodeBytes(bytes, ImreadFlags(channels), &image);
     if (result.outcome == Outcome::kOk) {
-      if (channels == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
       if (!image.isContinuous()) image = image.clone();
       ResizeFace(image.data, image.cols, image.rows, channels, out, size);
+      // BGR to RGB on the face, not on a second full-size copy: the resize
+      // treats channels alike, so the order may change after it.
+      if (channels == 3) SwapRedAndBlue(out, size);
     }
   }
   if (bytes.capacity() > kKeptBufferBytes) std::vector<uchar>().swap(bytes);
