@@ -20,13 +20,12 @@
 #include "absl/strings/str_join.h"
 #include "model/image_ops.h"
 #include "model/labels.h"
+#include "tests/model/png_fixtures.h"
 
 #ifdef FER_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #endif
-
-#include "zlib.h"
 
 namespace fer {
 namespace {
@@ -237,36 +236,6 @@ TEST_F(ReadersTest, ImageFolderFailsClearlyForMissingRootAndBadOptions) {
 #endif
 }
 
-// A PNG chunk with its length and CRC.
-std::string PngChunk(const std::string& type, const std::string& data) {
-  auto be32 = [](uint32_t v) {
-    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-                       static_cast<char>(v >> 8), static_cast<char>(v)};
-  };
-  const std::string body = type + data;
-  const uint32_t crc =
-      crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()));
-  return be32(static_cast<uint32_t>(data.size())) + body + be32(crc);
-}
-
-// A small, well-formed PNG whose header declares width x height grey pixels
-// (its pixel data is far too short, as in a decompression bomb).
-std::string DeclaringPng(uint32_t width, uint32_t height) {
-  std::string ihdr;
-  for (uint32_t v : {width, height}) {
-    for (int shift = 24; shift >= 0; shift -= 8) ihdr += static_cast<char>(v >> shift);
-  }
-  ihdr += std::string("\x08\x00\x00\x00\x00", 5);  // 8-bit grey, no interlace
-  const std::string pixels(8, '\0');
-  std::string idat(compressBound(pixels.size()), '\0');
-  uLongf size = idat.size();
-  compress(reinterpret_cast<Bytef*>(idat.data()), &size,
-           reinterpret_cast<const Bytef*>(pixels.data()), pixels.size());
-  idat.resize(size);
-  return std::string("\x89PNG\r\n\x1A\n", 8) + PngChunk("IHDR", ihdr) + PngChunk("IDAT", idat) +
-         PngChunk("IEND", "");
-}
-
 TEST(DeclaredSizeTest, ReadsTheSizeOfEveryFormatTheFolderReaderTakes) {
 #ifndef FER_WITH_OPENCV
   GTEST_SKIP() << "writing the fixtures needs OpenCV";
@@ -288,7 +257,7 @@ TEST(DeclaredSizeTest, ReadsTheSizeOfEveryFormatTheFolderReaderTakes) {
 }
 
 TEST(DeclaredSizeTest, ReadsHeadersWithoutDecodingAndRefusesWhatItCannotSize) {
-  const std::string bomb = DeclaringPng(100000, 100000);
+  const std::string bomb = test::DeclaringPng(100000, 100000);
   EXPECT_LT(bomb.size(), 80u);
   absl::StatusOr<DeclaredSize> size = ReadDeclaredSize(bomb);
   ASSERT_TRUE(size.ok()) << size.status();
@@ -325,7 +294,7 @@ TEST_F(ReadersTest, ImageFolderSkipsBombsOversizedAndBrokenImagesAndGoesOn) {
 #ifdef FER_WITH_OPENCV
   const fs::path root = dir_ / "tree";
   const std::vector<fs::path> happy = CopyFaces("happy", 0, 4, root / "happy");
-  WriteText(root / "happy" / "bomb.png", DeclaringPng(100000, 100000));
+  WriteText(root / "happy" / "bomb.png", test::DeclaringPng(100000, 100000));
   // Decodable, but larger than the limit set below.
   ASSERT_TRUE(cv::imwrite((root / "happy" / "large.png").string(),
                           cv::Mat(200, 300, CV_8UC1, cv::Scalar(128))));
