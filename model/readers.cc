@@ -320,7 +320,8 @@ absl::StatusOr<std::vector<fs::directory_entry>> ListFolder(const fs::path& fold
 
 // Enters a folder once: false (counting it) when its canonical path was
 // visited before, or when it has none (a dangling or unreadable link).
-bool FirstVisit(const fs::path& folder, std::set<fs::path>& visited, size_t& repeated) {
+[[maybe_unused]] bool FirstVisit(const fs::path& folder, std::set<fs::path>& visited,
+                                 size_t& repeated) {
   std::error_code error;
   const fs::path canonical = fs::canonical(folder, error);
   if (error) return false;
