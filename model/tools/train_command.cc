@@ -67,8 +67,8 @@ int RunTrain(int argc, char** argv) {
     meta = loaded->meta;
   }
   const std::string color = absl::GetFlag(FLAGS_color);
-  if (init.empty() && color != "gray3" && color != "rgb") {
-    return Fail("train", absl::InvalidArgumentError("--color must be gray3 or rgb"));
+  if (init.empty() && color != "gray3" && color != "gray" && color != "grey" && color != "rgb") {
+    return Fail("train", absl::InvalidArgumentError("--color must be gray3 (or gray) or rgb"));
   }
   const int channels = !init.empty() ? meta.input_channels() : color == "rgb" ? 3 : 1;
   auto train = ReadDataSet(data_path, channels, "train");
