@@ -31,7 +31,8 @@ ABSL_FLAG(int, threads, 0,
 ABSL_FLAG(bool, json, false, "print machine-readable JSON instead of tables");
 ABSL_FLAG(uint64_t, seed, 0, "random seed of initialisation, shuffling and augmentation");
 ABSL_FLAG(int64_t, max_image_pixels, fer::kDefaultMaxImagePixels,
-          "image folders: images whose header declares more pixels (width x height) are skipped "
+          "images read (folders, Aff-Wild2 frames) whose header declares more pixels (width x "
+          "height) are skipped "
           "and counted, never decoded");
 
 namespace fer {
