@@ -32,8 +32,7 @@ ABSL_FLAG(bool, json, false, "print machine-readable JSON instead of tables");
 ABSL_FLAG(uint64_t, seed, 0, "random seed of initialisation, shuffling and augmentation");
 ABSL_FLAG(int64_t, max_image_pixels, fer::kDefaultMaxImagePixels,
           "images read (folders, Aff-Wild2 frames) whose header declares more pixels (width x "
-          "height) are skipped "
-          "and counted, never decoded");
+          "height) are skipped and counted, never decoded");
 
 namespace fer {
 
