@@ -8,7 +8,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -20,11 +23,11 @@
 #include "absl/strings/str_split.h"
 #include "model/image_ops.h"
 #include "model/user_file.h"
+#include "server/image_format.h"
 
 #ifdef FER_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #endif
 
 namespace fer {
@@ -82,6 +85,10 @@ absl::Status CheckOptions(const ReaderOptions& options) {
   for (int k : options.strides) {
     if (k < 1) return absl::InvalidArgumentError("every class stride must be at least 1");
   }
+  if (options.max_pixels < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the image size limit must be positive, not ", options.max_pixels));
+  }
   return absl::OkStatus();
 }
 
@@ -114,9 +121,19 @@ absl::Status NoOpenCv() {
 
 #ifdef FER_WITH_OPENCV
 
-enum class Outcome { kOk, kMissing, kUndecodable };
+enum class Outcome { kOk, kMissing, kUndecodable, kOversized };
+
+// What became of one image, and why for the ones skipped.
+struct Decoded {
+  Outcome outcome = Outcome::kOk;
+  std::string why;
+};
 
 int ImreadFlags(int channels) { return channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR; }
+
+// A file buffer larger than this is freed after use rather than kept for the
+// thread's next image.
+constexpr size_t kKeptBufferBytes = size_t{16} << 20;
 
 // Reads a whole file; false if it cannot be opened (missing, unreadable).
 bool ReadFile(const std::string& path, std::vector<uchar>* bytes) {
@@ -129,41 +146,113 @@ bool ReadFile(const std::string& path, std::vector<uchar>* bytes) {
   return static_cast<bool>(in.read(reinterpret_cast<char*>(bytes->data()), size));
 }
 
-// Decodes the image at path. The file is read here and decoded from memory:
-// that tells missing files from undecodable ones without a second stat, and
-// keeps OpenCV from logging a warning per missing Aff-Wild2 frame.
-Outcome DecodeImage(const std::string& path, int flags, cv::Mat* image) {
-  thread_local std::vector<uchar> bytes;
-  if (!ReadFile(path, &bytes)) {
-    std::error_code error;
-    return fs::exists(path, error) ? Outcome::kUndecodable : Outcome::kMissing;
-  }
-  *image = bytes.empty() ? cv::Mat() : cv::imdecode(bytes, flags);
-  return image->empty() ? Outcome::kUndecodable : Outcome::kOk;
+// Reads path into bytes, telling missing files from unreadable ones without a
+// second stat on the common path.
+Decoded ReadImageBytes(const std::string& path, std::vector<uchar>* bytes) {
+  if (ReadFile(path, bytes)) return {};
+  std::error_code error;
+  if (!fs::exists(path, error)) return {Outcome::kMissing, ""};
+  return {Outcome::kUndecodable, "cannot be read"};
 }
 
-// Decodes path into a size x size x channels face.
-Outcome DecodeFace(const std::string& path, int size, int channels, uint8_t* out) {
-  cv::Mat image;
-  const Outcome outcome = DecodeImage(path, ImreadFlags(channels), &image);
-  if (outcome != Outcome::kOk) return outcome;
-  if (channels == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
-  if (!image.isContinuous()) image = image.clone();
-  ResizeFace(image.data, image.cols, image.rows, channels, out, size);
-  return Outcome::kOk;
+// The declared size of bytes, checked against max_pixels.
+Decoded CheckDeclaredSize(const std::vector<uchar>& bytes, int64_t max_pixels, int64_t* pixels) {
+  absl::StatusOr<DeclaredSize> size =
+      ReadDeclaredSize(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  if (!size.ok()) return {Outcome::kUndecodable, std::string(size.status().message())};
+  *pixels = int64_t{size->width} * size->height;
+  if (*pixels > max_pixels) {
+    return {Outcome::kOversized, absl::StrCat(size->width, " x ", size->height)};
+  }
+  return {};
+}
+
+// Decodes bytes at most once they passed CheckDeclaredSize. OpenCV throws on
+// its own limits (OPENCV_IO_MAX_IMAGE_PIXELS) and on some corrupt files: a
+// skipped image, never the end of the read.
+Decoded DecodeBytes(const std::vector<uchar>& bytes, int flags, cv::Mat* image) {
+  try {
+    *image = cv::imdecode(bytes, flags);
+  } catch (const cv::Exception& e) {
+    return {Outcome::kUndecodable, absl::StrCat("decoder error: ", e.err)};
+  }
+  if (image->empty()) return {Outcome::kUndecodable, "the decoder refused it"};
+  return {};
+}
+
+void SwapRedAndBlue(uint8_t* face, int size) {
+  const size_t pixels = static_cast<size_t>(size) * size;
+  for (size_t i = 0; i < pixels; ++i) std::swap(face[3 * i], face[3 * i + 2]);
+}
+
+// Decodes path into a size x size x channels face. Images above
+// kParallelDecodePixels take large_decode for the decode and resize, so at
+// most one of them is decoded at a time.
+Decoded DecodeFace(const std::string& path, int size, int channels, int64_t max_pixels,
+                   std::mutex& large_decode, uint8_t* out) {
+  thread_local std::vector<uchar> bytes;
+  Decoded result = ReadImageBytes(path, &bytes);
+  int64_t pixels = 0;
+  if (result.outcome == Outcome::kOk) result = CheckDeclaredSize(bytes, max_pixels, &pixels);
+  if (result.outcome == Outcome::kOk) {
+    std::unique_lock<std::mutex> lock(large_decode, std::defer_lock);
+    if (pixels > kParallelDecodePixels) lock.lock();
+    cv::Mat image;
+    result = DecodeBytes(bytes, ImreadFlags(channels), &image);
+    if (result.outcome == Outcome::kOk) {
+      if (!image.isContinuous()) image = image.clone();
+      ResizeFace(image.data, image.cols, image.rows, channels, out, size);
+      // BGR to RGB on the face, not on a second full-size copy: the resize
+      // treats channels alike, so the order may change after it.
+      if (channels == 3) SwapRedAndBlue(out, size);
+    }
+  }
+  if (bytes.capacity() > kKeptBufferBytes) std::vector<uchar>().swap(bytes);
+  return result;
 }
 
 // The face size to pack at: the one asked for, else min(kDefaultMaxFaceSize,
-// larger side of the first job that decodes). nullopt when nothing decodes.
+// larger side of the first job whose header declares an acceptable size).
+// nullopt when none does. Reads headers only.
 std::optional<int> ChooseFaceSize(const std::vector<Job>& jobs, const ReaderOptions& options) {
   if (options.face_size > 0) return options.face_size;
+  std::vector<uchar> bytes;
   for (const Job& job : jobs) {
-    cv::Mat image;
-    if (DecodeImage(job.path, cv::IMREAD_UNCHANGED, &image) == Outcome::kOk) {
-      return std::min(kDefaultMaxFaceSize, std::max(image.cols, image.rows));
+    if (ReadImageBytes(job.path, &bytes).outcome != Outcome::kOk) continue;
+    absl::StatusOr<DeclaredSize> size = ReadDeclaredSize(
+        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    if (size.ok() && int64_t{size->width} * size->height <= options.max_pixels) {
+      return std::min(kDefaultMaxFaceSize, std::max(size->width, size->height));
     }
   }
   return std::nullopt;
+}
+
+// "path: why", for a report's examples.
+std::string Example(const std::string& path, const std::string& why) {
+  return why.empty() ? path : absl::StrCat(path, ": ", why);
+}
+
+// Counts one skipped job in the report.
+void CountSkipped(const Job& job, const Decoded& decoded, const PackedDataset& data,
+                  ReadReport& report) {
+  switch (decoded.outcome) {
+    case Outcome::kOk:
+      return;
+    case Outcome::kMissing:
+      ++report.missing_frames;
+      if (job.video >= 0) ++report.missing_per_video[data.video_names()[job.video]];
+      AddExample(report.missing_examples, job.path);
+      return;
+    case Outcome::kUndecodable:
+      ++report.undecodable;
+      AddExample(report.undecodable_examples, Example(job.path, decoded.why));
+      return;
+    case Outcome::kOversized:
+      ++report.oversized;
+      AddExample(report.oversized_examples, Example(job.path, decoded.why));
+      return;
+  }
 }
 
 // Decodes every job in order into a new set whose videos are named by
@@ -177,30 +266,21 @@ ReadResult DecodeJobs(const std::vector<Job>& jobs, const ReaderOptions& options
   const size_t fb = result.data.face_bytes();
   const int threads = Threads(options.threads);
   std::vector<uint8_t> buffer(std::min(jobs.size(), kDecodeChunk) * fb);
-  std::vector<Outcome> outcomes(kDecodeChunk);
+  std::vector<Decoded> outcomes(kDecodeChunk);
+  std::mutex large_decode;
   if (options.progress) options.progress(0, jobs.size());
   for (size_t begin = 0; begin < jobs.size(); begin += kDecodeChunk) {
     const size_t n = std::min(kDecodeChunk, jobs.size() - begin);
     ParallelFor(n, threads, [&](size_t i) {
-      outcomes[i] = DecodeFace(jobs[begin + i].path, size, options.channels, &buffer[i * fb]);
+      outcomes[i] = DecodeFace(jobs[begin + i].path, size, options.channels, options.max_pixels,
+                               large_decode, &buffer[i * fb]);
     });
     for (size_t i = 0; i < n; ++i) {
       const Job& job = jobs[begin + i];
-      switch (outcomes[i]) {
-        case Outcome::kOk:
-          result.data.Add(&buffer[i * fb], job.label, job.video, job.frame);
-          break;
-        case Outcome::kMissing:
-          ++result.report.missing_frames;
-          if (job.video >= 0) {
-            ++result.report.missing_per_video[result.data.video_names()[job.video]];
-          }
-          AddExample(result.report.missing_examples, job.path);
-          break;
-        case Outcome::kUndecodable:
-          ++result.report.undecodable;
-          AddExample(result.report.undecodable_examples, job.path);
-          break;
+      if (outcomes[i].outcome == Outcome::kOk) {
+        result.data.Add(&buffer[i * fb], job.label, job.video, job.frame);
+      } else {
+        CountSkipped(job, outcomes[i], result.data, result.report);
       }
     }
     if (options.progress) options.progress(begin + n, jobs.size());
@@ -238,15 +318,41 @@ absl::StatusOr<std::vector<fs::directory_entry>> ListFolder(const fs::path& fold
   return entries;
 }
 
-// Image files below folder at any depth, sorted by path.
-[[maybe_unused]] absl::StatusOr<std::vector<std::string>> ListImages(const fs::path& folder) {
+// Enters a folder once: false (counting it) when its canonical path was
+// visited before, or when it has none (a dangling or unreadable link).
+[[maybe_unused]] bool FirstVisit(const fs::path& folder, std::set<fs::path>& visited,
+                                 size_t& repeated) {
   std::error_code error;
+  const fs::path canonical = fs::canonical(folder, error);
+  if (error) return false;
+  if (visited.insert(canonical).second) return true;
+  ++repeated;
+  return false;
+}
+
+// Image files below folder at any depth, sorted by path. Links to folders are
+// followed, but each folder only on its first visit through `visited`
+// (shared by every class folder of a read), so a link loop ends.
+[[maybe_unused]] absl::StatusOr<std::vector<std::string>> ListImages(const fs::path& folder,
+                                                                     std::set<fs::path>& visited,
+                                                                     size_t& repeated) {
   std::vector<std::string> files;
+  if (!FirstVisit(folder, visited, repeated)) return files;
+  std::error_code error;
   const auto options = fs::directory_options::follow_directory_symlink |
                        fs::directory_options::skip_permission_denied;
   for (fs::recursive_directory_iterator it(folder, options, error), end; !error && it != end;
        it.increment(error)) {
-    if (it->is_regular_file(error) && IsImageFile(it->path())) files.push_back(it->path().string());
+    // A dangling link answers these with an error of its own: not the
+    // listing's, so it must not end the loop.
+    std::error_code entry_error;
+    if (it->is_directory(entry_error)) {
+      if (!FirstVisit(it->path(), visited, repeated)) it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file(entry_error) && IsImageFile(it->path())) {
+      files.push_back(it->path().string());
+    }
   }
   if (error) {
     return absl::UnavailableError(
@@ -356,7 +462,129 @@ std::vector<std::vector<Tap>> AreaTaps(int src, int dst) {
   return taps;
 }
 
+// ------------------------------------------------------ declared image sizes
+
+absl::Status HeaderError(absl::string_view format, absl::string_view detail) {
+  return absl::InvalidArgumentError(absl::StrCat("malformed ", format, " header: ", detail));
+}
+
+// Reads an unsigned integer of n (2 or 4) bytes at pos; false past the end.
+bool ReadUint(std::string_view bytes, size_t pos, size_t n, bool big_endian, uint32_t* out) {
+  if (pos > bytes.size() || n > bytes.size() - pos) return false;
+  uint32_t value = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t byte = static_cast<uint8_t>(bytes[pos + i]);
+    value |= big_endian ? byte << (8 * (n - 1 - i)) : byte << (8 * i);
+  }
+  *out = value;
+  return true;
+}
+
+constexpr uint32_t kMaxSide = std::numeric_limits<int>::max();
+
+// Classic TIFF: ImageWidth (256) and ImageLength (257) of the first image
+// file directory, SHORT or LONG. At most 65535 entries of 12 bytes are read.
+absl::StatusOr<DeclaredSize> TiffSize(std::string_view bytes) {
+  constexpr absl::string_view kName = "TIFF";
+  constexpr uint32_t kClassic = 42, kBig = 43, kWidthTag = 256, kHeightTag = 257;
+  constexpr uint32_t kShort = 3, kLong = 4;
+  constexpr size_t kEntrySize = 12;
+  const bool big = bytes[0] == 'M';
+  uint32_t version = 0, directory = 0, entries = 0;
+  ReadUint(bytes, 2, 2, big, &version);
+  if (version == kBig) {
+    return absl::InvalidArgumentError("BigTIFF images are not read; save as TIFF, PNG or JPEG");
+  }
+  if (version != kClassic || !ReadUint(bytes, 4, 4, big, &directory) ||
+      !ReadUint(bytes, directory, 2, big, &entries)) {
+    return HeaderError(kName, "no image file directory");
+  }
+  uint32_t width = 0, height = 0;
+  for (uint32_t i = 0; i < entries; ++i) {
+    const size_t entry = size_t{directory} + 2 + kEntrySize * i;
+    uint32_t tag = 0, type = 0, value = 0;
+    if (!ReadUint(bytes, entry, 2, big, &tag) || !ReadUint(bytes, entry + 2, 2, big, &type)) {
+      return HeaderError(kName, "image file directory cut off");
+    }
+    if (tag != kWidthTag && tag != kHeightTag) continue;
+    if ((type != kShort && type != kLong) ||
+        !ReadUint(bytes, entry + 8, type == kShort ? 2 : 4, big, &value)) {
+      return HeaderError(kName, "image width or length is not a SHORT or LONG");
+    }
+    (tag == kWidthTag ? width : height) = value;
+  }
+  if (width == 0 || height == 0 || width > kMaxSide || height > kMaxSide) {
+    return HeaderError(kName, absl::StrCat("declares ", width, " x ", height, " pixels"));
+  }
+  return DeclaredSize{static_cast<int>(width), static_cast<int>(height)};
+}
+
+// The next blank-separated token of a PNM header, skipping # comments; empty
+// at the end of the data.
+std::string_view PnmToken(std::string_view bytes, size_t& pos) {
+  while (pos < bytes.size()) {
+    const char c = bytes[pos];
+    if (c == '#') {
+      while (pos < bytes.size() && bytes[pos] != '\n') ++pos;
+    } else if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+      ++pos;
+    } else {
+      break;
+    }
+  }
+  const size_t start = pos;
+  while (pos < bytes.size() && !std::isspace(static_cast<unsigned char>(bytes[pos]))) ++pos;
+  return bytes.substr(start, pos - start);
+}
+
+bool ParseSide(std::string_view token, uint32_t* side) {
+  const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), *side);
+  return error == std::errc() && end == token.data() + token.size() && *side > 0 &&
+         *side <= kMaxSide;
+}
+
+// PBM, PGM, PPM and PFM: width and height are the first two tokens after the
+// magic; PAM (P7): the WIDTH and HEIGHT lines before ENDHDR.
+absl::StatusOr<DeclaredSize> PnmSize(std::string_view bytes) {
+  constexpr size_t kMaxPamTokens = 64;
+  size_t pos = 2;
+  uint32_t width = 0, height = 0;
+  bool ok = false;
+  if (bytes[1] == '7') {
+    for (size_t i = 0; i < kMaxPamTokens; ++i) {
+      const std::string_view token = PnmToken(bytes, pos);
+      if (token.empty() || token == "ENDHDR") break;
+      if (token == "WIDTH") ParseSide(PnmToken(bytes, pos), &width);
+      if (token == "HEIGHT") ParseSide(PnmToken(bytes, pos), &height);
+    }
+    ok = width > 0 && height > 0;
+  } else {
+    ok = ParseSide(PnmToken(bytes, pos), &width) && ParseSide(PnmToken(bytes, pos), &height);
+  }
+  if (!ok) return HeaderError("PNM", "no positive width and height");
+  return DeclaredSize{static_cast<int>(width), static_cast<int>(height)};
+}
+
 }  // namespace
+
+absl::StatusOr<DeclaredSize> ReadDeclaredSize(std::string_view bytes) {
+  const absl::string_view data = AbslView(bytes);
+  const ImageFormat format = DetectImageFormat(data);
+  if (IsAcceptedImageFormat(format)) {
+    absl::StatusOr<ImageInfo> info = InspectImage(data);
+    if (!info.ok()) return info.status();
+    return DeclaredSize{info->width, info->height};
+  }
+  if (format == ImageFormat::kTiff) return TiffSize(bytes);
+  if (format == ImageFormat::kPnm) return PnmSize(bytes);
+  if (format == ImageFormat::kUnknown) {
+    return absl::InvalidArgumentError(bytes.empty() ? "empty file" : "not an image file");
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(ImageFormatName(format),
+                   " images are not read (JPEG, PNG, WebP, BMP, TIFF or "
+                   "PNM are)"));
+}
 
 std::string ReadReport::Summary() const {
   std::vector<std::string> lines;
@@ -380,8 +608,17 @@ std::string ReadReport::Summary() const {
                                     absl::StrJoin(missing_examples, ", ")));
   }
   if (undecodable > 0) {
-    lines.push_back(absl::StrFormat("undecodable images: %d (e.g. %s)", undecodable,
-                                    absl::StrJoin(undecodable_examples, ", ")));
+    lines.push_back(absl::StrFormat("skipped undecodable images: %d (e.g. %s)", undecodable,
+                                    absl::StrJoin(undecodable_examples, "; ")));
+  }
+  if (oversized > 0) {
+    lines.push_back(absl::StrFormat("skipped images over the pixel limit: %d (e.g. %s)", oversized,
+                                    absl::StrJoin(oversized_examples, "; ")));
+  }
+  if (repeated_folders > 0) {
+    lines.push_back(
+        absl::StrFormat("skipped folders already read through another path (symbolic links): %d",
+                        repeated_folders));
   }
   if (skipped_usage > 0) {
     lines.push_back(absl::StrFormat("skipped rows of another Usage: %d", skipped_usage));
@@ -399,11 +636,16 @@ absl::StatusOr<ReadResult> ReadImageFolder(const std::string& root, const Reader
   if (!entries.ok()) return entries.status();
   ReadReport report;
   std::vector<Job> jobs;
+  std::set<fs::path> visited;
+  if (!FirstVisit(root, visited, report.repeated_folders)) {
+    return absl::UnavailableError(absl::StrCat("cannot resolve the path of ", root));
+  }
   for (const fs::directory_entry& entry : *entries) {
     std::error_code error;
     if (!entry.is_directory(error)) continue;
     const std::string name = entry.path().filename().string();
-    absl::StatusOr<std::vector<std::string>> files = ListImages(entry.path());
+    absl::StatusOr<std::vector<std::string>> files =
+        ListImages(entry.path(), visited, report.repeated_folders);
     if (!files.ok()) return files.status();
     const std::optional<int> label = LabelFromAlias(name);
     if (!label) {

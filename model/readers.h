@@ -11,6 +11,14 @@
 //
 // Output order is deterministic whatever the number of threads: files are
 // visited in sorted order and faces are added in that order.
+//
+// Bad files never end a read: every image's header is read first (JPEG, PNG,
+// WebP and BMP with the server's parser, TIFF and PNM here), and a file whose
+// header does not parse, that declares more than max_pixels, or that the
+// decoder refuses is counted in the ReadReport and skipped. Memory stays
+// bounded: images above kParallelDecodePixels decode one at a time (smaller
+// ones in parallel), each is resized to its face at once, and a decoded image
+// is never kept.
 #ifndef FER_MODEL_READERS_H_
 #define FER_MODEL_READERS_H_
 
@@ -33,6 +41,12 @@ namespace fer {
 
 // The face side used when none is asked for and the first image is larger.
 inline constexpr int kDefaultMaxFaceSize = 112;
+// Largest width x height decoded by default (8192 x 8192): a face data set
+// has no use for more, and a decompression bomb declares far more.
+inline constexpr int64_t kDefaultMaxImagePixels = int64_t{8192} * 8192;
+// Images above this many pixels (2048 x 2048) decode one at a time, so that
+// at most one large decoded image exists at any moment whatever the threads.
+inline constexpr int64_t kParallelDecodePixels = int64_t{2048} * 2048;
 
 struct ReaderOptions {
   // Side of the stored square faces. 0: min(kDefaultMaxFaceSize, the larger
@@ -45,6 +59,9 @@ struct ReaderOptions {
   int channels = 1;
   // Decoding threads; 0 picks the number of cores.
   int threads = 0;
+  // Images whose header declares more pixels (width x height) are skipped
+  // and counted as oversized, before any decoding. Must be positive.
+  int64_t max_pixels = kDefaultMaxImagePixels;
   // Aff-Wild2 only: stride sampling (see StrideIndices in balance.h) applied to
   // the annotated frames before decoding, so dropped frames are never read.
   ClassStrides strides = NoStrides();
@@ -60,9 +77,17 @@ struct ReadReport {
   std::array<size_t, kNumClasses> found{};
   // Image folders whose name is no label alias: folder name -> images skipped.
   std::map<std::string, size_t> unknown_classes;
-  // Files that exist but do not decode as images, and a few of their paths.
+  // Files that exist but do not decode as images, and a few of them as
+  // "path: why".
   size_t undecodable = 0;
   std::vector<std::string> undecodable_examples;
+  // Images whose header declares more than max_pixels, never decoded, and a
+  // few of them as "path: W x H".
+  size_t oversized = 0;
+  std::vector<std::string> oversized_examples;
+  // Image folders: folders not entered because they were already read through
+  // another path (a symlink loop, or two links to one folder).
+  size_t repeated_folders = 0;
   // Aff-Wild2: frames annotated -1 (not annotated) and 7 (Other), skipped.
   size_t not_annotated = 0;
   size_t other = 0;
@@ -89,8 +114,11 @@ struct ReadResult {
 // Reads root/<class>/... : every image file (jpg, jpeg, png, bmp, webp, tif,
 // tiff, pgm, ppm, pbm; any case) below a class folder, at any depth, labelled by
 // LabelFromAlias(class folder name). Folders that map to no label are skipped
-// and counted. Files with other extensions are ignored. Fails if root is not a
-// readable folder or without OpenCV; an empty result is not an error.
+// and counted. Files with other extensions are ignored. Symbolic links to
+// folders are followed, but every folder (by its canonical path) is read at
+// most once, so a link loop ends and no file is read twice through two links.
+// Fails if root is not a readable folder or without OpenCV; an empty result
+// is not an error.
 absl::StatusOr<ReadResult> ReadImageFolder(const std::string& root, const ReaderOptions& options);
 
 // Reads Aff-Wild2 EXPR annotations: every <video>.txt in annotations (sorted;
@@ -132,6 +160,17 @@ std::string_view DataFormatName(DataFormat format);
 // any other folder an ImageFolder tree. Fails when path does not exist or is
 // a file of another kind.
 absl::StatusOr<DataFormat> DetectDataFormat(const std::string& path);
+
+// The width and height an encoded image's header declares, read without
+// decoding a pixel: JPEG, PNG, WebP and BMP through server/image_format.h
+// (which also refuses truncated files), TIFF (the first image directory) and
+// PNM (PBM, PGM, PPM, PAM, PFM) here. INVALID_ARGUMENT saying why for
+// anything else, a malformed header or a zero size.
+struct DeclaredSize {
+  int width = 0;
+  int height = 0;
+};
+absl::StatusOr<DeclaredSize> ReadDeclaredSize(std::string_view bytes);
 
 // Resizes an image of width x height x channels to a square of size x size.
 // Shrinking in both directions averages the source area each output pixel

@@ -43,7 +43,7 @@ log "train for at most $train_minutes minutes"
   --device=cuda --precision=bf16 --epochs=60 --batch_size=256 --lr=0.01 --lr_decay=0.9 \
   --decay_from=10 --input_blur="${INPUT_BLUR:-0.0625}" \
   --loader_threads=8 --max_minutes="$train_minutes" --checkpoint="$out/checkpoint.pt" \
-  --log="$out/logs/train.csv" --version="lla-net-fer2013-$(date +%Y%m%d)" \
+  --log="$out/logs/train.csv" --model_version="lla-net-fer2013-$(date +%Y%m%d)" \
   --trained_on="FER2013 train (28,709 faces, 48x48 grey), selected on FER2013 val (PublicTest)" \
   2>&1 | tr '\r' '\n' | grep -v '^epoch .*\[' | tee "$out/logs/train.txt"
 rm -f "$out/checkpoint.pt"

@@ -28,8 +28,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "model/cli_flags.h"
 #include "model/cpu_count.h"
 #include "model/engine.h"
+#include "model/torch_version.h"
 #include "server/fer_server.h"
 
 namespace {
@@ -103,6 +105,10 @@ int Fail(absl::string_view message) {
 }
 
 int Run(int argc, char** argv) {
+  // --help lists every flag of this file (all of fer-server's), --version the
+  // project's and LibTorch's versions.
+  cli::ConfigureUsage({"server_main.cc"}, absl::StrCat("fer-server ", cli::ProjectVersion(),
+                                                       " (LibTorch ", TorchVersion(), ")"));
   absl::SetProgramUsageMessage(
       "serves facial expression recognition over gRPC.\nUsage: fer-server --model=FILE "
       "[--address=0.0.0.0:50051] [--metrics_address=0.0.0.0:9464] [--device=cpu] "

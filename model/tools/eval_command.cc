@@ -1,10 +1,12 @@
-// fer-model eval: the paper's metrics of a weight file on a packed data set.
+// fer-model eval: the paper's metrics of a weight file on a packed data set or
+// an image folder.
 #include <cstdio>
 #include <fstream>
 
 #include "absl/flags/flag.h"
 #include "model/packed_dataset.h"
 #include "model/tools/commands.h"
+#include "model/tools/data_input.h"
 #include "model/tools/flags_util.h"
 #include "model/train.h"
 #include "model/weights.h"
@@ -23,7 +25,7 @@ namespace fer {
 
 int RunEval(int argc, char** argv) {
   if (!ParseCommandFlags(argc, argv,
-                         "fer-model eval --model=FILE --data=SET.pack [--ten_crop] [--json] "
+                         "fer-model eval --model=FILE --data=SET.pack|DIR [--ten_crop] [--json] "
                          "[--csv=FILE] [--png=FILE] [--device] [--precision]")) {
     return 2;
   }
@@ -32,7 +34,7 @@ int RunEval(int argc, char** argv) {
   }
   auto loaded = LoadWeightFile(absl::GetFlag(FLAGS_model));
   if (!loaded.ok()) return Fail("eval", loaded.status());
-  auto data = PackedDataset::Read(absl::GetFlag(FLAGS_data));
+  auto data = ReadDataSet(absl::GetFlag(FLAGS_data), loaded->meta.input_channels(), "eval");
   if (!data.ok()) return Fail("eval", data.status());
   if (ThreadsFlag() < 1) {
     return Fail("eval", absl::InvalidArgumentError("--threads must not be negative"));

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "model/tools/commands.h"
+#include "model/tools/flags_util.h"
 
 namespace {
 
@@ -14,10 +15,11 @@ constexpr char kUsage[] =
     "  bench  raw forward throughput and latency (--model, --batch_sizes, --threads, "
     "--precision, --device)\n"
     "  pack   read a data set once into a packed file (--data, --out)\n"
-    "  train  train LLA-Net on packed sets (--data, --val, --out)\n"
+    "  train  train LLA-Net on packed sets or image folders (--data, --val, --out)\n"
     "  eval   accuracy, F1, challenge score and confusion matrix (--model, --data)\n"
     "  convert  rewrite a weight file, --half to store it at fp16 (--model, --out)\n"
-    "Run `fer-model COMMAND --help` for a command's flags.\n";
+    "Run `fer-model COMMAND --help` for a command's flags, `fer-model --version` for the "
+    "version.\n";
 
 struct Command {
   const char* name;
@@ -25,8 +27,8 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"init", fer::RunInit},   {"info", fer::RunInfo},   {"bench", fer::RunBench},
-    {"pack", fer::RunPack},   {"train", fer::RunTrain}, {"eval", fer::RunEval},
+    {"init", fer::RunInit},       {"info", fer::RunInfo},   {"bench", fer::RunBench},
+    {"pack", fer::RunPack},       {"train", fer::RunTrain}, {"eval", fer::RunEval},
     {"convert", fer::RunConvert},
 };
 
@@ -36,6 +38,10 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
+  }
+  if (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "-version") == 0) {
+    std::printf("%s\n", fer::VersionText().c_str());
+    return 0;
   }
   for (const Command& command : kCommands) {
     if (std::strcmp(argv[1], command.name) == 0) return command.run(argc - 1, argv + 1);

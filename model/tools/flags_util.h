@@ -17,12 +17,28 @@ ABSL_DECLARE_FLAG(std::string, precision);
 ABSL_DECLARE_FLAG(int, threads);
 ABSL_DECLARE_FLAG(bool, json);
 ABSL_DECLARE_FLAG(uint64_t, seed);
+ABSL_DECLARE_FLAG(int64_t, max_image_pixels);
 
 namespace fer {
 
-// Parses a subcommand's flags; returns false (after printing why) when the
-// command line has positional arguments it does not take.
+// "fer-model 0.1.0 (LibTorch 1.13.0)": what --version prints.
+std::string VersionText();
+
+// Parses the flags of the subcommand argv[0]; returns false (after printing
+// why) when the command line has positional arguments it does not take.
+// Exits the process itself, as Abseil does for its own errors, for:
+//   --help, --helpshort: usage and the subcommand's flags (those of the
+//     table in flags_util.cc), exit 0;
+//   a fer-model flag the subcommand does not use, given on the command line
+//     or through --flagfile/--fromenv: one line naming it and the
+//     subcommand(s) it is for, exit 1.
+// --helpfull, --version and the other Abseil flags keep their meaning, with
+// file names relative to the project.
 bool ParseCommandFlags(int argc, char** argv, const char* usage);
+
+// The flags subcommand `command` uses, in the order --help lists them; empty
+// for an unknown command.
+std::vector<std::string> FlagsOfCommand(const std::string& command);
 
 // Prints "fer-model <command>: <message>" on stderr and returns 1.
 int Fail(const char* command, const absl::Status& status);

@@ -18,7 +18,9 @@ ABSL_FLAG(int, num_classes, 7, "init: number of output classes");
 ABSL_FLAG(int, attention_kernel, 3, "init: LLAM convolution kernel size, 3 or 1");
 ABSL_FLAG(bool, attention, true, "init: false builds plain ResNet-18 (same names) for ablations");
 ABSL_FLAG(int, input_size, 112, "init: side of the square input face");
-ABSL_FLAG(std::string, color, "gray3", "init: gray3 (grey on three channels) or rgb");
+ABSL_FLAG(std::string, color, "gray3",
+          "init, train (image folders): gray3 (grey on three channels) or rgb; pack: gray, gray3 "
+          "or rgb");
 ABSL_FLAG(bool, half, false, "convert: store floating tensors at half precision (fp16)");
 
 namespace fer {

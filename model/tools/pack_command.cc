@@ -132,6 +132,10 @@ absl::StatusOr<Plan> MakePlan(int argc, char** argv) {
   if (plan.reader.face_size < 0) return absl::InvalidArgumentError("--size must be >= 0");
   plan.reader.threads = ThreadsFlag();
   if (plan.reader.threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
+  plan.reader.max_pixels = absl::GetFlag(FLAGS_max_image_pixels);
+  if (plan.reader.max_pixels < 1) {
+    return absl::InvalidArgumentError("--max_image_pixels must be positive");
+  }
 
   const std::string stride = absl::GetFlag(FLAGS_stride);
   if (stride == "auto") {
@@ -261,7 +265,7 @@ absl::Status Pack(const Plan& plan) {
 int RunPack(int argc, char** argv) {
   if (!ParseCommandFlags(argc, argv,
                          "fer-model pack --data=PATH --out=FILE [--format --images --size --color "
-                         "--usage --stride --extra --recrop --threads]")) {
+                         "--usage --stride --extra --recrop --max_image_pixels --threads]")) {
     return 2;
   }
   absl::StatusOr<Plan> plan = MakePlan(argc, argv);

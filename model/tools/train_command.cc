@@ -1,15 +1,22 @@
-// fer-model train: the paper's recipe on packed data sets.
+// fer-model train: the paper's recipe on packed data sets or image folders.
 #include <cstdio>
 
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "model/packed_dataset.h"
 #include "model/tools/commands.h"
+#include "model/tools/data_input.h"
 #include "model/tools/flags_util.h"
 #include "model/train.h"
 #include "model/weights.h"
 
-ABSL_FLAG(std::string, val, "", "train: packed validation set (the epoch best on it is kept)");
+// --color (init's flag) picks the channels image folders are read at when
+// training a new model.
+ABSL_DECLARE_FLAG(std::string, color);
+
+ABSL_FLAG(std::string, val, "",
+          "train: validation set, packed file or image folder (the epoch best on it is kept)");
 ABSL_FLAG(std::string, init, "",
           "train: start from this weight file (the paper pre-trains on RAF-DB)");
 ABSL_FLAG(int, epochs, 60, "train: epochs");
@@ -32,14 +39,16 @@ ABSL_FLAG(std::string, checkpoint, "",
           "train: checkpoint written every epoch, resumed when present");
 ABSL_FLAG(std::string, log, "", "train: CSV log, one row per epoch");
 ABSL_FLAG(std::string, trained_on, "", "train: description stored in the weight file's meta");
-ABSL_FLAG(std::string, version, "", "train: model version stored in the weight file's meta");
+ABSL_FLAG(std::string, model_version, "",
+          "train: model version stored in the weight file's meta (served as the model version)");
 
 namespace fer {
 
 int RunTrain(int argc, char** argv) {
   if (!ParseCommandFlags(argc, argv,
-                         "fer-model train --data=TRAIN.pack --val=VAL.pack --out=FILE [--init] "
-                         "[--epochs] [--device] [--precision] [--checkpoint] [--log] ...")) {
+                         "fer-model train --data=TRAIN.pack|DIR --val=VAL.pack|DIR --out=FILE "
+                         "[--init] [--epochs] [--device] [--precision] [--checkpoint] [--log] "
+                         "...")) {
     return 2;
   }
   const std::string data_path = absl::GetFlag(FLAGS_data);
@@ -47,20 +56,28 @@ int RunTrain(int argc, char** argv) {
   if (data_path.empty() || val_path.empty() || absl::GetFlag(FLAGS_out).empty()) {
     return Fail("train", absl::InvalidArgumentError("--data, --val and --out are required"));
   }
-  auto train = PackedDataset::Read(data_path);
-  if (!train.ok()) return Fail("train", train.status());
-  auto val = PackedDataset::Read(val_path);
-  if (!val.ok()) return Fail("train", val.status());
-
-  torch::manual_seed(absl::GetFlag(FLAGS_seed));
+  // The model comes first: with --init, image folders are read at its channels.
   LlaNet net{nullptr};
   ModelMeta meta;
-  if (const std::string init = absl::GetFlag(FLAGS_init); !init.empty()) {
+  const std::string init = absl::GetFlag(FLAGS_init);
+  if (!init.empty()) {
     auto loaded = LoadWeightFile(init);
     if (!loaded.ok()) return Fail("train", loaded.status());
     net = loaded->net;
     meta = loaded->meta;
-  } else {
+  }
+  const std::string color = absl::GetFlag(FLAGS_color);
+  if (init.empty() && color != "gray3" && color != "gray" && color != "grey" && color != "rgb") {
+    return Fail("train", absl::InvalidArgumentError("--color must be gray3 (or gray) or rgb"));
+  }
+  const int channels = !init.empty() ? meta.input_channels() : color == "rgb" ? 3 : 1;
+  auto train = ReadDataSet(data_path, channels, "train");
+  if (!train.ok()) return Fail("train", train.status());
+  auto val = ReadDataSet(val_path, channels, "train");
+  if (!val.ok()) return Fail("train", val.status());
+
+  torch::manual_seed(absl::GetFlag(FLAGS_seed));
+  if (init.empty()) {
     meta = DefaultMeta();
     meta.input_size = absl::GetFlag(FLAGS_train_input_size);
     meta.color = train->channels() == 3 ? "rgb" : "gray3";
@@ -71,7 +88,7 @@ int RunTrain(int argc, char** argv) {
   meta.trained_on = absl::GetFlag(FLAGS_trained_on);
   if (meta.trained_on.empty())
     meta.trained_on = train->source().empty() ? data_path : train->source();
-  meta.version = absl::GetFlag(FLAGS_version);
+  meta.version = absl::GetFlag(FLAGS_model_version);
   meta.created = DefaultMeta().created;
 
   TrainOptions options;

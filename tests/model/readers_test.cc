@@ -14,13 +14,16 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "model/image_ops.h"
 #include "model/labels.h"
+#include "tests/model/png_fixtures.h"
 
 #ifdef FER_WITH_OPENCV
+#include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #endif
 
@@ -230,6 +233,148 @@ TEST_F(ReadersTest, ImageFolderFailsClearlyForMissingRootAndBadOptions) {
   ASSERT_FALSE(no_decoder.ok());
   EXPECT_EQ(no_decoder.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_NE(no_decoder.status().message().find("without OpenCV"), absl::string_view::npos);
+#endif
+}
+
+TEST(DeclaredSizeTest, ReadsTheSizeOfEveryFormatTheFolderReaderTakes) {
+#ifndef FER_WITH_OPENCV
+  GTEST_SKIP() << "writing the fixtures needs OpenCV";
+#else
+  cv::Mat image(37, 53, CV_8UC3, cv::Scalar(10, 20, 30));  // 53 wide, 37 high
+  for (const char* ext : {".jpg", ".png", ".bmp", ".webp", ".tif", ".ppm", ".pgm"}) {
+    SCOPED_TRACE(ext);
+    std::vector<uchar> bytes;
+    const cv::Mat source =
+        std::string(ext) == ".pgm" ? cv::Mat(37, 53, CV_8UC1, cv::Scalar(20)) : image;
+    ASSERT_TRUE(cv::imencode(ext, source, bytes));
+    absl::StatusOr<DeclaredSize> size = ReadDeclaredSize(
+        std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    ASSERT_TRUE(size.ok()) << size.status();
+    EXPECT_EQ(size->width, 53);
+    EXPECT_EQ(size->height, 37);
+  }
+#endif
+}
+
+TEST(DeclaredSizeTest, ReadsHeadersWithoutDecodingAndRefusesWhatItCannotSize) {
+  const std::string bomb = test::DeclaringPng(100000, 100000);
+  EXPECT_LT(bomb.size(), 80u);
+  absl::StatusOr<DeclaredSize> size = ReadDeclaredSize(bomb);
+  ASSERT_TRUE(size.ok()) << size.status();
+  EXPECT_EQ(size->width, 100000);
+  EXPECT_EQ(size->height, 100000);
+
+  absl::StatusOr<DeclaredSize> pam = ReadDeclaredSize(
+      "P7\nWIDTH 640\nHEIGHT 480\nDEPTH 1\n"
+      "MAXVAL 255\nTUPLTYPE GRAYSCALE\nENDHDR\n");
+  ASSERT_TRUE(pam.ok()) << pam.status();
+  EXPECT_EQ(pam->width, 640);
+  EXPECT_EQ(pam->height, 480);
+  absl::StatusOr<DeclaredSize> pgm = ReadDeclaredSize("P5 # a comment\n 7 9\n255\n");
+  ASSERT_TRUE(pgm.ok()) << pgm.status();
+  EXPECT_EQ(pgm->width, 7);
+  EXPECT_EQ(pgm->height, 9);
+
+  for (const std::string& bad :
+       {std::string(), std::string("not an image"), std::string("GIF89a\x01\0\x01\0", 10),
+        std::string("P5\n0 9\n255\n"), std::string("II*\0\x08\0\0\0\0\0", 10),
+        bomb.substr(0, 30)}) {
+    SCOPED_TRACE(bad);
+    absl::StatusOr<DeclaredSize> refused = ReadDeclaredSize(bad);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_FALSE(refused.status().message().empty());
+  }
+  EXPECT_NE(ReadDeclaredSize(std::string("GIF89a\x01\0\x01\0", 10)).status().message().find("GIF"),
+            absl::string_view::npos);
+}
+
+TEST_F(ReadersTest, ImageFolderSkipsBombsOversizedAndBrokenImagesAndGoesOn) {
+  REQUIRE_REAL_FACES();
+#ifdef FER_WITH_OPENCV
+  const fs::path root = dir_ / "tree";
+  const std::vector<fs::path> happy = CopyFaces("happy", 0, 4, root / "happy");
+  WriteText(root / "happy" / "bomb.png", test::DeclaringPng(100000, 100000));
+  // Decodable, but larger than the limit set below.
+  ASSERT_TRUE(cv::imwrite((root / "happy" / "large.png").string(),
+                          cv::Mat(200, 300, CV_8UC1, cv::Scalar(128))));
+  // A real JPEG cut in half.
+  const std::string jpeg = [&] {
+    std::ifstream in(happy[0], std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }();
+  WriteText(root / "happy" / "truncated.jpg", jpeg.substr(0, jpeg.size() / 2));
+  WriteText(root / "happy" / "empty.png", "");
+
+  ReaderOptions options;
+  options.max_pixels = 100 * 100;
+  options.threads = 3;
+  absl::StatusOr<ReadResult> read = ReadImageFolder(root.string(), options);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->data.size(), 4u);
+  EXPECT_EQ(read->data.face_size(), 48);  // chosen from a header that passed the limit
+  EXPECT_EQ(read->report.found[4], 8u);
+  EXPECT_EQ(read->report.oversized, 2u);
+  EXPECT_EQ(read->report.undecodable, 2u);
+  const std::string summary = read->report.Summary();
+  EXPECT_NE(summary.find("over the pixel limit: 2"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("100000 x 100000"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("undecodable images: 2"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("truncated.jpg"), std::string::npos) << summary;
+
+  // The faces that were packed are the real ones, in order.
+  for (size_t i = 0; i < happy.size(); ++i) {
+    EXPECT_TRUE(SameFace(read->data, i, DecodeGrey(happy[i]))) << happy[i];
+  }
+  // With the default limit only the bomb is too large.
+  absl::StatusOr<ReadResult> defaults = ReadImageFolder(root.string(), ReaderOptions());
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->data.size(), 5u);
+  EXPECT_EQ(defaults->report.oversized, 1u);
+  ReaderOptions zero;
+  zero.max_pixels = 0;
+  EXPECT_EQ(ReadImageFolder(root.string(), zero).status().code(),
+            absl::StatusCode::kInvalidArgument);
+#endif
+}
+
+TEST_F(ReadersTest, ImageFolderReadsEveryFolderOnceThroughSymbolicLinks) {
+  REQUIRE_REAL_FACES();
+  const fs::path root = dir_ / "tree";
+  CopyFaces("sad", 0, 3, root / "sad" / "part1");
+  CopyFaces("fear", 0, 2, root / "fear");
+  fs::create_directory_symlink("..", root / "sad" / "part1" / "loop");  // back to sad/
+  fs::create_directory_symlink(root / "sad", root / "sadness");  // a second name, same folder
+  fs::create_directory_symlink(root / "fear", root / "sad" / "fear_link");  // fear, inside sad
+  fs::create_directory_symlink(dir_ / "absent", root / "sad" / "dangling");
+
+  absl::StatusOr<ReadResult> read = ReadImageFolder(root.string(), ReaderOptions());
+  ASSERT_TRUE(read.ok()) << read.status();
+  // fear/ is read first (sorted), so its link inside sad/ adds nothing; the
+  // loop back to sad/ and the second name sadness/ are not entered again.
+  EXPECT_EQ(read->data.ClassCounts(), (std::vector<size_t>{0, 0, 0, 2, 0, 3, 0}));
+  EXPECT_EQ(read->report.repeated_folders, 3u);
+  EXPECT_NE(read->report.Summary().find("already read"), std::string::npos);
+}
+
+TEST_F(ReadersTest, ImageFolderReadsColourInRgbOrder) {
+#ifndef FER_WITH_OPENCV
+  GTEST_SKIP() << "fer-model was built without OpenCV: image readers are unavailable";
+#else
+  const fs::path root = dir_ / "tree";
+  fs::create_directories(root / "anger");
+  cv::Mat image(16, 16, CV_8UC3, cv::Scalar(255, 0, 0));      // BGR: blue ...
+  image(cv::Rect(0, 0, 8, 16)).setTo(cv::Scalar(0, 0, 255));  // ... red on the left half
+  ASSERT_TRUE(cv::imwrite((root / "anger" / "a.png").string(), image));
+  ReaderOptions rgb;
+  rgb.channels = 3;
+  absl::StatusOr<ReadResult> read = ReadImageFolder(root.string(), rgb);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->data.size(), 1u);
+  const uint8_t* face = read->data.face(0);
+  EXPECT_EQ(std::vector<int>(face, face + 3), (std::vector<int>{255, 0, 0}));  // red
+  const uint8_t* right = face + 3 * 15;
+  EXPECT_EQ(std::vector<int>(right, right + 3), (std::vector<int>{0, 0, 255}));  // blue
 #endif
 }
 

@@ -20,6 +20,8 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <regex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +61,7 @@ using test_util::RunToCompletion;
 using test_util::ServerProcess;
 using test_util::TempDir;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr absl::Duration kScrapeTimeout = absl::Seconds(120);
 
@@ -210,6 +213,46 @@ TEST(FerServerTest, HelpfullListsEveryFlagTheDeployFilesPass) {
                            "--stream_window", "--warmup"}) {
     EXPECT_THAT(help, HasSubstr(more));
   }
+}
+
+// --help lists every flag fer-server defines (the same set as --helpfull's
+// server section), under a file name relative to the project; --version names
+// the project's version and LibTorch's, not Abseil's build mode.
+TEST(FerServerTest, HelpListsEveryServerFlagAndVersionNamesTheProject) {
+  std::string help, full, version;
+  RunToCompletion({FER_SERVER_BIN, "--help"}, &help);
+  RunToCompletion({FER_SERVER_BIN, "--helpfull"}, &full);
+  EXPECT_THAT(help, Not(HasSubstr("No flags matched")));
+  EXPECT_THAT(help, HasSubstr("  Flags from server/server_main.cc:\n"));
+  const std::regex flag_line(R"(\n    --([a-z0-9_]+) \()");
+  auto flags_of = [&](const std::string& text) {
+    std::set<std::string> names;
+    for (std::sregex_iterator it(text.begin(), text.end(), flag_line), end; it != end; ++it) {
+      names.insert((*it)[1]);
+    }
+    return names;
+  };
+  const std::set<std::string> listed = flags_of(help);
+  EXPECT_GT(listed.size(), 20u) << help;
+  for (const char* flag : {"address", "metrics_address", "model", "preprocess_threads", "warmup"}) {
+    EXPECT_TRUE(listed.count(flag)) << flag;
+  }
+  for (const std::string& flag : flags_of(full)) {
+    if (flag == "flagfile" || flag == "fromenv" || flag == "tryfromenv" || flag == "undefok") {
+      continue;  // Abseil's own, listed by --helpfull only
+    }
+    EXPECT_TRUE(listed.count(flag)) << flag;
+  }
+  EXPECT_THAT(full, Not(HasSubstr(FER_SOURCE_DIR)));
+  EXPECT_THAT(full, Not(HasSubstr("Flags from /")));
+  EXPECT_THAT(full, Not(HasSubstr("Flags from ..")));
+
+  EXPECT_EQ(RunToCompletion({FER_SERVER_BIN, "--version"}, &version), 0);
+  EXPECT_TRUE(std::regex_match(
+      version,
+      std::regex(
+          R"(fer-server [0-9]+\.[0-9]+\.[0-9]+ \(LibTorch [0-9]+\.[0-9]+\.[0-9]+[^)]*\)\n)")))
+      << version;
 }
 
 // ---------------------------------------------------------------- serving
