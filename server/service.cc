@@ -439,6 +439,10 @@ ExpressionService::ExpressionService(const ServiceOptions& options, Engine* engi
       num_classes_(engine->num_classes()),
       face_bytes_(engine->face_bytes()) {}
 
+int DefaultMaxBatchSize(absl::string_view device) {
+  return absl::StartsWith(device, "cuda") ? kGpuMaxBatchSize : kCpuMaxBatchSize;
+}
+
 absl::Status ExpressionService::ValidateOptions(const ServiceOptions& options) {
   PreprocessOptions limits = options.preprocess;
   limits.input_size = PreprocessOptions().input_size;  // the model's, checked by Create

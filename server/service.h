@@ -77,6 +77,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fer/v1/expression.grpc.pb.h"
 #include "model/engine.h"
@@ -113,6 +114,14 @@ using ExpressionServiceBase = fer::v1::ExpressionClassifier::WithRawCallbackMeth
     fer::v1::ExpressionClassifier::WithRawCallbackMethod_ClassifyStream<
         fer::v1::ExpressionClassifier::WithCallbackMethod_GetModelInfo<
             fer::v1::ExpressionClassifier::Service>>>;
+
+// The batch size a server uses unless told otherwise: small on a CPU, where a
+// batch's time grows with its size (so large batches only add latency and
+// make short deadlines unmeetable), larger on a GPU, where it barely does.
+inline constexpr int kCpuMaxBatchSize = 8;
+inline constexpr int kGpuMaxBatchSize = 32;
+// kGpuMaxBatchSize for "cuda" and "cuda:N", kCpuMaxBatchSize otherwise.
+int DefaultMaxBatchSize(absl::string_view device);
 
 class ExpressionService final : public ExpressionServiceBase {
  public:
