@@ -8,7 +8,15 @@
 // refuses a batch as INVALID_ARGUMENT (one bad file spoils the call), its
 // faces are sent again one by one, so that every good file is still classified
 // and every bad one is named with the server's reason.
+//
+// Output: each call's lines are printed and flushed as soon as it is
+// answered, in the order the files were given, so a long run shows its first
+// results at once, also through a pipe. A run of more than one call shows its
+// progress on stderr (see RunProgress).
+#include <unistd.h>
+
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +27,7 @@
 #include "client/connection.h"
 #include "client/image_files.h"
 #include "client/output_format.h"
+#include "model/progress.h"
 
 ABSL_FLAG(int, batch, 32, "classify: faces per request (capped by the server's limit)");
 
@@ -33,15 +42,56 @@ constexpr char kUsage[] =
 // clear of it, leaving room for the message framing.
 constexpr size_t kMaxRequestBytes = (size_t{4} << 20) - (size_t{64} << 10);
 
+// How far a run has got, on stderr: files done of all files, and the failed
+// ones. On a terminal the line is redrawn in place and wiped before anything
+// else is printed to that terminal, so results and error lines never run into
+// it; elsewhere (a log) it is fer::ProgressBar's line mode, at most eleven
+// lines. Disabled, it prints nothing.
+class RunProgress {
+ public:
+  RunProgress(size_t total_files, bool enabled)
+      : redraw_(isatty(fileno(stderr)) != 0), stdout_on_terminal_(isatty(fileno(stdout)) != 0) {
+    if (enabled)
+      bar_ = std::make_unique<fer::ProgressBar>("classify", total_files, stderr, redraw_);
+  }
+
+  // Call before writing to stdout (to_stdout) or to stderr.
+  void MakeRoom(bool to_stdout) {
+    if (bar_ == nullptr || !redraw_ || (to_stdout && !stdout_on_terminal_)) return;
+    std::fputs("\r\033[K", stderr);  // back to the line start, erase to its end
+  }
+
+  void Update(size_t done, int failed) {
+    if (bar_ != nullptr) bar_->Update(done, Suffix(failed));
+  }
+
+  void Finish(int failed) {
+    if (bar_ != nullptr) bar_->Finish(Suffix(failed));
+  }
+
+  // Ends the line where the run stopped, for a fatal error to follow.
+  void Abandon() { bar_.reset(); }
+
+ private:
+  static std::string Suffix(int failed) {
+    return failed > 0 ? absl::StrCat(failed, " failed") : std::string();
+  }
+
+  const bool redraw_;
+  const bool stdout_on_terminal_;
+  std::unique_ptr<fer::ProgressBar> bar_;
+};
+
 class Classifier {
  public:
   Classifier(const Connection& connection, std::vector<std::string> labels, OutputFormat format,
-             bool ten_crop)
+             bool ten_crop, RunProgress* progress)
       : connection_(connection),
         stub_(fer::v1::ExpressionClassifier::NewStub(connection.channel())),
         labels_(std::move(labels)),
         format_(format),
-        ten_crop_(ten_crop) {}
+        ten_crop_(ten_crop),
+        progress_(progress) {}
 
   // Queues one file's bytes; sends the batch first when the file would not fit.
   absl::Status Add(const std::string& path, std::string bytes, size_t max_faces) {
@@ -75,12 +125,16 @@ class Classifier {
     paths_.clear();
     request_.Clear();
     request_bytes_ = 0;
+    progress_->Update(done_files_, failed_files_);
     return result;
   }
 
+  // Names a file that cannot be classified; it counts as done.
   void ReportBadFile(const std::string& path, const std::string& reason) {
+    progress_->MakeRoom(false);
     std::fprintf(stderr, "fer-client classify: %s: %s\n", path.c_str(), reason.c_str());
     ++failed_files_;
+    ++done_files_;
   }
 
   int failed_files() const { return failed_files_; }
@@ -98,11 +152,13 @@ class Classifier {
       return absl::InternalError(absl::StrCat("Classify answered ", response.predictions_size(),
                                               " predictions for ", paths.size(), " faces"));
     }
+    progress_->MakeRoom(true);
     for (size_t i = 0; i < paths.size(); ++i) {
       const Scores scores = ScoresFromPrediction(response.predictions(static_cast<int>(i)));
       std::fputs(ClassifyLine(format_, labels_, paths[i], scores).c_str(), stdout);
     }
-    std::fflush(stdout);
+    std::fflush(stdout);  // this call's lines now, not when the buffer fills
+    done_files_ += paths.size();
     return absl::OkStatus();
   }
 
@@ -130,12 +186,39 @@ class Classifier {
   const std::vector<std::string> labels_;
   const OutputFormat format_;
   const bool ten_crop_;
+  RunProgress* const progress_;
 
   fer::v1::ClassifyRequest request_;  // the batch being filled
   std::vector<std::string> paths_;    // its files, in request order
   size_t request_bytes_ = 0;
   int failed_files_ = 0;
+  size_t done_files_ = 0;  // printed or failed
 };
+
+// Sends every file, in order, and the last partial batch. A file that cannot
+// be read or is over the server's byte limit is named and counted; the error
+// returned is fatal for the run.
+absl::Status SendAll(const std::vector<std::string>& files, const fer::v1::ModelInfo& info,
+                     size_t max_faces, Classifier* classifier) {
+  for (const std::string& path : files) {
+    absl::StatusOr<std::string> bytes = ReadFileBytes(path);
+    if (!bytes.ok()) {
+      classifier->ReportBadFile(path, "cannot read file");
+      continue;
+    }
+    // Refused here rather than by the server: it would spoil the whole batch.
+    if (info.max_image_bytes() > 0 && bytes->size() > info.max_image_bytes()) {
+      classifier->ReportBadFile(path,
+                                absl::StrCat(bytes->size(), " bytes, over the server's limit of ",
+                                             info.max_image_bytes()));
+      continue;
+    }
+    if (absl::Status status = classifier->Add(path, *std::move(bytes), max_faces); !status.ok()) {
+      return status;
+    }
+  }
+  return classifier->Flush();
+}
 
 }  // namespace
 
@@ -162,25 +245,15 @@ int RunClassify(int argc, char** argv) {
   }
   std::vector<std::string> labels(info->labels().begin(), info->labels().end());
   std::fputs(ClassifyHeader(*format, labels).c_str(), stdout);
-  Classifier classifier(*connection, std::move(labels), *format, absl::GetFlag(FLAGS_ten_crop));
-  for (const std::string& path : *files) {
-    absl::StatusOr<std::string> bytes = ReadFileBytes(path);
-    if (!bytes.ok()) {
-      classifier.ReportBadFile(path, "cannot read file");
-      continue;
-    }
-    // Refused here rather than by the server: it would spoil the whole batch.
-    if (info->max_image_bytes() > 0 && bytes->size() > info->max_image_bytes()) {
-      classifier.ReportBadFile(path,
-                               absl::StrCat(bytes->size(), " bytes, over the server's limit of ",
-                                            info->max_image_bytes()));
-      continue;
-    }
-    if (absl::Status status = classifier.Add(path, *std::move(bytes), max_faces); !status.ok()) {
-      return Fail("classify", status);
-    }
+  // One call's wait shows nothing worth a progress line; more calls do.
+  RunProgress progress(files->size(), files->size() > max_faces);
+  Classifier classifier(*connection, std::move(labels), *format, absl::GetFlag(FLAGS_ten_crop),
+                        &progress);
+  if (absl::Status status = SendAll(*files, *info, max_faces, &classifier); !status.ok()) {
+    progress.Abandon();
+    return Fail("classify", status);
   }
-  if (absl::Status status = classifier.Flush(); !status.ok()) return Fail("classify", status);
+  progress.Finish(classifier.failed_files());
   if (classifier.failed_files() > 0) {
     return Fail("classify", absl::InvalidArgumentError(
                                 absl::StrCat(classifier.failed_files(), " of ", files->size(),

@@ -37,6 +37,7 @@
 #include "client/connection.h"
 #include "client/face_detector.h"
 #include "client/face_tracker.h"
+#include "client/frame_timestamp.h"
 #include "client/latency_stats.h"
 #include "client/output_format.h"
 #include "client/video_annotator.h"
@@ -167,6 +168,7 @@ class ResultSink {
     }
     std::fputs(StreamLines(settings_.format, settings_.labels, out, settings_.smoothing).c_str(),
                stdout);
+    std::fflush(stdout);  // each frame's lines as it is answered, also into a pipe
     if (annotator_ != nullptr) annotator_->Write(frame.image, out.faces);
     ++answered_;
     return absl::OkStatus();
@@ -403,17 +405,21 @@ int RunStream(int argc, char** argv) {
   {
     FrameStream stream(*connection, settings, &sink, progress.get());
     const auto start = std::chrono::steady_clock::now();
+    const double fps = capture.get(cv::CAP_PROP_FPS);
+    double previous_ms = 0;
     cv::Mat image;
     for (uint64_t index = 0; max_frames == 0 || static_cast<int64_t>(index) < max_frames; ++index) {
       if (g_interrupted.load() || !capture.read(image) || image.empty()) break;
       PendingFrame pending;
       pending.index = index;
-      // Files: the container's clock; cameras: time since the first frame.
+      // Files: the container's clock where it has one (still images have
+      // none), else the frame index; cameras: time since the first frame.
       pending.timestamp_ms =
           camera
               ? std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                     .count()
-              : capture.get(cv::CAP_PROP_POS_MSEC);
+              : FrameTimestampMs(capture.get(cv::CAP_PROP_POS_MSEC), index, fps, previous_ms);
+      previous_ms = pending.timestamp_ms;
       pending.boxes = detector != nullptr ? detector->Detect(image)
                                           : std::vector<FaceBox>{{0, 0, image.cols, image.rows}};
       fer::v1::ClassifyFrame message;

@@ -22,8 +22,10 @@ build_pkgs=(
 # Only the tests and fuzzers need these.
 test_pkgs=(
   libgtest-dev libgmock-dev
-  # Tests: real Prometheus server and promtool, python client example, YAML lint, TLS certs.
-  prometheus python3 python3-grpcio python3-protobuf python3-torch yamllint openssl curl
+  # Tests: real Prometheus server and promtool, python client example (and its
+  # stubs through grpc_tools), YAML lint, TLS certs.
+  prometheus python3 python3-grpcio python3-protobuf python3-grpc-tools python3-torch yamllint
+  openssl curl
   # Fuzzing (make fuzz): clang with libFuzzer and the sanitizer runtimes.
   clang libclang-rt-14-dev
 )

@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
 #include "model/user_file.h"
 #include "server/certificate_validity.h"
 
@@ -176,6 +177,9 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const ServerOptions
   // Process-wide switches; they must be set before the builder is made.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // gRPC's default health service has no protobuf descriptors; this use links
+  // fer_health_proto's, so reflection can describe grpc.health.v1.Health.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.address, *credentials, &server->port_);
   if (options.max_connection_age > absl::ZeroDuration()) {

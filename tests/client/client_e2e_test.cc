@@ -16,7 +16,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <map>
+#include <memory>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -26,12 +28,25 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "tests/client/json_test_util.h"
 #include "tests/client/subprocess.h"
 #include "tests/server/test_images.h"
+
+#ifdef FER_TEST_REFLECTION
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/descriptor_database.h>
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#endif
 
 namespace fer::client {
 namespace {
@@ -370,6 +385,55 @@ TEST_F(ClientE2eTest, ClassifyWithTenCrop) {
   ExpectProbabilities(SplitCsv(rows[1]), 3);
 }
 
+// stdout and stderr into one file show what was written when: each progress
+// line (one per tenth of the files, the run being more than one call) comes
+// after exactly the result lines of the files it counts, so results are
+// printed as each call is answered, not at the end, and the lines are the
+// usual ones.
+TEST_F(ClientE2eTest, ClassifyOfAFolderPrintsResultsAsEachCallIsAnswered) {
+  const std::vector<std::string> faces = Faces(2);  // 14 faces
+  SKIP_WITHOUT_FACES(faces);
+  const std::string dir = TempDir("streamed");
+  std::vector<std::string> expected_files;
+  for (size_t i = 0; i < faces.size(); ++i) {
+    expected_files.push_back(dir + "/face" + std::to_string(10 + i) + ".jpg");  // sorted as listed
+    fs::copy_file(faces[i], expected_files.back(), fs::copy_options::overwrite_existing);
+  }
+  const std::string merged = scratch_ + "/streamed.out";
+  const pid_t pid =
+      test::Spawn({FER_CLIENT_BINARY, "classify", "--csv", "--batch=2", "--target=" + target_, dir},
+                  merged, merged);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(test::WaitFor(pid, std::chrono::seconds(300)), 0) << test::ReadText(merged);
+
+  const std::vector<std::string> lines = Lines(test::ReadText(merged));
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0],
+            "file,label,confidence,neutral,anger,disgust,fear,happiness,sadness,surprise");
+  size_t results = 0;
+  std::vector<size_t> counted;  // the done count of each progress line
+  for (size_t i = 1; i < lines.size(); ++i) {
+    if (lines[i].rfind("classify [", 0) == 0) {
+      const size_t slash = lines[i].find("/" + std::to_string(faces.size()) + " ");
+      ASSERT_NE(slash, std::string::npos) << lines[i];
+      const size_t start = lines[i].rfind(' ', slash) + 1;
+      counted.push_back(std::stoul(lines[i].substr(start, slash - start)));
+      EXPECT_EQ(counted.back(), results)
+          << "progress line after " << results << " results: " << lines[i];
+      continue;
+    }
+    const std::vector<std::string> fields = SplitCsv(lines[i]);
+    ASSERT_EQ(fields.size(), 3u + kNumLabels) << lines[i];
+    ASSERT_LT(results, expected_files.size());
+    EXPECT_EQ(fields[0], expected_files[results]);
+    ExpectProbabilities(fields, 3);
+    ++results;
+  }
+  EXPECT_EQ(results, faces.size());
+  // 7 calls of 2: a line at each tenth crossed (2, 4, 6, 8, 10, 12) and the total.
+  EXPECT_EQ(counted, (std::vector<size_t>{2, 4, 6, 8, 10, 12, 14}));
+}
+
 // ---- stream
 
 TEST_F(ClientE2eTest, StreamAnswersEveryFrameInOrder) {
@@ -636,6 +700,191 @@ TEST_F(ClientE2eTest, BenchEndsSoonAfterItsDurationWhenTheServerHangs) {
   EXPECT_EQ(test::Number(report, "unfinished"), 4) << test::ReadText(out);
 }
 
+// ---- server reflection: what grpcurl sees (docs/client.md, "grpcurl")
+//
+// grpcurl itself is not a Debian package; these do what its list, describe
+// and JSON calls do: ask the reflection service (v1alpha, the version this
+// gRPC serves), build a descriptor pool from the files it answers, and call
+// methods with messages made from JSON through that pool alone. The test links
+// neither fer.v1's nor grpc.health.v1's generated code, so everything it knows
+// of them came from the server.
+#ifdef FER_TEST_REFLECTION
+
+namespace reflection = grpc::reflection::v1alpha;
+
+// One request on a ServerReflectionInfo stream; its answer, or a failure.
+::testing::AssertionResult Reflect(const std::string& target,
+                                   const reflection::ServerReflectionRequest& request,
+                                   reflection::ServerReflectionResponse* response) {
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto stub = reflection::ServerReflection::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub->ServerReflectionInfo(&context);
+  const bool exchanged = stream->Write(request) && stream->Read(response);
+  stream->WritesDone();
+  const grpc::Status status = stream->Finish();
+  if (!exchanged || !status.ok()) {
+    return ::testing::AssertionFailure() << "reflection call failed: " << status.error_message();
+  }
+  if (response->has_error_response()) {
+    return ::testing::AssertionFailure()
+           << "reflection error " << response->error_response().error_code() << ": "
+           << response->error_response().error_message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Adds the files answered for file_containing_symbol=symbol to database.
+::testing::AssertionResult AddFileOfSymbol(const std::string& target, const std::string& symbol,
+                                           google::protobuf::SimpleDescriptorDatabase* database) {
+  reflection::ServerReflectionRequest request;
+  request.set_file_containing_symbol(symbol);
+  reflection::ServerReflectionResponse response;
+  if (::testing::AssertionResult ok = Reflect(target, request, &response); !ok) return ok;
+  if (response.file_descriptor_response().file_descriptor_proto_size() == 0) {
+    return ::testing::AssertionFailure() << "no file for " << symbol;
+  }
+  for (const std::string& bytes : response.file_descriptor_response().file_descriptor_proto()) {
+    google::protobuf::FileDescriptorProto file;
+    if (!file.ParseFromString(bytes)) return ::testing::AssertionFailure() << "unparsable file";
+    google::protobuf::FileDescriptorProto known;
+    if (!database->FindFileByName(file.name(), &known)) database->Add(file);
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A unary call by name with a JSON request, answered as JSON, using only the
+// descriptors in pool: what `grpcurl -d JSON TARGET SERVICE/METHOD` does.
+grpc::Status CallWithJson(const std::string& target, const google::protobuf::DescriptorPool& pool,
+                          const std::string& full_method, const std::string& json_request,
+                          std::string* json_response) {
+  const size_t slash = full_method.find('/');
+  const google::protobuf::ServiceDescriptor* service =
+      pool.FindServiceByName(full_method.substr(0, slash));
+  const google::protobuf::MethodDescriptor* method =
+      service == nullptr ? nullptr : service->FindMethodByName(full_method.substr(slash + 1));
+  if (method == nullptr) return grpc::Status(grpc::StatusCode::NOT_FOUND, full_method);
+  google::protobuf::DynamicMessageFactory factory(&pool);
+  std::unique_ptr<google::protobuf::Message> request(
+      factory.GetPrototype(method->input_type())->New());
+  std::unique_ptr<google::protobuf::Message> response(
+      factory.GetPrototype(method->output_type())->New());
+  if (!google::protobuf::util::JsonStringToMessage(json_request, request.get()).ok()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad JSON request");
+  }
+  const std::string bytes = request->SerializeAsString();
+  grpc::Slice slice(bytes);
+  const grpc::ByteBuffer request_buffer(&slice, 1);
+  grpc::ByteBuffer response_buffer;
+  grpc::GenericStub stub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/" + full_method, grpc::StubOptions(), &request_buffer,
+                 &response_buffer, [&done](grpc::Status status) { done.set_value(status); });
+  const grpc::Status status = done.get_future().get();
+  if (!status.ok()) return status;
+  std::vector<grpc::Slice> slices;
+  if (!response_buffer.Dump(&slices).ok()) return grpc::Status(grpc::StatusCode::INTERNAL, "dump");
+  std::string answer;
+  for (const grpc::Slice& s : slices)
+    answer.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  if (!response->ParseFromString(answer)) return grpc::Status(grpc::StatusCode::INTERNAL, "parse");
+  google::protobuf::util::MessageToJsonString(*response, json_response);
+  return grpc::Status::OK;
+}
+
+// grpcurl -plaintext TARGET list
+TEST_F(ClientE2eTest, ReflectionListsTheClassifierAndHealthServices) {
+  reflection::ServerReflectionRequest request;
+  request.set_list_services("");
+  reflection::ServerReflectionResponse response;
+  ASSERT_TRUE(Reflect(target_, request, &response));
+  std::vector<std::string> names;
+  for (const auto& service : response.list_services_response().service()) {
+    names.push_back(service.name());
+  }
+  EXPECT_THAT(names,
+              ::testing::IsSupersetOf({"fer.v1.ExpressionClassifier", "grpc.health.v1.Health"}));
+}
+
+// grpcurl -plaintext TARGET describe SERVICE: both files resolve, completely
+// enough to build a pool that knows every method and message type.
+TEST_F(ClientE2eTest, ReflectionDescribesTheClassifierAndHealthServices) {
+  google::protobuf::SimpleDescriptorDatabase database;
+  ASSERT_TRUE(AddFileOfSymbol(target_, "fer.v1.ExpressionClassifier", &database));
+  ASSERT_TRUE(AddFileOfSymbol(target_, "grpc.health.v1.Health", &database));
+  ASSERT_TRUE(AddFileOfSymbol(target_, "grpc.health.v1.HealthCheckResponse", &database));
+  const google::protobuf::DescriptorPool pool(&database);
+
+  const google::protobuf::ServiceDescriptor* health =
+      pool.FindServiceByName("grpc.health.v1.Health");
+  ASSERT_NE(health, nullptr);
+  EXPECT_EQ(health->file()->name(), "grpc/health/v1/health.proto");
+  const google::protobuf::MethodDescriptor* check = health->FindMethodByName("Check");
+  ASSERT_NE(check, nullptr);
+  EXPECT_EQ(check->input_type()->full_name(), "grpc.health.v1.HealthCheckRequest");
+  EXPECT_NE(check->output_type()->FindFieldByName("status"), nullptr);
+  const google::protobuf::MethodDescriptor* watch = health->FindMethodByName("Watch");
+  ASSERT_NE(watch, nullptr);
+  EXPECT_TRUE(watch->server_streaming());
+
+  const google::protobuf::ServiceDescriptor* classifier =
+      pool.FindServiceByName("fer.v1.ExpressionClassifier");
+  ASSERT_NE(classifier, nullptr);
+  EXPECT_EQ(classifier->file()->name(), "fer/v1/expression.proto");
+  for (const char* name : {"Classify", "ClassifyStream", "GetModelInfo"}) {
+    EXPECT_NE(classifier->FindMethodByName(name), nullptr) << name;
+  }
+  const google::protobuf::Descriptor* image = pool.FindMessageTypeByName("fer.v1.Image");
+  ASSERT_NE(image, nullptr);
+  EXPECT_NE(image->FindFieldByName("encoded"), nullptr);
+
+  // An unknown symbol is still refused, as NOT_FOUND.
+  reflection::ServerReflectionRequest unknown;
+  unknown.set_file_containing_symbol("no.such.Service");
+  reflection::ServerReflectionResponse response;
+  EXPECT_FALSE(Reflect(target_, unknown, &response));
+  EXPECT_EQ(response.error_response().error_code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+}
+
+// grpcurl -plaintext -d '{"faces":[{"encoded":"<base64>"}]}' TARGET
+//   fer.v1.ExpressionClassifier/Classify, and -d '{"service":""}' ... Health/Check.
+TEST_F(ClientE2eTest, ReflectionAloneIsEnoughToCallClassifyAndHealthWithJson) {
+  google::protobuf::SimpleDescriptorDatabase database;
+  ASSERT_TRUE(AddFileOfSymbol(target_, "fer.v1.ExpressionClassifier", &database));
+  ASSERT_TRUE(AddFileOfSymbol(target_, "grpc.health.v1.Health", &database));
+  const google::protobuf::DescriptorPool pool(&database);
+
+  std::string health;
+  const grpc::Status checked =
+      CallWithJson(target_, pool, "grpc.health.v1.Health/Check", R"({"service":""})", &health);
+  ASSERT_TRUE(checked.ok()) << checked.error_message();
+  EXPECT_EQ(health, R"({"status":"SERVING"})");
+
+  cv::Mat face(48, 48, CV_8UC3);
+  cv::randu(face, cv::Scalar::all(0), cv::Scalar::all(255));
+  std::vector<uchar> png;
+  ASSERT_TRUE(cv::imencode(".png", face, png));
+  const std::string base64 = absl::Base64Escape(std::string(png.begin(), png.end()));
+  std::string answer;
+  const grpc::Status classified =
+      CallWithJson(target_, pool, "fer.v1.ExpressionClassifier/Classify",
+                   R"({"faces":[{"encoded":")" + base64 + R"("}]})", &answer);
+  ASSERT_TRUE(classified.ok()) << classified.error_message();
+  google::protobuf::Struct object;
+  std::string error;
+  ASSERT_TRUE(test::ParseJsonObject(answer, &object, &error)) << error << answer;
+  const auto& predictions = object.fields().at("predictions").list_value().values();
+  ASSERT_EQ(predictions.size(), 1) << answer;
+  const auto& prediction = predictions[0].struct_value();
+  EXPECT_EQ(prediction.fields().at("probabilities").list_value().values_size(), kNumLabels);
+  EXPECT_FALSE(test::String(prediction, "topLabelName").empty()) << answer;
+}
+
+#endif  // FER_TEST_REFLECTION
+
 // ---- the examples of docs/client.md
 
 TEST_F(ClientE2eTest, CppExampleClassifiesFaces) {
@@ -649,21 +898,35 @@ TEST_F(ClientE2eTest, CppExampleClassifiesFaces) {
   EXPECT_THAT(lines[1], StartsWith(faces[1] + " "));
 }
 
-TEST_F(ClientE2eTest, PythonExampleClassifiesFaces) {
-  const std::vector<std::string> faces = Faces(1);
+// python_example.sh with the stub generator `stubs` (FER_STUBS), on three faces.
+void ExpectPythonExampleClassifies(const std::string& stubs, const std::string& scratch,
+                                   const std::string& target) {
+  const std::vector<std::string> faces = test_images::FacePaths(1);
   SKIP_WITHOUT_FACES(faces);
   const RunResult result =
       test::Run({"bash", std::string(FER_SOURCE_DIR) + "/tests/client/python_example.sh",
-                 FER_SOURCE_DIR, target_, faces[0], faces[1], faces[2]},
-                scratch_);
+                 FER_SOURCE_DIR, target, faces[0], faces[1], faces[2]},
+                scratch, std::chrono::seconds(300), {"FER_STUBS=" + stubs});
   if (result.exit_code == 77) GTEST_SKIP() << result.out;
   ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  EXPECT_THAT(result.err, HasSubstr("stubs: " + stubs + ","));
   const std::vector<std::string> lines = Lines(result.out);
   ASSERT_EQ(lines.size(), 3u) << result.out;
   for (size_t i = 0; i < lines.size(); ++i) {
     EXPECT_THAT(lines[i],
                 AllOf(StartsWith(faces[i] + "  "), HasSubstr("neutral="), HasSubstr("surprise=")));
   }
+}
+
+// Debian's protoc and grpc_python_plugin (protobuf-compiler-grpc).
+TEST_F(ClientE2eTest, PythonExampleWithProtocStubsClassifiesFaces) {
+  ExpectPythonExampleClassifies("protoc", scratch_, target_);
+}
+
+// python3 -m grpc_tools.protoc: Debian's python3-grpc-tools for /usr/bin/python3
+// (or pip's grpcio-tools for the python3 on PATH).
+TEST_F(ClientE2eTest, PythonExampleWithGrpcToolsStubsClassifiesFaces) {
+  ExpectPythonExampleClassifies("grpc_tools", scratch_, target_);
 }
 
 }  // namespace

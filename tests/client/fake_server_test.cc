@@ -15,9 +15,11 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 #include <string>
 #include <thread>
@@ -61,6 +63,9 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
   int hang_after = -1;       // Classify calls after the first N wait until cancelled
   StreamMode stream_mode = StreamMode::kAnswer;
   std::chrono::milliseconds answer_delay{0};
+  // Runs before a Classify call that will succeed is answered, with the
+  // call's 0-based attempt number.
+  std::function<void(int)> before_answer;
 
   // Observations.
   std::vector<int> faces_per_call() {
@@ -97,6 +102,7 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
       std::lock_guard<std::mutex> lock(mu_);
       faces_per_call_.push_back(request->faces_size());
     }
+    if (before_answer) before_answer(attempt);
     for (int i = 0; i < request->faces_size(); ++i)
       *response->add_predictions() = FixedPrediction();
     return grpc::Status::OK;
@@ -276,6 +282,130 @@ TEST_F(FakeServerTest, ClassifyRefusesFilesOverTheServersByteLimitWithoutSending
   EXPECT_EQ(Lines(result.out).size(), 2u);
   EXPECT_THAT(result.err, HasSubstr(big + ": 200 bytes, over the server's limit of 100"));
   EXPECT_THAT(fake_.faces_per_call(), ElementsAre(2));
+}
+
+// The text line of FixedPrediction for path: the format of one classify line.
+std::string FixedTextLine(const std::string& path) {
+  return path +
+         "  happiness 0.4000  neutral=0.1000 anger=0.1000 disgust=0.1000 fear=0.1000 "
+         "happiness=0.4000 sadness=0.1000 surprise=0.1000";
+}
+
+// The last call is held until the client's stdout (a plain file, where stdio
+// buffers fully) shows the earlier calls' lines: a client that printed only at
+// the end would leave it empty, and the snapshot would say so.
+TEST_F(FakeServerTest, ClassifyPrintsEachCallsLinesBeforeTheLastCallIsAnswered) {
+  fake_.max_faces_per_request = 2;
+  const std::string out = dir_ + "/classify.out";
+  const std::string err = dir_ + "/classify.err";
+  std::string seen_during_last_call;
+  fake_.before_answer = [&](int attempt) {
+    if (attempt != 2) return;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (Lines(test::ReadText(out)).size() < 4 && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    seen_during_last_call = test::ReadText(out);
+  };
+  StartServer();
+  const std::vector<std::string> files = Files(6);
+  std::vector<std::string> args = {FER_CLIENT_BINARY, "classify", "--target=" + target_};
+  args.insert(args.end(), files.begin(), files.end());
+  const pid_t pid = test::Spawn(args, out, err);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(test::WaitFor(pid, std::chrono::seconds(60)), 0) << test::ReadText(err);
+  EXPECT_THAT(fake_.faces_per_call(), ElementsAre(2, 2, 2));
+
+  const std::vector<std::string> lines = Lines(test::ReadText(out));
+  ASSERT_EQ(lines.size(), 6u);
+  for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(lines[i], FixedTextLine(files[i]));
+  EXPECT_THAT(Lines(seen_during_last_call), ElementsAre(lines[0], lines[1], lines[2], lines[3]));
+}
+
+// Progress lines on stderr (not a terminal: fer::ProgressBar's line mode).
+std::vector<std::string> ProgressLines(const std::string& err) {
+  std::vector<std::string> progress;
+  for (const std::string& line : Lines(err)) {
+    if (line.rfind("classify [", 0) == 0) progress.push_back(line);
+  }
+  return progress;
+}
+
+TEST_F(FakeServerTest, ClassifyOfManyFilesShowsABoundedProgressOnStderr) {
+  fake_.max_faces_per_request = 1;
+  fake_.max_image_bytes = 100;
+  StartServer();
+  std::vector<std::string> args = {"classify"};
+  const std::vector<std::string> files = Files(60);
+  args.insert(args.end(), files.begin(), files.end());
+  const std::string big = dir_ + "/big.jpg";
+  std::ofstream(big) << std::string(200, 'x');
+  args.push_back(big);
+  const RunResult result = Client(args);
+  EXPECT_EQ(result.exit_code, 1);  // the big file
+  EXPECT_EQ(Lines(result.out).size(), 60u);
+  EXPECT_EQ(fake_.faces_per_call().size(), 60u);  // one call per file
+
+  const std::vector<std::string> progress = ProgressLines(result.err);
+  ASSERT_GE(progress.size(), 2u) << result.err;
+  EXPECT_LE(progress.size(), 11u) << result.err;  // a line per tenth, then the total
+  EXPECT_THAT(progress.back(), HasSubstr("100%  61/61"));
+  EXPECT_THAT(progress.back(), HasSubstr("1 failed"));
+  // Everything else on stderr: the big file, then the summary, in one line each.
+  EXPECT_EQ(Lines(result.err).size(), progress.size() + 2) << result.err;
+  EXPECT_THAT(result.err, HasSubstr(big + ": 200 bytes, over the server's limit of 100\n"));
+  EXPECT_THAT(Lines(result.err).back(), HasSubstr("1 of 61 files could not be classified"));
+}
+
+TEST_F(FakeServerTest, ClassifyInOneCallShowsNoProgress) {
+  StartServer();
+  const std::vector<std::string> files = Files(5);
+  const RunResult result =
+      Client({"classify", "--json", files[0], files[1], files[2], files[3], files[4]});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(Lines(result.out).size(), 5u);
+  EXPECT_EQ(result.err, "");
+}
+
+// OpenCV reads a still image as a one-frame video whose position is undefined
+// (about -3.7e20 ms with the FFmpeg backend): reported as 0.
+TEST_F(FakeServerTest, StreamOfAStillImageReportsTimestampZero) {
+  StartServer();
+  for (const char* extension : {".png", ".jpg"}) {
+    const std::string image = dir_ + "/still" + extension;
+    ASSERT_TRUE(cv::imwrite(image, cv::Mat(48, 48, CV_8UC3, cv::Scalar(30, 120, 210))));
+    const RunResult json = Client({"stream", image, "--no_detect", "--json", "--progress=false"});
+    ASSERT_EQ(json.exit_code, 0) << json.err;
+    const std::vector<std::string> lines = Lines(json.out);
+    ASSERT_EQ(lines.size(), 1u) << json.out;
+    google::protobuf::Struct frame;
+    std::string error;
+    ASSERT_TRUE(test::ParseJsonObject(lines[0], &frame, &error)) << error << lines[0];
+    EXPECT_EQ(test::Number(frame, "frame"), 0);
+    EXPECT_EQ(test::Number(frame, "timestamp_ms"), 0.0) << lines[0];
+
+    const RunResult csv = Client({"stream", image, "--no_detect", "--progress=false"});
+    ASSERT_EQ(csv.exit_code, 0) << csv.err;
+    const std::vector<std::string> rows = Lines(csv.out);
+    ASSERT_EQ(rows.size(), 2u) << csv.out;
+    EXPECT_THAT(rows[1], ::testing::StartsWith("0,0.0,0,")) << rows[1];
+  }
+}
+
+// A video file keeps its container's clock: frame i of a 10 fps file at i * 100 ms.
+TEST_F(FakeServerTest, StreamOfAVideoReportsTheContainersTimestamps) {
+  StartServer();
+  const RunResult result = Client({"stream", Video(), "--no_detect", "--json", "--progress=false"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const std::vector<std::string> lines = Lines(result.out);
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kVideoFrames));
+  for (size_t i = 0; i < lines.size(); ++i) {
+    google::protobuf::Struct frame;
+    std::string error;
+    ASSERT_TRUE(test::ParseJsonObject(lines[i], &frame, &error)) << error;
+    EXPECT_NEAR(test::Number(frame, "timestamp_ms"), 100.0 * static_cast<double>(i), 1.0)
+        << lines[i];
+  }
 }
 
 TEST_F(FakeServerTest, StreamKeepsAtMostWindowFramesInFlight) {

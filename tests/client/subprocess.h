@@ -27,7 +27,8 @@ inline std::string ReadText(const std::string& path) {
 }
 
 // Starts argv with stdout and stderr sent to files and extra "NAME=value"
-// entries added to the environment. Returns the pid, or -1.
+// entries added to the environment. Returns the pid, or -1. The same path for
+// both sends them to one file, in the order the program wrote them.
 inline pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
                    const std::string& err_path, const std::vector<std::string>& extra_env = {}) {
   posix_spawn_file_actions_t actions;
@@ -35,8 +36,12 @@ inline pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (err_path == out_path) {
+    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  }
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
