@@ -55,6 +55,7 @@ class PickleReader {
   absl::Status PushGlobal(std::string name);
   absl::Status Reduce();
   absl::Status Build();
+  absl::Status NewObject(bool with_kwargs);
   absl::Status PersistentLoad();
   absl::StatusOr<c10::IValue> Call(const std::string& global, const c10::ivalue::Tuple& args);
   absl::StatusOr<c10::IValue> RebuildTensor(const c10::ivalue::Tuple& args);
@@ -347,6 +348,9 @@ absl::Status PickleReader::Step(uint8_t op) {
       return Build();
     case 'Q':
       return PersistentLoad();
+    case 0x81:  // NEWOBJ, NEWOBJ_EX: instances of Python classes
+    case 0x92:
+      return NewObject(op == 0x92);
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("pickle uses opcode 0x", absl::Hex(op), ", which plain data does not need"));
@@ -388,6 +392,19 @@ absl::Status PickleReader::Reduce() {
   if (!result.ok()) return result.status();
   stack_.push_back(Item{Item::kValue, std::move(*result), {}});
   return absl::OkStatus();
+}
+
+// Instances of Python classes (an nn.Module, say) are never plain data: the
+// error names the class.
+absl::Status PickleReader::NewObject(bool with_kwargs) {
+  for (int i = with_kwargs ? 2 : 1; i > 0; --i) {
+    if (auto args = Pop(); !args.ok()) return args.status();
+  }
+  auto cls = Pop();
+  if (!cls.ok()) return cls.status();
+  if (cls->kind != Item::kGlobal) return absl::InvalidArgumentError("malformed pickle (NEWOBJ)");
+  return absl::InvalidArgumentError(
+      absl::StrCat("pickle holds an object of class ", cls->global, ", not plain data"));
 }
 
 // BUILD sets an object's attributes. The only objects here are dicts (an
@@ -527,7 +544,10 @@ absl::StatusOr<std::unique_ptr<caffe2::serialize::PyTorchStreamReader>> OpenZip(
   } catch (const std::exception& e) {
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
-    if (what.find("central directory") != std::string::npos) {
+    // The bytes open with a zip entry, so a zip whose end is missing is a
+    // file cut short.
+    if (what.find("central directory") != std::string::npos ||
+        what.find("not a ZIP archive") != std::string::npos) {
       return absl::InvalidArgumentError(
           "truncated: a zip file whose directory at the end is missing");
     }

@@ -203,15 +203,30 @@ std::string ShapeString(c10::IntArrayRef sizes) {
   return out + "]";
 }
 
+std::string KindName(const c10::IValue& value) {
+  if (value.isTensor()) return "tensor";
+  if (value.isList()) return "list";
+  if (value.isTuple()) return "tuple";
+  if (value.isString()) return "string";
+  if (value.isNone()) return "None";
+  return value.tagKind();
+}
+
 // Checks the outer dict of a weight file; the errors name the missing key.
 absl::Status CheckWeightDict(const c10::IValue& file) {
   if (!file.isGenericDict()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("not an LLA-Net weight file: it holds a ", file.tagKind(),
+        absl::StrCat("not an LLA-Net weight file: it holds a ", KindName(file),
                      ", not a dict with \"format\", \"state_dict\" and \"meta\""));
   }
   GenericDict dict = file.toGenericDict();
   auto format = dict.find("format");
+  if (format == dict.end() && dict.find("conv1.weight") != dict.end()) {
+    // torch.save(model.state_dict(), path): the tensors without the meta.
+    return absl::InvalidArgumentError(
+        "not an LLA-Net weight file: it is a bare state_dict; save {\"format\": \"lla-net/1\", "
+        "\"state_dict\": model.state_dict(), \"meta\": {...}} (see docs/model.md)");
+  }
   if (format == dict.end()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "not an LLA-Net weight file: the dict has no \"format\" key (\"", kWeightFormat, "\")"));

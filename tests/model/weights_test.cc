@@ -9,6 +9,8 @@
 #include <fstream>
 #include <random>
 
+#include "model/torch_file.h"
+
 namespace fer {
 namespace {
 
@@ -123,6 +125,8 @@ TEST_F(WeightsTest, MissingTruncatedAndForeignFilesAreClearErrors) {
     auto status = LoadWeightFile(Path("cut.pt")).status();
     EXPECT_FALSE(status.ok()) << "length " << length;
     EXPECT_NE(status.message().find("cut.pt"), std::string::npos) << status;
+    EXPECT_NE(status.message().find(length == 0 ? "is empty" : "truncated"), std::string::npos)
+        << status;
   }
 
   std::mt19937 rng(1);
@@ -130,6 +134,8 @@ TEST_F(WeightsTest, MissingTruncatedAndForeignFilesAreClearErrors) {
   for (char& c : noise) c = static_cast<char>(rng());
   std::ofstream(Path("noise.pt"), std::ios::binary) << noise;
   EXPECT_EQ(LoadWeightFile(Path("noise.pt")).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(LoadWeightFile(Path("noise.pt")).status().message().find("not a PyTorch file"),
+            std::string::npos);
 
   // A valid pickle that is not an LLA-Net weight file.
   std::vector<char> tensor_file = torch::pickle_save(torch::ones({2, 2}));
@@ -208,6 +214,136 @@ torch.save(d, sys.argv[2])
   EXPECT_EQ(loaded->meta.version, "from-python");
   EXPECT_TRUE(torch::allclose(loaded->net->fc->bias, net->fc->bias + 1.0));
   EXPECT_TRUE(torch::equal(loaded->net->conv1->weight, net->conv1->weight));
+#endif
+}
+
+#ifdef FER_PYTHON_TORCH
+// Runs a Python script with scripts/ (lla_net.py) importable; true on exit 0.
+bool RunPython(const std::string& script_path, const std::string& text,
+               const std::vector<std::string>& args) {
+  std::ofstream(script_path) << "import sys\nsys.path.insert(0, \"" FER_SOURCE_DIR "/scripts\")\n"
+                             << text;
+  std::string command = std::string(FER_PYTHON_TORCH) + " " + script_path;
+  for (const std::string& arg : args) command += " '" + arg + "'";
+  return std::system(command.c_str()) == 0;
+}
+#endif
+
+// The user's path: a file from C++ (as fer-model init writes it) is trained a
+// step in PyTorch with scripts/lla_net.py, saved the ordinary way (an
+// OrderedDict state_dict, tuples and one-element lists in the meta, the zip
+// format), read back by the C++ loader with the same outputs, edited and
+// written from C++, and read again in PyTorch with the same outputs.
+TEST_F(WeightsTest, PyTorchTrainedFileRoundTripsWithTheSameOutputs) {
+#ifndef FER_PYTHON_TORCH
+  GTEST_SKIP() << "no python3 with torch found at configure time";
+#else
+  torch::manual_seed(8);
+  ASSERT_TRUE(SaveWeightFile(Path("init.pt"), LlaNet(), DefaultMeta()).ok());
+  ASSERT_TRUE(RunPython(Path("train.py"), R"(import collections, torch, lla_net
+src, dst, io = sys.argv[1:4]
+torch.manual_seed(0)
+model, meta = lla_net.load_weight_file(src)
+opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+model.train()
+loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 112, 112)),
+                                         torch.tensor([0, 1, 4, 6]))
+loss.backward()
+opt.step()
+model.eval()
+with torch.no_grad():
+    probe = torch.rand(3, 3, 112, 112)
+    logits = model(probe)
+state = model.state_dict()
+assert type(state) is collections.OrderedDict, type(state)
+meta.update(version="trained-in-python", trained_on="one SGD step", notes=["one element"],
+            mean=(0.5, 0.5, 0.5), metrics={"loss": loss.item()})
+torch.save({"format": "lla-net/1", "state_dict": state, "meta": meta}, dst)
+torch.save({"probe": probe, "logits": logits}, io)
+)",
+                        {Path("init.pt"), Path("py.pt"), Path("io.pt")}));
+
+  auto loaded = LoadWeightFile(Path("py.pt"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->meta.version, "trained-in-python");
+  EXPECT_EQ(loaded->meta.trained_on, "one SGD step");
+  EXPECT_GT(loaded->meta.metrics.at("loss"), 0);
+  std::ifstream in(Path("io.pt"), std::ios::binary);
+  std::vector<char> io_bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  auto io = ReadTorchFile(io_bytes);
+  ASSERT_TRUE(io.ok()) << io.status();
+  const torch::Tensor probe = io->toGenericDict().at("probe").toTensor();
+  const torch::Tensor py_logits = io->toGenericDict().at("logits").toTensor();
+  torch::NoGradGuard no_grad;
+  LlaNet net = loaded->net;
+  net->eval();
+  const torch::Tensor logits = net->forward(probe);
+  EXPECT_TRUE(torch::allclose(logits, py_logits, 1e-4, 1e-3))
+      << (logits - py_logits).abs().max().item<float>();
+  // The training step moved the weights: C++ did not just reload init.pt.
+  auto init = LoadWeightFile(Path("init.pt"));
+  ASSERT_TRUE(init.ok());
+  EXPECT_FALSE(torch::equal(init->net->fc->weight, net->fc->weight));
+
+  net->fc->bias.add_(0.5);
+  ASSERT_TRUE(SaveWeightFile(Path("back.pt"), net, loaded->meta).ok());
+  c10::Dict<std::string, torch::Tensor> expected;
+  expected.insert("logits", net->forward(probe));
+  std::vector<char> expected_bytes = torch::pickle_save(expected);
+  std::ofstream(Path("cpp_logits.pt"), std::ios::binary)
+      .write(expected_bytes.data(), expected_bytes.size());
+  EXPECT_TRUE(RunPython(Path("check.py"), R"(import torch, lla_net
+model, meta = lla_net.load_weight_file(sys.argv[1])
+probe = torch.load(sys.argv[2])["probe"]
+expected = torch.load(sys.argv[3])["logits"]
+assert meta["version"] == "trained-in-python", meta["version"]
+with torch.no_grad():
+    got = model.eval()(probe)
+assert torch.allclose(got, expected, rtol=1e-4, atol=1e-3), (got - expected).abs().max()
+)",
+                        {Path("back.pt"), Path("io.pt"), Path("cpp_logits.pt")}));
+#endif
+}
+
+// Files a PyTorch user may hand over by mistake: each refusal says what the
+// file is and what to do.
+TEST_F(WeightsTest, PyTorchFilesThatAreNotWeightFilesAreRefusedSayingWhy) {
+#ifndef FER_PYTHON_TORCH
+  GTEST_SKIP() << "no python3 with torch found at configure time";
+#else
+  ASSERT_TRUE(RunPython(Path("write.py"), R"(import os, zipfile, torch, lla_net
+out = sys.argv[1]
+model = lla_net.LlaNet()
+good = {"format": "lla-net/1", "state_dict": model.state_dict(), "meta": lla_net.default_meta()}
+torch.save(good, os.path.join(out, "legacy.pt"), _use_new_zipfile_serialization=False)
+torch.save(model.state_dict(), os.path.join(out, "bare_state.pt"))
+torch.save({"format": "lla-net/1", "meta": good["meta"]}, os.path.join(out, "no_state.pt"))
+torch.save({"format": "other/2", "state_dict": {}}, os.path.join(out, "other.pt"))
+torch.save([torch.ones(2)], os.path.join(out, "list.pt"))
+torch.save({"format": "lla-net/1", "state_dict": {}, "meta": {}, "x": model.fc},
+           os.path.join(out, "module.pt"))
+torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), os.path.join(out, "script.pt"))
+with zipfile.ZipFile(os.path.join(out, "plain.zip"), "w") as z:
+    z.writestr("notes/readme.txt", "hello")
+)",
+                        {dir_.string()}));
+  const std::vector<std::pair<std::string, std::string> > cases = {
+      {"legacy.pt", "legacy PyTorch format"},
+      {"bare_state.pt", "bare state_dict"},
+      {"no_state.pt", "no \"state_dict\" key"},
+      {"other.pt", "\"format\" is \"other/2\", expected \"lla-net/1\""},
+      {"list.pt", "it holds a list"},
+      {"module.pt", "torch.nn.modules.linear.Linear"},
+      {"script.pt", "TorchScript module"},
+      {"plain.zip", "a zip file, but not one torch.save wrote"},
+  };
+  for (const auto& [name, expected] : cases) {
+    auto status = LoadWeightFile(Path(name)).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << name << ": " << status;
+    EXPECT_NE(status.message().find(expected), std::string::npos) << name << ": " << status;
+    EXPECT_EQ(status.message().find("truncated or foreign"), std::string::npos) << status;
+  }
 #endif
 }
 
