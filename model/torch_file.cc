@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -53,6 +54,11 @@ class PickleReader {
   absl::Status StepScalars(uint8_t op, bool* handled);
   absl::Status StepMemo(uint8_t op, bool* handled);
   absl::Status PushGlobal(std::string name);
+  absl::Status PushTuple(std::vector<c10::IValue> values);
+  absl::Status Adopt(const c10::IValue& parent, const std::vector<c10::IValue>& children);
+  static bool IsContainer(const c10::IValue& v) {
+    return v.isList() || v.isGenericDict() || v.isTuple();
+  }
   absl::Status Reduce();
   absl::Status Build();
   absl::Status NewObject(bool with_kwargs);
@@ -84,6 +90,16 @@ class PickleReader {
   RecordReader records_;
   std::vector<Item> stack_;
   std::unordered_map<uint64_t, Item> memo_;
+  // Nesting depth of each container, and the containers already inside
+  // another. Python's pickler fills a container before putting it into its
+  // parent, so a sealed container is never changed again and the depths stay
+  // exact; that bounds the nesting, whose recursive destruction could
+  // otherwise overflow the stack.
+  std::unordered_map<const void*, int> depth_;
+  std::unordered_set<const void*> sealed_;
+  // Values popped and dropped stay alive until the end, so that no address
+  // in depth_ or sealed_ is reused by a new container.
+  std::vector<c10::IValue> kept_;
   bool stopped_ = false;
 };
 
@@ -164,7 +180,7 @@ absl::Status PickleReader::StepContainers(uint8_t op, bool* handled) {
     case 't': {  // TUPLE
       auto values = PopToMark();
       if (!values.ok()) return values.status();
-      stack_.push_back(Item{Item::kValue, c10::ivalue::Tuple::create(std::move(*values)), {}});
+      return PushTuple(std::move(*values));
       return absl::OkStatus();
     }
     case 0x85:  // TUPLE1..3
@@ -176,8 +192,7 @@ absl::Status PickleReader::StepContainers(uint8_t op, bool* handled) {
         if (!value.ok()) return value.status();
         values[i] = std::move(*value);
       }
-      stack_.push_back(Item{Item::kValue, c10::ivalue::Tuple::create(std::move(values)), {}});
-      return absl::OkStatus();
+      return PushTuple(std::move(values));
     }
     case 'a':    // APPEND
     case 'e': {  // APPENDS
@@ -217,6 +232,7 @@ absl::Status PickleReader::StepContainers(uint8_t op, bool* handled) {
       if (!(*dict)->isGenericDict() || values.size() % 2 != 0) {
         return absl::InvalidArgumentError("malformed pickle (SETITEMS on a non-dict)");
       }
+      if (auto s = Adopt(**dict, values); !s.ok()) return s;
       auto d = (*dict)->toGenericDict();
       for (size_t i = 0; i < values.size(); i += 2) d.insert_or_assign(values[i], values[i + 1]);
       return absl::OkStatus();
@@ -369,6 +385,37 @@ absl::StatusOr<c10::IValue> PickleReader::Run() {
 
 const std::map<std::string, c10::ScalarType>& StorageTypes();
 
+constexpr int kMaxDepth = 64;
+
+// Records that children go into parent (new when it is a tuple being built).
+absl::Status PickleReader::Adopt(const c10::IValue& parent,
+                                 const std::vector<c10::IValue>& children) {
+  const void* key = parent.internalToPointer();
+  if (sealed_.count(key) != 0) {
+    return absl::InvalidArgumentError("malformed pickle (a container changed after its use)");
+  }
+  int depth = depth_.count(key) ? depth_[key] : 1;
+  for (const c10::IValue& child : children) {
+    if (!IsContainer(child)) continue;
+    const void* child_key = child.internalToPointer();
+    sealed_.insert(child_key);
+    depth = std::max(depth, (depth_.count(child_key) ? depth_[child_key] : 1) + 1);
+  }
+  if (depth > kMaxDepth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pickle nests containers deeper than ", kMaxDepth));
+  }
+  depth_[key] = depth;
+  return absl::OkStatus();
+}
+
+absl::Status PickleReader::PushTuple(std::vector<c10::IValue> values) {
+  c10::IValue tuple = c10::ivalue::Tuple::create(std::move(values));
+  if (auto s = Adopt(tuple, tuple.toTupleRef().elements().vec()); !s.ok()) return s;
+  stack_.push_back(Item{Item::kValue, std::move(tuple), {}});
+  return absl::OkStatus();
+}
+
 // A storage class is data (it names a persistent id's element type), so it is
 // pushed as its name; every other global must be called by REDUCE.
 absl::Status PickleReader::PushGlobal(std::string name) {
@@ -388,6 +435,7 @@ absl::Status PickleReader::Reduce() {
   if (callable->kind != Item::kGlobal || !args->isTuple()) {
     return absl::InvalidArgumentError("malformed pickle (REDUCE)");
   }
+  kept_.push_back(*args);
   auto result = Call(callable->global, *args->toTuple());
   if (!result.ok()) return result.status();
   stack_.push_back(Item{Item::kValue, std::move(*result), {}});
@@ -413,6 +461,7 @@ absl::Status PickleReader::NewObject(bool with_kwargs) {
 absl::Status PickleReader::Build() {
   auto state = PopValue();
   if (!state.ok()) return state.status();
+  kept_.push_back(*state);
   auto object = Top();
   if (!object.ok()) return object.status();
   if (!(*object)->isGenericDict()) {
@@ -437,6 +486,7 @@ const std::map<std::string, c10::ScalarType>& StorageTypes() {
 absl::Status PickleReader::PersistentLoad() {
   auto pid = PopValue();
   if (!pid.ok()) return pid.status();
+  kept_.push_back(*pid);
   // The storage type, a global inside the tuple, is there as its name (see
   // PushGlobal).
   if (!pid->isTuple() || pid->toTupleRef().elements().size() != 5) {
@@ -468,16 +518,19 @@ absl::StatusOr<c10::IValue> PickleReader::RebuildTensor(const c10::ivalue::Tuple
   for (const auto& v : a[3].toTupleRef().elements()) strides.push_back(v.isInt() ? v.toInt() : -1);
   const torch::Tensor& storage = a[0].toTensor();
   const int64_t offset = a[1].toInt();
-  // The last element the view reaches must lie inside the storage.
-  int64_t last = offset;
+  // The last element the view reaches must lie inside the storage; every
+  // step is checked for overflow, so hostile sizes cannot wrap around.
+  bool valid = sizes.size() == strides.size() && offset >= 0;
   bool empty = false;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    if (sizes[i] < 0 || (i < strides.size() && strides[i] < 0)) last = -1;
-    if (sizes[i] == 0) empty = true;
-    if (last >= 0 && i < strides.size() && sizes[i] > 0) last += (sizes[i] - 1) * strides[i];
+  int64_t last = offset;
+  for (size_t i = 0; valid && i < sizes.size(); ++i) {
+    int64_t reach = 0;
+    valid = sizes[i] >= 0 && strides[i] >= 0 &&
+            !__builtin_mul_overflow(std::max<int64_t>(sizes[i] - 1, 0), strides[i], &reach) &&
+            !__builtin_add_overflow(last, reach, &last);
+    empty |= sizes[i] == 0;
   }
-  if (sizes.size() != strides.size() || offset < 0 || last < 0 ||
-      (!empty && last >= storage.numel())) {
+  if (!valid || (!empty && last >= storage.numel())) {
     return absl::InvalidArgumentError("tensor in pickle reaches outside its storage");
   }
   if (empty) return torch::empty(sizes, storage.options());
@@ -508,8 +561,9 @@ absl::StatusOr<torch::Tensor> ReadStorage(caffe2::serialize::PyTorchStreamReader
     return absl::InvalidArgumentError(absl::StrCat("the zip has no tensor record ", name));
   }
   auto [data, size] = zip.getRecord(name);
-  const size_t needed = static_cast<size_t>(numel) * c10::elementSize(type);
-  if (size < needed) {
+  const size_t element = c10::elementSize(type);
+  const size_t needed = static_cast<size_t>(numel) * element;
+  if (static_cast<size_t>(numel) > size / element) {
     return absl::InvalidArgumentError(
         absl::StrCat("tensor record ", name, " holds ", size, " bytes, expected ", needed));
   }

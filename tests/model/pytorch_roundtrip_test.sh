@@ -53,7 +53,7 @@ with torch.no_grad():
     got = model.eval()(io["probe"])
 err = (got - io["logits"]).abs().max().item()
 scale = io["logits"].abs().max().item()
-assert err <= 0.02 * scale + 1e-3, (err, scale)
+assert err <= 0.01 * scale, (err, scale)  # fp16 rounding: measured ~2e-4 of scale
 print(f"round trip: fp16 file from fer-model convert, max logit error {err:.2e} of {scale:.2f}")
 PY
 echo "PASS"

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <random>
 
 #include "model/torch_file.h"
@@ -279,8 +280,13 @@ torch.save({"probe": probe, "logits": logits}, io)
   LlaNet net = loaded->net;
   net->eval();
   const torch::Tensor logits = net->forward(probe);
-  EXPECT_TRUE(torch::allclose(logits, py_logits, 1e-4, 1e-3))
-      << (logits - py_logits).abs().max().item<float>();
+  // Same network, same library version, maybe other kernels: agreement to
+  // float rounding, far below the logits' own spread.
+  const double scale = py_logits.abs().max().item<double>();
+  const double error = (logits - py_logits).abs().max().item<double>();
+  std::cout << "C++ vs PyTorch logits: max error " << error << " of " << scale << "\n";
+  EXPECT_GT(scale, 0);
+  EXPECT_LE(error, 1e-3 * scale);
   // The training step moved the weights: C++ did not just reload init.pt.
   auto init = LoadWeightFile(Path("init.pt"));
   ASSERT_TRUE(init.ok());
@@ -300,7 +306,8 @@ expected = torch.load(sys.argv[3])["logits"]
 assert meta["version"] == "trained-in-python", meta["version"]
 with torch.no_grad():
     got = model.eval()(probe)
-assert torch.allclose(got, expected, rtol=1e-4, atol=1e-3), (got - expected).abs().max()
+err = (got - expected).abs().max().item()
+assert err <= 1e-3 * expected.abs().max().item(), err
 )",
                         {Path("back.pt"), Path("io.pt"), Path("cpp_logits.pt")}));
 #endif
