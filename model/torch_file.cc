@@ -210,6 +210,7 @@ absl::Status PickleReader::StepContainers(uint8_t op, bool* handled) {
       if (!list.ok()) return list.status();
       if (!(*list)->isList())
         return absl::InvalidArgumentError("malformed pickle (APPEND to a non-list)");
+      if (auto s = Adopt(**list, values); !s.ok()) return s;
       for (auto& v : values) (*list)->toList().push_back(std::move(v));
       return absl::OkStatus();
     }

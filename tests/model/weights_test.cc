@@ -1,5 +1,7 @@
 #include "model/weights.h"
 
+#include <caffe2/serialize/in_memory_adapter.h>
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -218,6 +220,102 @@ torch.save(d, sys.argv[2])
 #endif
 }
 
+// A torch.save zip holding data.pkl = pickle and the given other records.
+std::vector<char> TorchZip(const std::string& pickle,
+                           const std::vector<std::pair<std::string, std::string>>& records = {}) {
+  std::vector<char> out;
+  caffe2::serialize::PyTorchStreamWriter writer([&out](const void* data, size_t size) {
+    out.insert(out.end(), static_cast<const char*>(data), static_cast<const char*>(data) + size);
+    return size;
+  });
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  for (const auto& [name, bytes] : records) writer.writeRecord(name, bytes.data(), bytes.size());
+  writer.writeEndOfFile();
+  return out;
+}
+
+// Pickles as Python writes them, which LibTorch 1.13's own unpickler refuses
+// or misreads: APPEND for a one-element list, an OrderedDict with its
+// attributes (state_dict()'s _metadata), and calls of foreign functions.
+TEST(TorchFileTest, ReadsPythonPicklesOfPlainDataAndRefusesForeignCalls) {
+  using namespace std::string_literals;  // literals with NUL bytes inside
+  auto list =
+      ReadTorchFile(TorchZip("\x80\x02]q\x00K\x07"
+                             "a."s));
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_TRUE(list->isList());
+  ASSERT_EQ(list->toListRef().size(), 1u);
+  EXPECT_EQ(list->toListRef()[0].toInt(), 7);
+
+  const std::string ordered_dict =
+      "\x80\x02"
+      "ccollections\nOrderedDict\nq\x00)Rq\x01"
+      "X\x01\x00\x00\x00"
+      "aK\x05s}q\x02X\x09\x00\x00\x00_metadataq\x03}sb."s;
+  auto dict = ReadTorchFile(TorchZip(ordered_dict));
+  ASSERT_TRUE(dict.ok()) << dict.status();
+  ASSERT_TRUE(dict->isGenericDict());
+  EXPECT_EQ(dict->toGenericDict().size(), 1u);
+  EXPECT_EQ(dict->toGenericDict().at("a").toInt(), 5);
+
+  auto call =
+      ReadTorchFile(TorchZip("\x80\x02"
+                             "cos\nsystem\nX\x02\x00\x00\x00ls\x85R."s));
+  EXPECT_FALSE(call.ok());
+  EXPECT_NE(call.status().message().find("os.system"), std::string::npos) << call.status();
+
+  std::string deep = "\x80\x02" + std::string(100000, ']') + std::string(99999, 'a') + ".";
+  auto nested = ReadTorchFile(TorchZip(deep));
+  EXPECT_FALSE(nested.ok());
+  EXPECT_NE(nested.status().message().find("deeper than"), std::string::npos) << nested.status();
+}
+
+// Random damage to the pickle inside an intact zip (whose checksums are then
+// right) never crashes the reader: every outcome is a value or an error.
+TEST(TorchFileTest, DamagedPicklesAreErrorsNeverCrashes) {
+  c10::impl::GenericDict file(c10::StringType::get(), c10::AnyType::get());
+  file.insert("format", std::string("lla-net/1"));
+  c10::Dict<std::string, torch::Tensor> state;
+  state.insert("a", torch::rand({2, 3}));
+  state.insert("b", torch::arange(4));
+  file.insert("state_dict", state);
+  c10::List<double> mean({0.5, 0.5, 0.5});
+  file.insert("mean", mean);
+  file.insert("labels", c10::List<std::string>({"x", "y"}));
+  const std::vector<char> saved = torch::pickle_save(file);
+  caffe2::serialize::PyTorchStreamReader reader(
+      std::make_shared<caffe2::serialize::MemoryReadAdapter>(saved.data(), saved.size()));
+  auto record = [&reader](const std::string& name) {
+    auto [data, size] = reader.getRecord(name);
+    return std::string(static_cast<const char*>(data.get()), size);
+  };
+  const std::string pickle = record("data.pkl");
+  std::vector<std::pair<std::string, std::string>> tensors;
+  for (const std::string& name : reader.getAllRecords()) {
+    if (name.rfind("data/", 0) == 0) tensors.emplace_back(name, record(name));
+  }
+  auto intact = ReadTorchFile(TorchZip(pickle, tensors));
+  ASSERT_TRUE(intact.ok()) << intact.status();
+  EXPECT_TRUE(torch::equal(
+      intact->toGenericDict().at("state_dict").toGenericDict().at("a").toTensor(), state.at("a")));
+
+  std::mt19937 rng(11);
+  int errors = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string damaged = pickle;
+    if (round % 10 == 0) damaged.resize(rng() % pickle.size());
+    for (int i = 0, n = 1 + rng() % 4; i < n && !damaged.empty(); ++i) {
+      damaged[rng() % damaged.size()] = static_cast<char>(rng());
+    }
+    auto result = ReadTorchFile(TorchZip(damaged, tensors));
+    if (!result.ok()) {
+      ++errors;
+      EXPECT_FALSE(result.status().message().empty());
+    }
+  }
+  EXPECT_GT(errors, 1000);
+}
+
 #ifdef FER_PYTHON_TORCH
 // Runs a Python script with scripts/ (lla_net.py) importable; true on exit 0.
 bool RunPython(const std::string& script_path, const std::string& text,
@@ -335,7 +433,7 @@ with zipfile.ZipFile(os.path.join(out, "plain.zip"), "w") as z:
     z.writestr("notes/readme.txt", "hello")
 )",
                         {dir_.string()}));
-  const std::vector<std::pair<std::string, std::string> > cases = {
+  const std::vector<std::pair<std::string, std::string>> cases = {
       {"legacy.pt", "legacy PyTorch format"},
       {"bare_state.pt", "bare state_dict"},
       {"no_state.pt", "no \"state_dict\" key"},
