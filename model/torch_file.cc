@@ -599,6 +599,11 @@ absl::StatusOr<std::unique_ptr<caffe2::serialize::PyTorchStreamReader>> OpenZip(
   } catch (const std::exception& e) {
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
+    // LibTorch prefixes "[enforce fail at FILE:LINE] . ": not for users.
+    if (const size_t end = what.find("] . ");
+        what.rfind("[enforce", 0) == 0 && end != std::string::npos) {
+      what = what.substr(end + 4);
+    }
     // The bytes open with a zip entry, so a zip whose end is missing is a
     // file cut short.
     if (what.find("central directory") != std::string::npos ||
@@ -617,8 +622,8 @@ absl::StatusOr<c10::IValue> ReadZip(caffe2::serialize::PyTorchStreamReader& zip)
   }
   if (zip.hasRecord("constants.pkl") || zip.hasRecord("code/__torch__.py")) {
     return absl::InvalidArgumentError(
-        "a TorchScript module (torch.jit.save), not a weight file: save "
-        "{\"format\", \"state_dict\": model.state_dict(), \"meta\"} with torch.save");
+        "a TorchScript module (torch.jit.save), not a weight file: save {\"format\": "
+        "\"lla-net/1\", \"state_dict\": model.state_dict(), \"meta\": {...}} with torch.save");
   }
   auto [pickle, size] = zip.getRecord("data.pkl");
   PickleReader reader(static_cast<const char*>(pickle.get()), size,
