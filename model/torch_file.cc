@@ -51,6 +51,8 @@ class PickleReader {
  private:
   absl::Status Step(uint8_t op);
   absl::Status StepContainers(uint8_t op, bool* handled);
+  absl::Status Append(bool many);
+  absl::Status SetItems(bool many);
   absl::Status StepScalars(uint8_t op, bool* handled);
   absl::Status StepMemo(uint8_t op, bool* handled);
   absl::Status PushGlobal(std::string name);
@@ -162,6 +164,53 @@ absl::StatusOr<c10::IValue*> PickleReader::Top() {
 c10::IValue NewDict() { return c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get()); }
 c10::IValue NewList() { return c10::impl::GenericList(c10::AnyType::get()); }
 
+// APPEND (one value) or APPENDS (the values down to the MARK) to the list
+// below them.
+absl::Status PickleReader::Append(bool many) {
+  std::vector<c10::IValue> values;
+  if (!many) {
+    auto value = PopValue();
+    if (!value.ok()) return value.status();
+    values.push_back(std::move(*value));
+  } else {
+    auto popped = PopToMark();
+    if (!popped.ok()) return popped.status();
+    values = std::move(*popped);
+  }
+  auto list = Top();
+  if (!list.ok()) return list.status();
+  if (!(*list)->isList())
+    return absl::InvalidArgumentError("malformed pickle (APPEND to a non-list)");
+  if (auto s = Adopt(**list, values); !s.ok()) return s;
+  for (auto& v : values) (*list)->toList().push_back(std::move(v));
+  return absl::OkStatus();
+}
+
+// SETITEM (one key and value) or SETITEMS (pairs down to the MARK) into the
+// dict below them.
+absl::Status PickleReader::SetItems(bool many) {
+  std::vector<c10::IValue> values;
+  if (!many) {
+    auto value = PopValue();
+    auto key = PopValue();
+    if (!value.ok() || !key.ok()) return absl::InvalidArgumentError("malformed pickle (SETITEM)");
+    values = {std::move(*key), std::move(*value)};
+  } else {
+    auto popped = PopToMark();
+    if (!popped.ok()) return popped.status();
+    values = std::move(*popped);
+  }
+  auto dict = Top();
+  if (!dict.ok()) return dict.status();
+  if (!(*dict)->isGenericDict() || values.size() % 2 != 0) {
+    return absl::InvalidArgumentError("malformed pickle (SETITEMS on a non-dict)");
+  }
+  if (auto s = Adopt(**dict, values); !s.ok()) return s;
+  auto d = (*dict)->toGenericDict();
+  for (size_t i = 0; i < values.size(); i += 2) d.insert_or_assign(values[i], values[i + 1]);
+  return absl::OkStatus();
+}
+
 absl::Status PickleReader::StepContainers(uint8_t op, bool* handled) {
   *handled = true;
   switch (op) {
@@ -194,50 +243,12 @@ absl::Status PickleReader::StepContainers(uint8_t op, bool* handled) {
       }
       return PushTuple(std::move(values));
     }
-    case 'a':    // APPEND
-    case 'e': {  // APPENDS
-      std::vector<c10::IValue> values;
-      if (op == 'a') {
-        auto value = PopValue();
-        if (!value.ok()) return value.status();
-        values.push_back(std::move(*value));
-      } else {
-        auto popped = PopToMark();
-        if (!popped.ok()) return popped.status();
-        values = std::move(*popped);
-      }
-      auto list = Top();
-      if (!list.ok()) return list.status();
-      if (!(*list)->isList())
-        return absl::InvalidArgumentError("malformed pickle (APPEND to a non-list)");
-      if (auto s = Adopt(**list, values); !s.ok()) return s;
-      for (auto& v : values) (*list)->toList().push_back(std::move(v));
-      return absl::OkStatus();
-    }
-    case 's':    // SETITEM
-    case 'u': {  // SETITEMS
-      std::vector<c10::IValue> values;
-      if (op == 's') {
-        auto value = PopValue();
-        auto key = PopValue();
-        if (!value.ok() || !key.ok())
-          return absl::InvalidArgumentError("malformed pickle (SETITEM)");
-        values = {std::move(*key), std::move(*value)};
-      } else {
-        auto popped = PopToMark();
-        if (!popped.ok()) return popped.status();
-        values = std::move(*popped);
-      }
-      auto dict = Top();
-      if (!dict.ok()) return dict.status();
-      if (!(*dict)->isGenericDict() || values.size() % 2 != 0) {
-        return absl::InvalidArgumentError("malformed pickle (SETITEMS on a non-dict)");
-      }
-      if (auto s = Adopt(**dict, values); !s.ok()) return s;
-      auto d = (*dict)->toGenericDict();
-      for (size_t i = 0; i < values.size(); i += 2) d.insert_or_assign(values[i], values[i + 1]);
-      return absl::OkStatus();
-    }
+    case 'a':  // APPEND, APPENDS
+    case 'e':
+      return Append(op == 'e');
+    case 's':  // SETITEM, SETITEMS
+    case 'u':
+      return SetItems(op == 'u');
     default:
       *handled = false;
       return absl::OkStatus();
