@@ -489,7 +489,8 @@ const std::map<std::string, c10::ScalarType>& StorageTypes() {
       {"torch.HalfStorage", c10::kHalf},   {"torch.BFloat16Storage", c10::kBFloat16},
       {"torch.LongStorage", c10::kLong},   {"torch.IntStorage", c10::kInt},
       {"torch.ShortStorage", c10::kShort}, {"torch.CharStorage", c10::kChar},
-      {"torch.ByteStorage", c10::kByte},   {"torch.BoolStorage", c10::kBool}};
+      {"torch.ByteStorage", c10::kByte},   {"torch.BoolStorage", c10::kBool},
+      {"torch.UntypedStorage", c10::kByte}};
   return *types;
 }
 
