@@ -12,6 +12,7 @@
 #include <iostream>
 #include <random>
 
+#include "model/engine.h"
 #include "model/torch_file.h"
 
 namespace fer {
@@ -351,6 +352,7 @@ loss.backward()
 opt.step()
 model.eval()
 with torch.no_grad():
+    model.fc.weight *= 20  # an edit; also spreads the probabilities compared below
     probe = torch.rand(3, 3, 112, 112)
     logits = model(probe)
 state = model.state_dict()
@@ -358,7 +360,13 @@ assert type(state) is collections.OrderedDict, type(state)
 meta.update(version="trained-in-python", trained_on="one SGD step", notes=["one element"],
             mean=(0.5, 0.5, 0.5), metrics={"loss": loss.item()})
 torch.save({"format": "lla-net/1", "state_dict": state, "meta": meta}, dst)
-torch.save({"probe": probe, "logits": logits}, io)
+# Faces as fer-server's engine takes them: 8-bit grey, input_size square.
+faces = torch.randint(0, 256, (3, 112, 112), dtype=torch.uint8)
+x = (faces.float() / 255).unsqueeze(1).repeat(1, 3, 1, 1)
+x = (x - torch.tensor(meta["mean"]).view(1, 3, 1, 1)) / torch.tensor(meta["std"]).view(1, 3, 1, 1)
+with torch.no_grad():
+    probabilities = torch.softmax(model(x), 1)
+torch.save({"probe": probe, "logits": logits, "faces": faces, "probabilities": probabilities}, io)
 )",
                         {Path("init.pt"), Path("py.pt"), Path("io.pt")}));
 
@@ -385,6 +393,21 @@ torch.save({"probe": probe, "logits": logits}, io)
   std::cout << "C++ vs PyTorch logits: max error " << error << " of " << scale << "\n";
   EXPECT_GT(scale, 0);
   EXPECT_LE(error, 1e-3 * scale);
+  // What fer-server computes: the engine (BatchNorm folded, channels-last)
+  // on the same 8-bit faces gives PyTorch's probabilities.
+  auto engine = Engine::Load(Path("py.pt"), EngineOptions{"cpu", "fp32", 0});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const torch::Tensor faces = io->toGenericDict().at("faces").toTensor().contiguous();
+  const torch::Tensor py_probabilities = io->toGenericDict().at("probabilities").toTensor();
+  torch::Tensor probabilities = torch::zeros_like(py_probabilities);
+  ASSERT_TRUE((*engine)
+                  ->NewRunner()
+                  ->Classify(faces.data_ptr<uint8_t>(), 3, probabilities.data_ptr<float>())
+                  .ok());
+  const double served_error = (probabilities - py_probabilities).abs().max().item<double>();
+  std::cout << "engine vs PyTorch probabilities: max error " << served_error << "\n";
+  EXPECT_LE(served_error, 1e-4);
+
   // The training step moved the weights: C++ did not just reload init.pt.
   auto init = LoadWeightFile(Path("init.pt"));
   ASSERT_TRUE(init.ok());
