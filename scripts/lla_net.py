@@ -102,8 +102,23 @@ def default_meta(num_classes=7, attention_kernel=3, attention=True):
     }
 
 
+def _allow_libtorch_globals():
+    """Files written by C++ (torch::pickle_save) wrap typed lists and dicts in
+    torch.jit._pickle's pure helpers; a PyTorch whose torch.load defaults to
+    weights_only=True (2.6 and later) must be told they are safe. Not needed,
+    and skipped, where add_safe_globals does not exist (Debian's 1.13)."""
+    add = getattr(torch.serialization, "add_safe_globals", None)
+    if add is None:
+        return
+    import torch.jit._pickle as jit_pickle
+    add([getattr(jit_pickle, name) for name in
+         ("build_intlist", "build_doublelist", "build_boollist", "build_tensorlist",
+          "build_genericlist", "restore_type_tag") if hasattr(jit_pickle, name)])
+
+
 def load_weight_file(path, map_location="cpu"):
     """Returns (model, meta) from a weight file; fp16 files load as fp32."""
+    _allow_libtorch_globals()
     data = torch.load(path, map_location=map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not an {FORMAT} weight file")
