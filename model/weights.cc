@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "model/torch_file.h"
 #include "model/user_file.h"
 
 namespace fer {
@@ -45,6 +46,14 @@ c10::IValue MetaToIValue(const ModelMeta& meta) {
   return dict;
 }
 
+// The elements of a list or a tuple (Python writes either for a sequence);
+// empty for anything else.
+std::vector<c10::IValue> Sequence(const c10::IValue& value) {
+  if (value.isList()) return value.toListRef().vec();
+  if (value.isTuple()) return value.toTupleRef().elements().vec();
+  return {};
+}
+
 // Reads meta fields defensively: any type may be anything in a foreign file.
 class MetaReader {
  public:
@@ -77,9 +86,10 @@ class MetaReader {
   absl::Status Triple(const std::string& key, std::array<float, 3>* out) const {
     auto value = Get(key);
     if (!value.ok()) return value.status();
-    if (!value->isList() || value->toListRef().size() != 3) return TypeError(key, "3 numbers");
+    const std::vector<c10::IValue> items = Sequence(*value);
+    if (items.size() != 3) return TypeError(key, "3 numbers");
     for (size_t i = 0; i < 3; ++i) {
-      const c10::IValue& v = value->toListRef()[i];
+      const c10::IValue& v = items[i];
       if (!v.isDouble() && !v.isInt()) return TypeError(key, "3 numbers");
       (*out)[i] = static_cast<float>(v.isDouble() ? v.toDouble() : v.toInt());
     }
@@ -147,8 +157,10 @@ absl::StatusOr<ModelMeta> MetaFromIValue(const c10::IValue& value) {
 
   auto labels = reader.Get("labels");
   if (!labels.ok()) return labels.status();
-  if (!labels->isList()) return absl::InvalidArgumentError("meta \"labels\" is not a list");
-  for (const c10::IValue& label : labels->toListRef()) {
+  if (!labels->isList() && !labels->isTuple()) {
+    return absl::InvalidArgumentError("meta \"labels\" is not a list");
+  }
+  for (const c10::IValue& label : Sequence(*labels)) {
     if (!label.isString()) return absl::InvalidArgumentError("meta labels are not strings");
     meta.labels.push_back(label.toStringRef());
   }
@@ -191,21 +203,58 @@ std::string ShapeString(c10::IntArrayRef sizes) {
   return out + "]";
 }
 
-absl::StatusOr<LoadedModel> LoadFromIValue(const c10::IValue& file) {
-  if (!file.isGenericDict()) return absl::InvalidArgumentError("not an LLA-Net weight file");
+std::string KindName(const c10::IValue& value) {
+  if (value.isTensor()) return "tensor";
+  if (value.isList()) return "list";
+  if (value.isTuple()) return "tuple";
+  if (value.isString()) return "string";
+  if (value.isNone()) return "None";
+  return value.tagKind();
+}
+
+// Checks the outer dict of a weight file; the errors name the missing key.
+absl::Status CheckWeightDict(const c10::IValue& file) {
+  if (!file.isGenericDict()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not an LLA-Net weight file: it holds a ", KindName(file),
+                     ", not a dict with \"format\", \"state_dict\" and \"meta\""));
+  }
   GenericDict dict = file.toGenericDict();
   auto format = dict.find("format");
-  if (format == dict.end() || !format->value().isString() ||
-      format->value().toStringRef() != kWeightFormat) {
+  if (format == dict.end() && dict.find("conv1.weight") != dict.end()) {
+    // torch.save(model.state_dict(), path): the tensors without the meta.
     return absl::InvalidArgumentError(
-        absl::StrCat("not an LLA-Net weight file (\"format\" is not \"", kWeightFormat, "\")"));
+        "not an LLA-Net weight file: it is a bare state_dict; save {\"format\": \"lla-net/1\", "
+        "\"state_dict\": model.state_dict(), \"meta\": {...}} (see docs/model.md)");
   }
+  if (format == dict.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "not an LLA-Net weight file: the dict has no \"format\" key (\"", kWeightFormat, "\")"));
+  }
+  if (!format->value().isString() || format->value().toStringRef() != kWeightFormat) {
+    return absl::InvalidArgumentError(absl::StrCat("not an LLA-Net weight file: \"format\" is ",
+                                                   format->value().isString()
+                                                       ? "\"" + format->value().toStringRef() + "\""
+                                                       : std::string("not a string"),
+                                                   ", expected \"", kWeightFormat, "\""));
+  }
+  if (dict.find("meta") == dict.end()) {
+    return absl::InvalidArgumentError("weight file has no \"meta\" key");
+  }
+  auto state = dict.find("state_dict");
+  if (state == dict.end())
+    return absl::InvalidArgumentError("weight file has no \"state_dict\" key");
+  if (!state->value().isGenericDict()) {
+    return absl::InvalidArgumentError("weight file's \"state_dict\" is not a dict");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LoadedModel> LoadFromIValue(const c10::IValue& file) {
+  if (auto s = CheckWeightDict(file); !s.ok()) return s;
+  GenericDict dict = file.toGenericDict();
   auto meta_value = dict.find("meta");
   auto state_value = dict.find("state_dict");
-  if (meta_value == dict.end()) return absl::InvalidArgumentError("weight file has no \"meta\"");
-  if (state_value == dict.end() || !state_value->value().isGenericDict()) {
-    return absl::InvalidArgumentError("weight file has no \"state_dict\" dict");
-  }
   auto meta = MetaFromIValue(meta_value->value());
   if (!meta.ok()) return meta.status();
 
@@ -286,15 +335,8 @@ absl::StatusOr<LoadedModel> LoadWeightFile(const std::string& path) {
   if (!bytes.ok()) return bytes.status();
   if (bytes->empty()) return absl::InvalidArgumentError(absl::StrCat(path, " is empty"));
 
-  absl::StatusOr<LoadedModel> loaded;
-  try {
-    loaded = LoadFromIValue(torch::pickle_load(*bytes));
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    what = what.substr(0, what.find('\n'));
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " is not a readable weight file (truncated or foreign?): ", what));
-  }
+  absl::StatusOr<c10::IValue> file = ReadTorchFile(*bytes);
+  absl::StatusOr<LoadedModel> loaded = file.ok() ? LoadFromIValue(*file) : file.status();
   if (!loaded.ok()) {
     return absl::Status(loaded.status().code(),
                         absl::StrCat(path, ": ", loaded.status().message()));

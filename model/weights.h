@@ -28,11 +28,14 @@ absl::Status SaveWeightFile(const std::string& path, LlaNet net, const ModelMeta
                             StoredPrecision precision = StoredPrecision::kFloat32);
 
 // Reads a weight file and builds the network its meta describes (on the CPU, in
-// float32, train mode as constructed). Every parameter and buffer name and shape
-// is checked: the error names the first missing, unexpected or mis-shaped entry,
+// float32, train mode as constructed). Files from Python's torch.save load as
+// users write them (state_dict() OrderedDicts, lists or tuples in the meta,
+// see model/torch_file.h). Every parameter and buffer name and shape is
+// checked: the error names the first missing, unexpected or mis-shaped entry,
 // or the first that holds a NaN or an infinity. A missing, unreadable,
 // truncated or foreign file, or a path that is not a regular file (a
-// directory, a fifo, /proc/self/mem), gives an error, never a crash.
+// directory, a fifo, /proc/self/mem), gives an error that says which, never a
+// crash.
 absl::StatusOr<LoadedModel> LoadWeightFile(const std::string& path);
 
 }  // namespace fer
