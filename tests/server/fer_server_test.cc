@@ -129,7 +129,7 @@ TEST(FerServerTest, BadFlagValuesAreRefusedNamingTheFlag) {
   // One case per place that checks: the batcher, the service, the binary's
   // own flag checks, the engine.
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"--max_batch_size=0", "max_batch_size"},
+      {"--max_batch_size=-1", "max_batch_size"},  // 0 means the device's default
       {"--instances=0", "instances"},
       {"--stream_window=0", "stream_window"},
       {"--max_image_bytes=0", "max_image_bytes"},
