@@ -8,14 +8,12 @@
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
+#include "model/cli_flags.h"
 
 ABSL_FLAG(std::string, target, "localhost:50051",
           "fer-server address, host:port (any gRPC target: dns:///, unix:, ...)");
@@ -33,11 +31,6 @@ ABSL_FLAG(bool, ten_crop, false,
 
 namespace fer::client {
 namespace {
-
-absl::string_view Basename(absl::string_view path) {
-  const size_t slash = path.rfind('/');
-  return slash == absl::string_view::npos ? path : path.substr(slash + 1);
-}
 
 // The one list of which command uses which flag. A fer-client flag given on
 // the command line of a command that does not use it is an error, so that
@@ -100,83 +93,38 @@ absl::Status ForeignFlagsError(absl::string_view command, const std::vector<std:
   return absl::InvalidArgumentError(message);
 }
 
-// The flag a command-line token sets, as Abseil reads it (-x, --x, --x=v,
-// --nox for a bool), or null; `takes_next` when its value is the next token.
-const absl::CommandLineFlag* FlagOfToken(absl::string_view token, bool* takes_next) {
-  *takes_next = false;
-  if (!absl::ConsumePrefix(&token, "-")) return nullptr;
-  absl::ConsumePrefix(&token, "-");
-  const size_t equals = token.find('=');
-  const absl::string_view name = token.substr(0, equals);
-  const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-  if (flag == nullptr && absl::StartsWith(name, "no")) {
-    flag = absl::FindCommandLineFlag(name.substr(2));
-    return flag != nullptr && flag->IsOfType<bool>() ? flag : nullptr;
-  }
-  *takes_next = flag != nullptr && equals == absl::string_view::npos && !flag->IsOfType<bool>();
-  return flag;
-}
-
-// Before parsing, so that a foreign flag is named as such even when its
-// value would not parse (`bench --csv=x`).
-absl::Status CheckTokensOfCommand(absl::string_view command, int argc, char** argv) {
-  std::vector<std::string> foreign;
-  for (int i = 1; i < argc; ++i) {
-    const absl::string_view token = argv[i];
-    if (token == "--") break;  // the rest is positional
-    bool takes_next = false;
-    const absl::CommandLineFlag* flag = FlagOfToken(token, &takes_next);
-    if (takes_next) ++i;
-    if (flag == nullptr || !IsClientFlag(*flag) || Allowed(command, flag->Name())) continue;
-    if (std::find(foreign.begin(), foreign.end(), flag->Name()) == foreign.end()) {
-      foreign.emplace_back(flag->Name());
-    }
-  }
-  if (foreign.empty()) return absl::OkStatus();
-  std::sort(foreign.begin(), foreign.end());
-  return ForeignFlagsError(command, foreign);
+// A fer-client flag that `command` does not use.
+bool Foreign(absl::string_view command, const absl::CommandLineFlag& flag) {
+  return IsClientFlag(flag) && !Allowed(command, flag.Name());
 }
 
 }  // namespace
 
 std::vector<std::string> ParseCommandFlags(int argc, char** argv, const char* usage,
                                            const char* command_file) {
-  const absl::string_view command_base = Basename(command_file);
-  absl::FlagsUsageConfig config;
-  config.contains_help_flags = [command_base](absl::string_view file) {
-    const absl::string_view base = Basename(file);
-    return base == command_base || base == Basename(__FILE__);
-  };
-  // "client/bench_command.cc", not the path of the machine that built it.
-  config.normalize_filename = [](absl::string_view file) {
-    const size_t at = file.rfind("client/");
-    return std::string(at == absl::string_view::npos ? file : file.substr(at));
-  };
-  absl::SetFlagsUsageConfig(config);
+  const absl::string_view file = command_file;
+  // --help lists the common flags and the command's own.
+  cli::ConfigureUsage({std::string(file.substr(file.rfind('/') + 1)), "client_flags.cc"},
+                      absl::StrCat("fer-client ", cli::ProjectVersion()));
   absl::SetProgramUsageMessage(usage);
-  if (absl::Status status = CheckTokensOfCommand(argv[0], argc, argv); !status.ok()) {
-    std::exit(Fail(argv[0], status));
-  }
+  const absl::string_view command = argv[0];
+  // Before parsing, so that a foreign flag is named as such even when its
+  // value would not parse (`bench --csv=x`).
+  const std::vector<std::string> named = cli::ForeignFlagsInArgs(
+      argc, argv, [command](const absl::CommandLineFlag& flag) { return Foreign(command, flag); });
+  if (!named.empty()) std::exit(Fail(argv[0], ForeignFlagsError(command, named)));
   const std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   // Again after parsing: --flagfile and --fromenv set flags too.
-  if (absl::Status status = CheckFlagsOfCommand(argv[0]); !status.ok()) {
+  if (absl::Status status = CheckFlagsOfCommand(command); !status.ok()) {
     std::exit(Fail(argv[0], status));
   }
   return std::vector<std::string>(rest.begin() + 1, rest.end());
 }
 
 absl::Status CheckFlagsOfCommand(absl::string_view command) {
-  std::vector<std::string> foreign;
-  for (const auto& [name, flag] : absl::GetAllFlags()) {
-    // Abseil (20220623) keeps IsSpecifiedOnCommandLine() private; a value
-    // other than the default is what matters here.
-    const bool set = flag->CurrentValue() != flag->DefaultValue();
-    if (set && IsClientFlag(*flag) && !Allowed(command, name)) {
-      foreign.emplace_back(name);
-    }
-  }
+  const std::vector<std::string> foreign = cli::ForeignFlagsSet(
+      [command](const absl::CommandLineFlag& flag) { return Foreign(command, flag); });
   if (foreign.empty()) return absl::OkStatus();
-  std::sort(foreign.begin(), foreign.end());  // GetAllFlags has no order
   return ForeignFlagsError(command, foreign);
 }
 
