@@ -41,13 +41,18 @@
 //  - not started yet or draining: UNAVAILABLE;
 //  - malformed bytes, no faces (unary), more than max_faces_per_request faces,
 //    more than kMaxUnknownFields unknown fields: INVALID_ARGUMENT;
-//  - the batch queue plus faces being preprocessed would exceed the queue's
-//    capacity (max_queue_faces, counting ten crops per ten-crop face):
-//    RESOURCE_EXHAUSTED; nothing is buffered beyond that capacity;
+//  - the batcher's admission (server/batcher.h), which reserves queue room
+//    for the faces while they are decoded: the queue is full by faces
+//    (max_queue_faces, a ten-crop face counting ten) or by time
+//    (max_queue_time), or the work ahead would make the call late:
+//    RESOURCE_EXHAUSTED; the deadline is closer than the model needs for the
+//    faces: DEADLINE_EXCEEDED; nothing is buffered beyond that capacity;
 //  - a face that fails preprocessing: INVALID_ARGUMENT "face N: reason"
 //    (N is its 0-based index in the request or frame);
-//  - a call cancelled or past its deadline while queued: its faces are dropped
-//    before compute and the call ends CANCELLED or DEADLINE_EXCEEDED.
+//  - a call cancelled or past its deadline while queued, or whose batch would
+//    finish after its deadline: its faces are dropped before compute and the
+//    call ends CANCELLED or DEADLINE_EXCEEDED; one answered after its
+//    deadline ends DEADLINE_EXCEEDED too.
 // Every accepted call is answered exactly once.
 //
 // ClassifyStream: at most max_concurrent_streams streams at once (more are
