@@ -11,7 +11,6 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "model/cli_flags.h"
 
@@ -83,14 +82,7 @@ absl::Status ForeignFlagsError(absl::string_view command, const std::vector<std:
   for (const auto& [other, flags] : CommandFlags()) {
     if (Contains(flags, names.front())) users.emplace_back(other);
   }
-  std::string message =
-      absl::StrCat("--", absl::StrJoin(names, ", --"),
-                   names.size() == 1 ? " is not a flag" : " are not flags", " of ", command);
-  if (names.size() == 1 && !users.empty()) {
-    absl::StrAppend(&message, " (it is for ", absl::StrJoin(users, ", "), ")");
-  }
-  absl::StrAppend(&message, "; see fer-client ", command, " --help");
-  return absl::InvalidArgumentError(message);
+  return absl::InvalidArgumentError(cli::ForeignFlagsMessage("fer-client", command, names, users));
 }
 
 // A fer-client flag that `command` does not use.

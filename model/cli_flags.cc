@@ -7,6 +7,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 
 #ifndef FER_PROJECT_VERSION
@@ -104,6 +105,19 @@ std::vector<std::string> ForeignFlagsSet(const FlagFilter& foreign) {
   }
   std::sort(names.begin(), names.end());  // GetAllFlags has no order
   return names;
+}
+
+std::string ForeignFlagsMessage(absl::string_view binary, absl::string_view command,
+                                const std::vector<std::string>& names,
+                                const std::vector<std::string>& users) {
+  std::string message =
+      absl::StrCat("--", absl::StrJoin(names, ", --"),
+                   names.size() == 1 ? " is not a flag" : " are not flags", " of ", command);
+  if (names.size() == 1 && !users.empty()) {
+    absl::StrAppend(&message, " (it is for ", absl::StrJoin(users, ", "), ")");
+  }
+  absl::StrAppend(&message, "; see ", binary, " ", command, " --help");
+  return message;
 }
 
 bool AsksForPlainHelp(int argc, char** argv) {

@@ -51,6 +51,14 @@ std::vector<std::string> ForeignFlagsInArgs(int argc, char** argv, const FlagFil
 // private.)
 std::vector<std::string> ForeignFlagsSet(const FlagFilter& foreign);
 
+// The one-line refusal of flags a command does not use: "--epochs is not a
+// flag of eval (it is for train); see fer-model eval --help". names: sorted,
+// not empty; users: the commands that use names.front() (named only when
+// there is one name).
+std::string ForeignFlagsMessage(absl::string_view binary, absl::string_view command,
+                                const std::vector<std::string>& names,
+                                const std::vector<std::string>& users);
+
 // True when argv[1..] (up to a "--") holds --help or --helpshort (one or two
 // dashes, no value): the plain requests for a command's own flags. The
 // other help flags (--helpfull, --help=substring, ...) stay Abseil's.

@@ -11,7 +11,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "model/cli_flags.h"
 #include "model/cpu_count.h"
@@ -109,14 +108,7 @@ std::string ForeignFlagsMessage(const std::string& command, const std::vector<st
       users.push_back(other);
     }
   }
-  std::string message =
-      absl::StrCat("--", absl::StrJoin(names, ", --"),
-                   names.size() == 1 ? " is not a flag" : " are not flags", " of ", command);
-  if (names.size() == 1 && !users.empty()) {
-    absl::StrAppend(&message, " (it is for ", absl::StrJoin(users, ", "), ")");
-  }
-  absl::StrAppend(&message, "; see fer-model ", command, " --help");
-  return message;
+  return cli::ForeignFlagsMessage("fer-model", command, names, users);
 }
 
 void ExitIfForeign(const std::string& command, const std::vector<std::string>& names) {
