@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "fer/v1/expression.pb.h"
+#include "server/fuzz/unknown_fields.h"
 #include "server/preprocess.h"
 #include "server/request_faces.h"
 #include "server/wire_scan.h"
@@ -66,36 +67,6 @@ void CheckFaces(const fer::RequestFaces& faces, bool ten_crop, bool allow_empty)
   }
 }
 
-// Unknown fields protobuf keeps in set, inner fields of groups included.
-int64_t CountUnknown(const google::protobuf::UnknownFieldSet& set) {
-  int64_t count = set.field_count();
-  for (int i = 0; i < set.field_count(); ++i) {
-    if (set.field(i).type() == google::protobuf::UnknownField::TYPE_GROUP) {
-      count += CountUnknown(set.field(i).group());
-    }
-  }
-  return count;
-}
-
-// Unknown fields protobuf keeps in message and every message under it.
-int64_t CountUnknown(const google::protobuf::Message& message) {
-  const google::protobuf::Reflection* reflection = message.GetReflection();
-  int64_t count = CountUnknown(reflection->GetUnknownFields(message));
-  std::vector<const google::protobuf::FieldDescriptor*> fields;
-  reflection->ListFields(message, &fields);
-  for (const google::protobuf::FieldDescriptor* field : fields) {
-    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
-    if (!field->is_repeated()) {
-      count += CountUnknown(reflection->GetMessage(message, field));
-      continue;
-    }
-    for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
-      count += CountUnknown(reflection->GetRepeatedMessage(message, field, i));
-    }
-  }
-  return count;
-}
-
 // The scan's guarantees against the parse of the same bytes: whatever
 // protobuf parses, the scan accepts, counting what the parse made. (The scan
 // may accept bytes the parser refuses; the service then refuses the parse.)
@@ -113,7 +84,7 @@ void CheckScan(const google::protobuf::Message& parsed, bool parses, const absl:
       parsed, parsed.GetDescriptor()->FindFieldByName(fer::kScanFacesField));
   Require(scan.faces == parsed_faces);
   Require(scan.frame_id == parsed_frame_id);
-  Require(scan.unknown_fields == CountUnknown(parsed));
+  Require(scan.unknown_fields == fer::fuzz::CountUnknown(parsed));
   const absl::Status limits = fer::CheckScanLimits(scan, kFuzzMaxFaces, allow_empty);
   Require(!limits.ok() || (parsed_faces <= kFuzzMaxFaces && (allow_empty || parsed_faces > 0)));
 }

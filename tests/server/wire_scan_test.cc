@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fer/v1/expression.pb.h"
+#include "server/fuzz/unknown_fields.h"
 
 namespace fer {
 namespace {
@@ -67,35 +68,6 @@ absl::Status Scan(const Descriptor* type, const std::string& bytes, WireScan* sc
   return ScanMessage(type, bytes, scan);
 }
 
-// Every unknown field protobuf keeps in message and the messages under it
-// (inner fields of unknown groups included).
-int64_t CountUnknown(const google::protobuf::UnknownFieldSet& set) {
-  int64_t count = set.field_count();
-  for (int i = 0; i < set.field_count(); ++i) {
-    if (set.field(i).type() == google::protobuf::UnknownField::TYPE_GROUP) {
-      count += CountUnknown(set.field(i).group());
-    }
-  }
-  return count;
-}
-int64_t CountUnknown(const google::protobuf::Message& message) {
-  const google::protobuf::Reflection* reflection = message.GetReflection();
-  int64_t count = CountUnknown(reflection->GetUnknownFields(message));
-  std::vector<const FieldDescriptor*> fields;
-  reflection->ListFields(message, &fields);
-  for (const FieldDescriptor* field : fields) {
-    if (field->type() != FieldDescriptor::TYPE_MESSAGE) continue;
-    if (field->is_repeated()) {
-      for (int i = 0; i < reflection->FieldSize(message, field); ++i) {
-        count += CountUnknown(reflection->GetRepeatedMessage(message, field, i));
-      }
-    } else {
-      count += CountUnknown(reflection->GetMessage(message, field));
-    }
-  }
-  return count;
-}
-
 // Scans bytes as type and parses them with protobuf: whenever the parse
 // succeeds, the scan must too, and agree on faces, unknown fields and id.
 template <typename Message>
@@ -108,7 +80,7 @@ void ExpectScanAgreesWithParse(const std::string& bytes, const std::string& name
   if (!parses) return;  // the scan may accept what the parser refuses
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(scan.faces, parsed.faces_size());
-  EXPECT_EQ(scan.unknown_fields, CountUnknown(parsed));
+  EXPECT_EQ(scan.unknown_fields, fuzz::CountUnknown(parsed));
   if constexpr (std::is_same_v<Message, ClassifyFrame>) {
     EXPECT_EQ(scan.frame_id, parsed.frame_id());
   }
