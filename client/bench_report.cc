@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "model/json_text.h"
+#include "model/common/json_text.h"
 
 namespace fer::client {
 

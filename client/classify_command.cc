@@ -27,7 +27,7 @@
 #include "client/connection.h"
 #include "client/image_files.h"
 #include "client/output_format.h"
-#include "model/progress.h"
+#include "model/common/progress.h"
 
 ABSL_FLAG(int, batch, 32, "classify: faces per request (capped by the server's limit)");
 

@@ -12,7 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "model/cli_flags.h"
+#include "model/common/cli_flags.h"
 
 ABSL_FLAG(std::string, target, "localhost:50051",
           "fer-server address, host:port (any gRPC target: dns:///, unix:, ...)");

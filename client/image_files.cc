@@ -11,7 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "model/user_file.h"
+#include "model/common/user_file.h"
 
 namespace fer::client {
 namespace {

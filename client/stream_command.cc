@@ -41,7 +41,7 @@
 #include "client/latency_stats.h"
 #include "client/output_format.h"
 #include "client/video_annotator.h"
-#include "model/progress.h"
+#include "model/common/progress.h"
 
 ABSL_FLAG(int, camera, -1, "stream: read camera N (OpenCV index) instead of a video file");
 ABSL_FLAG(std::string, cascade, "",

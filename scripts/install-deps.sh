@@ -28,6 +28,8 @@ test_pkgs=(
   openssl curl
   # Fuzzing (make fuzz): clang with libFuzzer and the sanitizer runtimes.
   clang libclang-rt-14-dev
+  # Layout checks (tests/layout): formatting and function lengths.
+  clang-format universal-ctags
 )
 runtime_pkgs=(
   libtorch1.13 libgrpc++1.51 libprotobuf32 libopencv-core406 libopencv-imgproc406

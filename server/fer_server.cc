@@ -15,7 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
-#include "model/user_file.h"
+#include "model/common/user_file.h"
 #include "server/certificate_validity.h"
 
 namespace fer {

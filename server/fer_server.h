@@ -25,7 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "model/engine.h"
+#include "model/core/engine.h"
 #include "server/server_metrics.h"
 #include "server/service.h"
 

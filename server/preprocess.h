@@ -84,7 +84,7 @@ struct ImageInput {
 // alias, and the model never saw aliased faces), anything else is bilinear
 // (cv::INTER_LINEAR, which agrees with image_ops' ResizeBilinear to within one
 // grey level). TenCrop resizes to TenCropResizeSize(input_size) the same way,
-// then copies the boxes of TenCropBoxes with Crop (model/image_ops.h), in their
+// then copies the boxes of TenCropBoxes with Crop (model/core/image_ops.h), in their
 // order, so the server crops exactly like the offline evaluation. Non-square
 // images are stretched, not padded: a face detector's crop is expected.
 //

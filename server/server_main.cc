@@ -28,10 +28,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "model/cli_flags.h"
-#include "model/cpu_count.h"
-#include "model/engine.h"
-#include "model/torch_version.h"
+#include "model/common/cli_flags.h"
+#include "model/common/cpu_count.h"
+#include "model/core/device.h"
+#include "model/core/engine.h"
+#include "model/core/torch_version.h"
 #include "server/fer_server.h"
 
 namespace {

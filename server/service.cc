@@ -14,7 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "model/cpu_count.h"
+#include "model/common/cpu_count.h"
 #include "server/request_faces.h"
 #include "server/status_mapping.h"
 #include "server/wire_scan.h"

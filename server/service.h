@@ -85,7 +85,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fer/v1/expression.grpc.pb.h"
-#include "model/engine.h"
+#include "model/core/engine.h"
 #include "server/batcher.h"
 #include "server/preprocess.h"
 #include "server/server_metrics.h"

@@ -11,7 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "server/image_format.h"
+#include "model/common/image_format.h"
 #include "server/preprocess.h"
 
 namespace {

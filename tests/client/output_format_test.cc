@@ -72,7 +72,7 @@ TEST(ClassifyFormatTest, JsonIsOneParsableObjectPerLine) {
   EXPECT_NEAR(probabilities.at("sadness").number_value(), 0.03, 1e-4);
 }
 
-// Escaping itself is fer::JsonString's (tests/model/json_text_test.cc); this
+// Escaping itself is fer::JsonString's (tests/model/common/json_text_test.cc); this
 // checks that the client applies it to paths and that parsers get the path back.
 TEST(ClassifyFormatTest, JsonEscapesThePathAndKeepsUtf8) {
   const std::string path = "a\"b\\c\nd\x01/über.jpg";

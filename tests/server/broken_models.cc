@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "model/weights.h"
+#include "model/core/weights.h"
 
 namespace fer::test_util {
 namespace {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "model/cpu_count.h"
+#include "model/common/cpu_count.h"
 #include "tests/server/broken_models.h"
 #include "tests/server/server_process.h"
 #include "tests/server/server_test_util.h"

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "model/image_ops.h"
+#include "model/core/image_ops.h"
 #include "tests/server/test_images.h"
 
 namespace fer {
@@ -284,7 +284,7 @@ TEST_F(RealFacePreprocessTest, GreyJpegsGiveOneGreyFaceResizedLikeCvResize) {
 }
 
 TEST_F(RealFacePreprocessTest, BilinearResizeAgreesWithImageOpsWithinOneGreyLevel) {
-  // The offline tools resize with ResizeBilinear (model/image_ops.h); the
+  // The offline tools resize with ResizeBilinear (model/core/image_ops.h); the
   // server's OpenCV resize uses fixed-point weights and may round differently.
   for (const std::string& path : paths_) {
     const cv::Mat grey = Decode(ReadFile(path), cv::IMREAD_GRAYSCALE);

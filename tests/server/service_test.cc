@@ -22,7 +22,7 @@
 
 #include "fer/v1/expression.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "model/engine.h"
+#include "model/core/engine.h"
 #include "server/fer_server.h"
 #include "server/preprocess.h"
 #include "tests/server/raw_call.h"

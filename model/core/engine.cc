@@ -1,0 +1,192 @@
+#include "model/core/engine.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include <c10/core/impl/VirtualGuardImpl.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "model/common/cpu_count.h"
+#include "model/core/device.h"
+#include "model/core/folded_net.h"
+#include "model/core/lla_net.h"
+#include "model/core/weights.h"
+
+namespace fer {
+namespace {
+
+absl::StatusOr<torch::ScalarType> ParsePrecision(const std::string& precision, bool cuda) {
+  if (precision == "fp32") return torch::kFloat32;
+  if (precision == "bf16") return torch::kBFloat16;
+  if (precision == "fp16") {
+    if (!cuda) return absl::InvalidArgumentError("precision fp16 needs a CUDA device; use bf16");
+    return torch::kFloat16;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown precision \"", precision, "\" (fp32, bf16 or fp16)"));
+}
+
+// The part of an Engine its Runners share: folded weights on the device.
+struct SharedModel {
+  ModelMeta meta;
+  int64_t num_parameters = 0;  // of the unfolded network
+  FoldedNet net;
+  torch::Device device{torch::kCPU};
+  torch::ScalarType dtype = torch::kFloat32;
+
+  // 8-bit faces (N x H x W x C, on device) to float probabilities (N x classes).
+  torch::Tensor Probabilities(const torch::Tensor& faces) const {
+    torch::Tensor x = NormalizeFaces(faces, meta).to(dtype);
+    return torch::softmax(net.Forward(x).to(torch::kFloat32), 1);
+  }
+};
+
+class CpuRunner : public Runner {
+ public:
+  explicit CpuRunner(std::shared_ptr<const SharedModel> model) : model_(std::move(model)) {}
+
+  absl::Status Classify(const uint8_t* faces, int n, float* probabilities) override {
+    if (n < 1) return absl::InvalidArgumentError("a batch needs at least one face");
+    try {
+      c10::InferenceMode inference;
+      const int64_t size = model_->meta.input_size;
+      torch::Tensor input = torch::from_blob(const_cast<uint8_t*>(faces),
+                                             {n, size, size, model_->meta.input_channels()},
+                                             torch::kUInt8);
+      torch::Tensor probs = model_->Probabilities(input).contiguous();
+      std::memcpy(probabilities, probs.data_ptr<float>(), probs.numel() * sizeof(float));
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::shared_ptr<const SharedModel> model_;
+};
+
+// Copies through pinned host buffers on the runner's own stream, so a batch's
+// upload, kernels and download queue behind each other without blocking other
+// runners, and the host waits once per batch.
+class CudaRunner : public Runner {
+ public:
+  explicit CudaRunner(std::shared_ptr<const SharedModel> model)
+      : model_(std::move(model)),
+        stream_(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA)
+                    .getStreamFromGlobalPool(model_->device, /*isHighPriority=*/false)) {}
+
+  absl::Status Classify(const uint8_t* faces, int n, float* probabilities) override {
+    if (n < 1) return absl::InvalidArgumentError("a batch needs at least one face");
+    try {
+      c10::InferenceMode inference;
+      c10::StreamGuard guard(stream_);
+      const int64_t size = model_->meta.input_size;
+      const int64_t channels = model_->meta.input_channels();
+      Reserve(n);
+      torch::Tensor host_in = host_in_.narrow(0, 0, n);
+      std::memcpy(host_in.data_ptr<uint8_t>(), faces, n * size * size * channels);
+      torch::Tensor device_in = host_in.to(model_->device, /*non_blocking=*/true);
+      torch::Tensor probs = model_->Probabilities(device_in);
+      torch::Tensor host_out = host_out_.narrow(0, 0, n);
+      host_out.copy_(probs, /*non_blocking=*/true);
+      stream_.synchronize();
+      std::memcpy(probabilities, host_out.data_ptr<float>(), host_out.numel() * sizeof(float));
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  // Grows the pinned buffers to hold n faces (in powers of two, never shrinking).
+  void Reserve(int64_t n) {
+    if (host_in_.defined() && host_in_.size(0) >= n) return;
+    int64_t capacity = 1;
+    while (capacity < n) capacity *= 2;
+    const int64_t size = model_->meta.input_size;
+    auto pinned = torch::TensorOptions().pinned_memory(true);
+    host_in_ = torch::empty({capacity, size, size, model_->meta.input_channels()},
+                            pinned.dtype(torch::kUInt8));
+    host_out_ = torch::empty({capacity, model_->meta.arch.num_classes}, pinned.dtype(torch::kFloat32));
+  }
+
+  std::shared_ptr<const SharedModel> model_;
+  c10::Stream stream_;
+  torch::Tensor host_in_, host_out_;
+};
+
+class TorchEngine : public Engine {
+ public:
+  TorchEngine(std::shared_ptr<SharedModel> model, std::string device, std::string precision)
+      : model_(std::move(model)), device_(std::move(device)), precision_(std::move(precision)) {}
+
+  std::unique_ptr<Runner> NewRunner() override {
+    if (model_->device.is_cuda()) return std::make_unique<CudaRunner>(model_);
+    return std::make_unique<CpuRunner>(model_);
+  }
+  const ModelMeta& meta() const override { return model_->meta; }
+  int64_t num_parameters() const override { return model_->num_parameters; }
+  const std::string& device() const override { return device_; }
+  const std::string& precision() const override { return precision_; }
+
+  int64_t DeviceMemoryBytes() const override {
+    if (!model_->device.is_cuda()) return 0;
+    // Looked up at run time so that the CPU build needs no CUDA headers; the
+    // runtime library is loaded by LibTorch's CUDA backend.
+    using MemGetInfo = int (*)(size_t*, size_t*);
+    static auto mem_get_info = reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
+    if (mem_get_info == nullptr) return 0;
+    c10::impl::VirtualGuardImpl impl(c10::DeviceType::CUDA);
+    c10::Device previous = impl.exchangeDevice(model_->device);
+    size_t free = 0, total = 0;
+    const int rc = mem_get_info(&free, &total);
+    impl.setDevice(previous);
+    return rc == 0 ? static_cast<int64_t>(total - free) : 0;
+  }
+
+ private:
+  std::shared_ptr<const SharedModel> model_;
+  std::string device_;
+  std::string precision_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Load(const std::string& path,
+                                                     const EngineOptions& options) {
+  auto device = ResolveDevice(options.device);
+  if (!device.ok()) return device.status();
+  const bool cuda = device->rfind("cuda", 0) == 0;
+  auto dtype = ParsePrecision(options.precision, cuda);
+  if (!dtype.ok()) return dtype.status();
+  if (options.threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
+  // Process-wide in LibTorch. 0 is not left to LibTorch's default, which
+  // ignores the affinity mask and the cgroup CPU quota (it chose one thread on
+  // a two-CPU machine).
+  torch::set_num_threads(options.threads > 0 ? options.threads : UsableCpuCount());
+
+  auto loaded = LoadWeightFile(path);
+  if (!loaded.ok()) return loaded.status();
+  try {
+    auto model = std::make_shared<SharedModel>();
+    model->meta = loaded->meta;
+    // Before folding, which merges each BatchNorm's parameters into its convolution.
+    model->num_parameters = loaded->net->ParameterCount();
+    loaded->net->eval();
+    model->net = FoldedNet::Fold(loaded->net);
+    model->device = torch::Device(*device);
+    model->dtype = *dtype;
+    model->net.To(model->device, *dtype);
+    if (cuda) at::globalContext().setBenchmarkCuDNN(true);
+    return std::unique_ptr<Engine>(
+        new TorchEngine(std::move(model), *device, options.precision));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("cannot prepare ", path, ": ", e.what()));
+  }
+}
+
+}  // namespace fer

@@ -1,0 +1,150 @@
+#include "model/core/lla_net.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+namespace fer {
+namespace {
+
+constexpr int64_t kDefaultParameters = 23715783;  // The specification's count.
+constexpr int64_t kResNet18Parameters = 11180103;  // Same names without llam.
+
+std::set<std::string> StateDictNames(const LlaNet& net) {
+  std::set<std::string> names;
+  for (const auto& p : net->named_parameters()) names.insert(p.key());
+  for (const auto& b : net->named_buffers()) names.insert(b.key());
+  return names;
+}
+
+std::set<std::string> SpecNames(bool attention) {
+  std::set<std::string> names = {"conv1.weight", "fc.weight", "fc.bias"};
+  auto add_bn = [&](const std::string& prefix) {
+    for (const char* s : {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}) {
+      names.insert(prefix + "." + s);
+    }
+  };
+  add_bn("bn1");
+  for (int layer = 1; layer <= 4; ++layer) {
+    for (int block = 0; block < 2; ++block) {
+      const std::string p = "layer" + std::to_string(layer) + "." + std::to_string(block);
+      names.insert(p + ".conv1.weight");
+      names.insert(p + ".conv2.weight");
+      add_bn(p + ".bn1");
+      add_bn(p + ".bn2");
+      if (attention) {
+        names.insert(p + ".llam.conv.weight");
+        names.insert(p + ".llam.conv.bias");
+      }
+      if (layer > 1 && block == 0) {
+        names.insert(p + ".downsample.0.weight");
+        add_bn(p + ".downsample.1");
+      }
+    }
+  }
+  return names;
+}
+
+TEST(LlaNetTest, DefaultModelHasTheSpecifiedParameterCount) {
+  EXPECT_EQ(LlaNet()->ParameterCount(), kDefaultParameters);
+}
+
+TEST(LlaNetTest, AttentionOffIsPlainResNet18) {
+  EXPECT_EQ(LlaNet(ArchOptions{7, 3, false})->ParameterCount(), kResNet18Parameters);
+}
+
+TEST(LlaNetTest, KernelOneAttentionHasANinthOfTheAttentionWeights) {
+  const int64_t attention_biases = 2 * (64 + 128 + 256 + 512);
+  const int64_t attention_weights_3x3 = kDefaultParameters - kResNet18Parameters - attention_biases;
+  EXPECT_EQ(LlaNet(ArchOptions{7, 1, true})->ParameterCount(),
+            kResNet18Parameters + attention_weights_3x3 / 9 + attention_biases);
+}
+
+TEST(LlaNetTest, StateDictNamesAreTorchvisionStylePlusLlam) {
+  EXPECT_EQ(StateDictNames(LlaNet()), SpecNames(true));
+  EXPECT_EQ(StateDictNames(LlaNet(ArchOptions{7, 3, false})), SpecNames(false));
+}
+
+TEST(LlaNetTest, ShapesThroughEveryBlockIncludingDownsamplingOnes) {
+  LlaNet net;
+  net->eval();
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::randn({2, 3, 112, 112});
+  torch::Tensor out = torch::relu(net->bn1->forward(net->conv1->forward(x)));
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 64, 112, 112})) << "stem keeps the size";
+  out = torch::max_pool2d(out, 3, 2, 1);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 64, 56, 56}));
+  const std::vector<std::vector<int64_t>> expected = {
+      {2, 64, 56, 56}, {2, 64, 56, 56}, {2, 128, 28, 28}, {2, 128, 28, 28},
+      {2, 256, 14, 14}, {2, 256, 14, 14}, {2, 512, 7, 7}, {2, 512, 7, 7}};
+  size_t i = 0;
+  for (auto* layer : {&net->layer1, &net->layer2, &net->layer3, &net->layer4}) {
+    for (const auto& block : (*layer)->children()) {
+      out = std::dynamic_pointer_cast<BasicBlockImpl>(block)->forward(out);
+      EXPECT_EQ(out.sizes(), expected[i]) << "block " << i;
+      ++i;
+    }
+  }
+  EXPECT_EQ(i, expected.size());
+  EXPECT_EQ(net->forward(x).sizes(), (std::vector<int64_t>{2, 7}));
+  EXPECT_EQ(LlaNet(ArchOptions{5, 3, true})->forward(x).sizes(), (std::vector<int64_t>{2, 5}));
+}
+
+TEST(LlaNetTest, LlamGatesTheCurrentFeaturesWithASigmoidOfBothInputs) {
+  torch::manual_seed(1);
+  Llam llam(8, 3);
+  torch::Tensor previous = torch::randn({1, 8, 5, 5});
+  torch::Tensor current = torch::randn({1, 8, 5, 5});
+  torch::Tensor expected =
+      current * torch::sigmoid(torch::conv2d(torch::cat({previous, current}, 1),
+                                             llam->conv->weight, llam->conv->bias, 1, 1));
+  EXPECT_TRUE(torch::allclose(llam->forward(previous, current), expected, 1e-6, 1e-6));
+  EXPECT_EQ(llam->conv->weight.sizes(), (std::vector<int64_t>{8, 16, 3, 3}));
+}
+
+TEST(LlaNetTest, DownsamplingBlockFeedsTheShortcutProjectionToLlam) {
+  torch::manual_seed(2);
+  BasicBlock block(64, 128, 2, ArchOptions());
+  block->eval();
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::randn({1, 64, 16, 16});
+  torch::Tensor identity = block->downsample->forward(x);
+  torch::Tensor current =
+      torch::relu(block->bn2->forward(block->conv2->forward(
+                      torch::relu(block->bn1->forward(block->conv1->forward(x))))) +
+                  identity);
+  EXPECT_TRUE(torch::allclose(block->forward(x), block->llam->forward(identity, current)));
+}
+
+TEST(LlaNetTest, GradientsReachEveryAttentionConvolution) {
+  torch::manual_seed(3);
+  LlaNet net;
+  torch::Tensor loss = torch::cross_entropy_loss(net->forward(torch::randn({2, 3, 64, 64})),
+                                                 torch::tensor({1, 4}));
+  loss.backward();
+  int checked = 0;
+  for (const auto& p : net->named_parameters()) {
+    if (p.key().find("llam.conv") == std::string::npos) continue;
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+    ++checked;
+  }
+  EXPECT_EQ(checked, 16);  // weight and bias of 8 modules.
+}
+
+TEST(LlaNetTest, NormalizeFacesScalesRepeatsGreyAndStandardises) {
+  ModelMeta meta = DefaultMeta();
+  meta.mean = {0.5f, 0.5f, 0.5f};
+  meta.std = {0.25f, 0.25f, 0.25f};
+  torch::Tensor faces = torch::tensor({0, 255, 51, 204}, torch::kUInt8).view({1, 2, 2, 1});
+  torch::Tensor x = NormalizeFaces(faces, meta);
+  ASSERT_EQ(x.sizes(), (std::vector<int64_t>{1, 3, 2, 2}));
+  torch::Tensor expected = torch::tensor({-2.0f, 2.0f, -1.2f, 1.2f}).view({1, 1, 2, 2});
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_TRUE(torch::allclose(x.narrow(1, c, 1), expected, 1e-5, 1e-5)) << "channel " << c;
+  }
+}
+
+}  // namespace
+}  // namespace fer
