@@ -193,9 +193,6 @@ class ExpressionService final : public ExpressionServiceBase {
   // INVALID_ARGUMENT). Each OK is followed by one SubmitReserved or Unreserve
   // of the batcher.
   absl::Status Admit(int faces, absl::Time deadline);
-  // Writes one Prediction per client face of work into predictions.
-  void FillPredictions(const Work& work,
-                       google::protobuf::RepeatedPtrField<fer::v1::Prediction>* predictions) const;
   // Runs the warm-up batch of `faces` faces on instance `index` and checks
   // that its outputs are finite.
   absl::Status WarmUp(size_t index, int faces);

@@ -1,0 +1,49 @@
+// Internal to the service (server/service.cc, server/service_calls.cc): the
+// unit of work that a Classify call or a stream frame hands to the
+// admit / preprocess / batch pipeline (ExpressionService::Process).
+#ifndef FER_SERVER_SERVICE_WORK_H_
+#define FER_SERVER_SERVICE_WORK_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "fer/v1/expression.pb.h"
+#include "server/preprocess.h"
+#include "server/service.h"
+
+namespace fer {
+
+// One request's or one frame's faces on their way through admission,
+// preprocessing and the batcher.
+struct ExpressionService::Work {
+  // Set by the caller of Process, and kept alive until done has been called.
+  const google::protobuf::RepeatedPtrField<fer::v1::Image>* faces = nullptr;
+  bool ten_crop = false;
+  absl::Time deadline = absl::InfiniteFuture();
+  const std::atomic<bool>* cancelled = nullptr;
+  // Called exactly once. It may destroy this Work, so it is moved out first.
+  std::function<void(absl::Status)> done;
+
+  // Filled by Process: every model face's input, then its probabilities.
+  std::vector<uint8_t> pixels;
+  std::vector<float> outputs;
+
+  int crops() const { return ten_crop ? kTenCropCount : 1; }
+  int model_faces() const { return faces->size() * crops(); }
+};
+
+// Calls *done with status, having moved it out first (done may destroy the
+// Work that holds it).
+inline void Complete(std::function<void(absl::Status)>* done, absl::Status status) {
+  std::function<void(absl::Status)> callback = std::move(*done);
+  callback(std::move(status));
+}
+
+}  // namespace fer
+
+#endif  // FER_SERVER_SERVICE_WORK_H_
