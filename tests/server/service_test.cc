@@ -1,8 +1,11 @@
 // End-to-end tests of the ExpressionClassifier service: a real FerServer (gRPC
-// on loopback, health, the batcher, the preprocessing pool, the small test
-// model) in this process, called through real gRPC channels with real FER2013
-// faces. Nothing here waits on the clock: every wait is for a condition, with
-// generous deadlines that only bound a hang.
+// on loopback, health, the batcher, the preprocessing pool) in this process,
+// called through real gRPC channels with real FER2013 faces. The tests that
+// check what the model answers serve the small test model (ServiceTest); the
+// others serve a fake engine (FakeEngineServiceTest, tests/support), which is
+// faster and can hold batches at a gate. Nothing here waits on the clock:
+// every wait is for a condition, with generous deadlines that only bound a
+// hang.
 #include <gmock/gmock.h>
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/unknown_field_set.h>
@@ -25,9 +28,11 @@
 #include "model/core/engine.h"
 #include "server/fer_server.h"
 #include "server/preprocess.h"
+#include "server/request_faces.h"
 #include "tests/server/raw_call.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_images.h"
+#include "tests/support/fake_engine.h"
 
 namespace fer {
 namespace {
@@ -41,6 +46,7 @@ using fer::v1::Prediction;
 using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
+using test_support::FakeEngine;
 using test_util::Encoded;
 using test_util::MetricValue;
 using test_util::RealFaces;
@@ -106,7 +112,8 @@ class ServiceTest : public ::testing::Test {
 
   // Creates the server (NOT_SERVING) and a channel to it; Start is separate.
   void CreateServer(const ServerOptions& options) {
-    auto server = FerServer::Create(options, engine_);
+    auto server =
+        FerServer::Create(options, serving_engine_ != nullptr ? serving_engine_ : engine_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
@@ -172,7 +179,8 @@ class ServiceTest : public ::testing::Test {
     EXPECT_EQ(prediction.confidence(), prediction.probabilities(top));
   }
 
-  static Engine* engine_;
+  static Engine* engine_;             // the small test model
+  Engine* serving_engine_ = nullptr;  // what the server serves, if not engine_
   std::unique_ptr<FerServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<ExpressionClassifier::Stub> stub_;
@@ -180,6 +188,33 @@ class ServiceTest : public ::testing::Test {
 };
 
 Engine* ServiceTest::engine_ = nullptr;
+
+// The same server on a FakeEngine: for tests of the service's own behaviour,
+// not of the model's answers. The gate is opened before the server shuts down,
+// so that a failing test cannot leave a batch held.
+class FakeEngineServiceTest : public ServiceTest {
+ protected:
+  static void SetUpTestSuite() {}  // no model to load
+  static void TearDownTestSuite() {}
+
+  void SetUp() override { serving_engine_ = &fake_; }
+  void TearDown() override {
+    fake_.Open();
+    ServiceTest::TearDown();
+  }
+
+  // What the fake answers for image, preprocessed as the server does.
+  std::vector<float> FakeExpected(const fer::v1::Image& image) const {
+    PreprocessOptions options;
+    options.input_size = fake_.meta().input_size;
+    options.gray = true;
+    std::vector<uint8_t> pixels;
+    EXPECT_TRUE(Preprocess(ToImageInput(image), options, false, &pixels).ok());
+    return FakeEngine::Probabilities(pixels.data(), pixels.size(), fake_.num_classes());
+  }
+
+  FakeEngine fake_;
+};
 
 #define REQUIRE_FACES(faces, n)                        \
   const std::vector<std::string> faces = RealFaces(n); \
@@ -264,7 +299,7 @@ TEST_F(ServiceTest, RawPixelsAreClassifiedLikeTheEncodedImage) {
   }
 }
 
-TEST_F(ServiceTest, ConcurrentClientsAreAllAnswered) {
+TEST_F(FakeEngineServiceTest, ConcurrentClientsAreAllAnswered) {
   REQUIRE_FACES(faces, 7);
   StartServer();
   constexpr int kClients = 8;
@@ -299,7 +334,7 @@ struct BadInput {
   std::string reason;  // expected in the message after "face 1: "
 };
 
-TEST_F(ServiceTest, EveryBadFaceIsInvalidArgumentNamingItsIndexAndReason) {
+TEST_F(FakeEngineServiceTest, EveryBadFaceIsInvalidArgumentNamingItsIndexAndReason) {
   REQUIRE_FACES(faces, 1);
   const cv::Mat grey = test_images::Decode(faces[0], cv::IMREAD_GRAYSCALE);
   std::vector<BadInput> cases;
@@ -352,7 +387,7 @@ TEST_F(ServiceTest, EveryBadFaceIsInvalidArgumentNamingItsIndexAndReason) {
             cases.size());
 }
 
-TEST_F(ServiceTest, EmptyAndOversizedRequestsAreInvalidArgument) {
+TEST_F(FakeEngineServiceTest, EmptyAndOversizedRequestsAreInvalidArgument) {
   REQUIRE_FACES(faces, 1);
   StartServer();
   ClassifyResponse response;
@@ -373,7 +408,7 @@ TEST_F(ServiceTest, EmptyAndOversizedRequestsAreInvalidArgument) {
 // never be admitted: retrying cannot help, so it is refused as the request's
 // fault, not as a full queue. (A full queue, RESOURCE_EXHAUSTED, is exercised
 // under load by the soak test.)
-TEST_F(ServiceTest, ATenCropRequestLargerThanTheWholeQueueIsInvalidArgument) {
+TEST_F(FakeEngineServiceTest, ATenCropRequestLargerThanTheWholeQueueIsInvalidArgument) {
   REQUIRE_FACES(faces, 1);
   ServerOptions options = TestOptions();
   options.service.batching.max_queue_faces = 8;
@@ -396,7 +431,7 @@ TEST_F(ServiceTest, ATenCropRequestLargerThanTheWholeQueueIsInvalidArgument) {
   EXPECT_TRUE(Classify(request, &response).ok());
 }
 
-TEST_F(ServiceTest, ACallWhoseDeadlineHasPassedEndsDeadlineExceeded) {
+TEST_F(FakeEngineServiceTest, ACallWhoseDeadlineHasPassedEndsDeadlineExceeded) {
   REQUIRE_FACES(faces, 1);
   StartServer();
   ClassifyRequest request;
@@ -491,7 +526,7 @@ TEST_F(ServiceTest, StreamFramesAreAnsweredInOrderWithTheirIds) {
   }
 }
 
-TEST_F(ServiceTest, StreamsBeyondTheLimitAreRefusedWithResourceExhausted) {
+TEST_F(FakeEngineServiceTest, StreamsBeyondTheLimitAreRefusedWithResourceExhausted) {
   REQUIRE_FACES(faces, 1);
   ServerOptions options = TestOptions();
   options.service.max_concurrent_streams = 1;
@@ -520,6 +555,79 @@ TEST_F(ServiceTest, StreamsBeyondTheLimitAreRefusedWithResourceExhausted) {
   EXPECT_TRUE(first->Finish().ok());
   EXPECT_TRUE(WaitFor(
       [&] { return MetricValue(server_->metrics()->Serialize(), "fer_active_streams") == 0; }));
+}
+
+// The stream's window through the real service. Each frame's one face is a
+// batch of its own and the instances outnumber the window, so every frame the
+// server has read and not yet answered waits inside the fake engine, where it
+// is counted. With the batches held, the server reads stream_window frames of
+// a client that has sent many, and no more until their answers are written;
+// the test lets each window's frames through in turn, and every frame is
+// answered in order.
+TEST_F(FakeEngineServiceTest, AStreamReadsAtMostStreamWindowFramesAheadOfItsAnswers) {
+  constexpr int kWindow = 3;
+  constexpr int kFrames = 12;
+  constexpr int kSide = 32;
+  ServerOptions options = TestOptions();
+  options.service.stream_window = kWindow;
+  options.service.batching.max_batch_size = 1;
+  options.service.batching.num_instances = kWindow + 2;
+  StartServer(options);
+  const int64_t warmup = fake_.faces_received();  // Start's warm-up batches
+  fake_.Hold();
+
+  std::vector<ClassifyFrame> frames(kFrames);
+  for (int f = 0; f < kFrames; ++f) {
+    frames[f].set_frame_id(500 + f);
+    fer::v1::RawImage* raw = frames[f].add_faces()->mutable_raw();
+    raw->set_width(kSide);
+    raw->set_height(kSide);
+    raw->set_channels(1);
+    std::string pixels(kSide * kSide, '\0');
+    for (size_t i = 0; i < pixels.size(); ++i)
+      pixels[i] = static_cast<char>((f * 37 + i * 7) % 251);
+    raw->set_pixels(pixels);
+  }
+  auto context = Context();
+  auto stream = stub_->ClassifyStream(context.get());
+  std::thread writer([&] {
+    for (const ClassifyFrame& frame : frames) {
+      if (!stream->Write(frame)) break;
+    }
+    stream->WritesDone();
+  });
+  std::vector<FrameResult> results;
+  std::thread reader([&] {
+    FrameResult result;
+    while (stream->Read(&result)) results.push_back(result);
+  });
+
+  // Whatever the order the frames of a window finish in, the next window is
+  // read only once they are all written.
+  for (int read = kWindow;; read += kWindow) {
+    const int64_t expected = warmup + std::min(read, kFrames);
+    const bool reached = fake_.WaitForFacesReceived(expected, kConditionTimeout);
+    EXPECT_TRUE(reached) << "the server read " << fake_.faces_received() - warmup << " frames";
+    EXPECT_EQ(fake_.faces_received(), expected) << "read beyond the window";
+    if (!reached || read >= kFrames) break;
+    fake_.Let(kWindow);
+  }
+  fake_.Open();
+  writer.join();
+  reader.join();
+  const grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(fake_.max_faces_inside(), kWindow);
+
+  ASSERT_EQ(results.size(), static_cast<size_t>(kFrames));
+  for (int f = 0; f < kFrames; ++f) {
+    SCOPED_TRACE(absl::StrCat("frame ", f));
+    EXPECT_EQ(results[f].frame_id(), frames[f].frame_id());
+    EXPECT_EQ(results[f].status().code(), 0) << results[f].status().message();
+    ASSERT_EQ(results[f].predictions_size(), 1);
+    const std::vector<float> expected = FakeExpected(frames[f].faces(0));
+    EXPECT_THAT(results[f].predictions(0).probabilities(), ::testing::ElementsAreArray(expected));
+  }
 }
 
 // ------------------------------------------ malformed and hostile messages
@@ -589,7 +697,7 @@ TEST_F(ServiceTest, AMalformedRequestIsInvalidArgumentNamingTheByteAndIsCounted)
   ExpectPrediction(parsed.predictions(0), Expected(faces, false)[0]);
 }
 
-TEST_F(ServiceTest, AFloodOfEmptyImagesOrUnknownFieldsIsRefusedBeforeItIsParsed) {
+TEST_F(FakeEngineServiceTest, AFloodOfEmptyImagesOrUnknownFieldsIsRefusedBeforeItIsParsed) {
   StartServer();
   constexpr int64_t kFaces = int64_t{1} << 20;  // 2 MiB on the wire
   std::string response;
@@ -696,7 +804,7 @@ std::vector<std::string> LengthDelimited(const std::string& bytes, int field) {
   return values;
 }
 
-TEST_F(ServiceTest, ReflectionListsTheServiceAndDescribesItsTypedMethods) {
+TEST_F(FakeEngineServiceTest, ReflectionListsTheServiceAndDescribesItsTypedMethods) {
   StartServer();
   // grpc.reflection.v1alpha: request list_services = 7, file_containing_symbol
   // = 4; response list_services_response = 6 (service = 1, name = 1),
@@ -746,7 +854,7 @@ TEST_F(ServiceTest, ReflectionListsTheServiceAndDescribesItsTypedMethods) {
 
 // ----------------------------------------------------- health and draining
 
-TEST_F(ServiceTest, HealthIsNotServingUntilStartedAndCallsWaitForIt) {
+TEST_F(FakeEngineServiceTest, HealthIsNotServingUntilStartedAndCallsWaitForIt) {
   REQUIRE_FACES(faces, 1);
   CreateServer(TestOptions());
   EXPECT_EQ(Health(""), HealthCheckResponse::NOT_SERVING);
@@ -764,7 +872,7 @@ TEST_F(ServiceTest, HealthIsNotServingUntilStartedAndCallsWaitForIt) {
   EXPECT_TRUE(Classify(request, &response).ok());
 }
 
-TEST_F(ServiceTest, ShutdownSaysNotServingAndFinishesAcceptedWork) {
+TEST_F(FakeEngineServiceTest, ShutdownSaysNotServingAndFinishesAcceptedWork) {
   REQUIRE_FACES(faces, 8);
   ServerOptions options = TestOptions();
   options.service.batching.max_batch_size = 4;
@@ -779,15 +887,8 @@ TEST_F(ServiceTest, ShutdownSaysNotServingAndFinishesAcceptedWork) {
   ASSERT_TRUE(watch->Read(&health));
   EXPECT_EQ(health.status(), HealthCheckResponse::SERVING);
 
-  // A request large enough to take several batches, and an open stream with a
-  // frame answered: both accepted before the drain.
-  ClassifyRequest big;
-  for (const std::string& face : faces) *big.add_faces() = Encoded(face);
-  big.mutable_options()->set_ten_crop(true);  // 80 model faces, 20 batches
-  ClassifyResponse big_response;
-  grpc::Status big_status;
-  std::thread big_call([&] { big_status = Classify(big, &big_response); });
-
+  // An open stream with a frame answered, then a request large enough to take
+  // several batches, held in the model: both accepted before the drain.
   auto stream_context = Context();
   auto stream = stub_->ClassifyStream(stream_context.get());
   ClassifyFrame frame;
@@ -798,9 +899,16 @@ TEST_F(ServiceTest, ShutdownSaysNotServingAndFinishesAcceptedWork) {
   ASSERT_TRUE(stream->Read(&result));
   EXPECT_EQ(result.frame_id(), 7u);
 
-  // Wait until the big request is in the batcher: a batch has run.
-  ASSERT_TRUE(WaitFor(
-      [&] { return MetricValue(server_->metrics()->Serialize(), "fer_batch_size_count") >= 2; }));
+  const int64_t before = fake_.faces_received();
+  fake_.Hold();
+  ClassifyRequest big;
+  for (const std::string& face : faces) *big.add_faces() = Encoded(face);
+  big.mutable_options()->set_ten_crop(true);  // 80 model faces, 20 batches
+  ClassifyResponse big_response;
+  grpc::Status big_status;
+  std::thread big_call([&] { big_status = Classify(big, &big_response); });
+  // The big request is in the batcher: its first batch waits in the model.
+  ASSERT_TRUE(fake_.WaitForFacesReceived(before + 1, kConditionTimeout));
   std::thread shutdown([&] { server_->Shutdown(absl::Seconds(120)); });
 
   ASSERT_TRUE(watch->Read(&health));
@@ -811,15 +919,20 @@ TEST_F(ServiceTest, ShutdownSaysNotServingAndFinishesAcceptedWork) {
   EXPECT_EQ(stream_status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(stream_status.error_message(), HasSubstr("shutting down"));
 
+  // The drain has begun with none of the big request's faces classified: it
+  // is still answered in full.
+  EXPECT_EQ(fake_.faces_finished(), before);
+  fake_.Open();
   big_call.join();
   shutdown.join();
   EXPECT_TRUE(big_status.ok()) << big_status.error_message();
   EXPECT_EQ(big_response.predictions_size(), 8);
+  EXPECT_EQ(fake_.faces_finished(), before + 80);
   watch_context.TryCancel();
   watch->Finish();
 }
 
-TEST_F(ServiceTest, MetricsExpositionPassesPromtool) {
+TEST_F(FakeEngineServiceTest, MetricsExpositionPassesPromtool) {
   REQUIRE_FACES(faces, 2);
   StartServer();
   ClassifyRequest request;
@@ -840,9 +953,9 @@ TEST_F(ServiceTest, MetricsExpositionPassesPromtool) {
   EXPECT_GE(MetricValue(metrics, "fer_batch_size_sum"), 2);
   EXPECT_EQ(MetricValue(metrics, "fer_queue_duration_seconds_count"), 2);
   EXPECT_EQ(MetricValue(metrics, "fer_queue_capacity_faces"), 4096);
-  EXPECT_EQ(MetricValue(metrics,
-                        "fer_model_info{version=\"untrained\",device=\"cpu\",precision=\"fp32\"}"),
-            1);
+  EXPECT_EQ(
+      MetricValue(metrics, "fer_model_info{version=\"fake\",device=\"cpu\",precision=\"fp32\"}"),
+      1);
   for (const char* reason : {"cancelled", "deadline", "failed", "shutdown", "late", "queue_full"}) {
     EXPECT_EQ(
         MetricValue(metrics, absl::StrCat("fer_dropped_faces_total{reason=\"", reason, "\"}")), 0)
