@@ -566,12 +566,12 @@ TEST_F(FakeEngineServiceTest, StreamsBeyondTheLimitAreRefusedWithResourceExhaust
 // answered in order.
 TEST_F(FakeEngineServiceTest, AStreamReadsAtMostStreamWindowFramesAheadOfItsAnswers) {
   constexpr int kWindow = 3;
-  constexpr int kFrames = 12;
-  constexpr int kSide = 32;
+  constexpr int kFrames = 24;
+  constexpr int kSide = 8;
   ServerOptions options = TestOptions();
   options.service.stream_window = kWindow;
   options.service.batching.max_batch_size = 1;
-  options.service.batching.num_instances = kWindow + 2;
+  options.service.batching.num_instances = kWindow + 5;
   StartServer(options);
   const int64_t warmup = fake_.faces_received();  // Start's warm-up batches
   fake_.Hold();
@@ -590,11 +590,13 @@ TEST_F(FakeEngineServiceTest, AStreamReadsAtMostStreamWindowFramesAheadOfItsAnsw
   }
   auto context = Context();
   auto stream = stub_->ClassifyStream(context.get());
+  std::atomic<bool> written{false};
   std::thread writer([&] {
     for (const ClassifyFrame& frame : frames) {
       if (!stream->Write(frame)) break;
     }
     stream->WritesDone();
+    written = true;
   });
   std::vector<FrameResult> results;
   std::thread reader([&] {
@@ -602,8 +604,11 @@ TEST_F(FakeEngineServiceTest, AStreamReadsAtMostStreamWindowFramesAheadOfItsAnsw
     while (stream->Read(&result)) results.push_back(result);
   });
 
-  // Whatever the order the frames of a window finish in, the next window is
-  // read only once they are all written.
+  // The frames are small, so that gRPC's flow control lets the client send
+  // them all while the server reads none: only the window holds the server
+  // back. Whatever the order the frames of a window finish in, the next window
+  // is read only once they are all written.
+  EXPECT_TRUE(WaitFor([&] { return written.load(); }));
   for (int read = kWindow;; read += kWindow) {
     const int64_t expected = warmup + std::min(read, kFrames);
     const bool reached = fake_.WaitForFacesReceived(expected, kConditionTimeout);
