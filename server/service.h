@@ -4,6 +4,12 @@
 // the preprocessing threads; the server binary (server_main.cc) owns the gRPC
 // server, health, signals and metrics endpoint around it.
 //
+// Where the code is: service.cc (options, start, drain and the admit /
+// preprocess / batch pipeline), service_calls.{h,cc} (the Classify and
+// ClassifyStream reactors), stream_window.h (a stream's window of frames:
+// what to read, write and when to finish) and postprocess.h (outputs into
+// fer.v1.Prediction).
+//
 // Threads and what runs where:
 //  - gRPC's callback threads run the method handlers and stream reactions.
 //    They only check limits, admit work and schedule it: never decode, never
