@@ -96,7 +96,7 @@ int64_t LlaNetImpl::ParameterCount() const {
 
 torch::Tensor NormalizeFaces(const torch::Tensor& faces_u8, const ModelMeta& meta) {
   TORCH_CHECK(faces_u8.dim() == 4, "faces must be N x H x W x C");
-  return NormalizePixels(faces_u8.permute({0, 3, 1, 2}).to(torch::kFloat32), meta);
+  return NormalizePixelsForInference(faces_u8.permute({0, 3, 1, 2}).to(torch::kFloat32), meta);
 }
 
 torch::Tensor GaussianBlur(const torch::Tensor& pixels, double sigma) {
@@ -122,11 +122,18 @@ torch::Tensor GaussianBlur(const torch::Tensor& pixels, double sigma) {
   return torch::conv2d(x, column, torch::Tensor(), ones, c10::IntArrayRef(zeros), ones, channels);
 }
 
-torch::Tensor NormalizePixels(const torch::Tensor& pixels, const ModelMeta& meta, bool inference) {
+torch::Tensor NormalizePixelsForInference(const torch::Tensor& pixels, const ModelMeta& meta) {
+  TORCH_CHECK(pixels.dim() == 4, "pixels must be N x C x H x W");
+  if (meta.input_blur > 0) {
+    return NormalizePixelsForTraining(GaussianBlur(pixels, meta.input_blur * pixels.size(3)), meta);
+  }
+  return NormalizePixelsForTraining(pixels, meta);
+}
+
+torch::Tensor NormalizePixelsForTraining(const torch::Tensor& pixels, const ModelMeta& meta) {
   TORCH_CHECK(pixels.dim() == 4, "pixels must be N x C x H x W");
   auto options = torch::TensorOptions().dtype(torch::kFloat32).device(pixels.device());
   torch::Tensor x = pixels;
-  if (inference && meta.input_blur > 0) x = GaussianBlur(x, meta.input_blur * x.size(3));
   if (x.size(1) == 1) x = x.expand({-1, 3, -1, -1});
   torch::Tensor mean = torch::tensor({meta.mean[0], meta.mean[1], meta.mean[2]}, options);
   torch::Tensor std = torch::tensor({meta.std[0], meta.std[1], meta.std[2]}, options);

@@ -65,11 +65,13 @@ TORCH_MODULE(LlaNet);
 // device: x / 255, grey repeated on three channels, (x - mean) / std.
 torch::Tensor NormalizeFaces(const torch::Tensor& faces_u8, const ModelMeta& meta);
 
-// The same for float pixels in [0, 255], N x C x H x W (C = 1 or 3). With
-// inference set, meta.input_blur low-passes the faces first (training faces
-// are used as they are).
-torch::Tensor NormalizePixels(const torch::Tensor& pixels, const ModelMeta& meta,
-                              bool inference = true);
+// The same for float pixels in [0, 255], N x C x H x W (C = 1 or 3), as served:
+// meta.input_blur > 0 low-passes the faces first (sigma = input_blur x width).
+torch::Tensor NormalizePixelsForInference(const torch::Tensor& pixels, const ModelMeta& meta);
+
+// The same as NormalizePixelsForInference without the blur: training faces are
+// used as they are (the blur describes how served faces differ from them).
+torch::Tensor NormalizePixelsForTraining(const torch::Tensor& pixels, const ModelMeta& meta);
 
 // Gaussian blur of N x C x H x W float pixels, sigma in pixels, reflected borders.
 torch::Tensor GaussianBlur(const torch::Tensor& pixels, double sigma);

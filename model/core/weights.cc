@@ -103,11 +103,8 @@ class MetaReader {
   GenericDict dict_;
 };
 
-absl::StatusOr<ModelMeta> MetaFromIValue(const c10::IValue& value) {
-  if (!value.isGenericDict()) return absl::InvalidArgumentError("\"meta\" is not a dict");
-  MetaReader reader(value.toGenericDict());
-  ModelMeta meta;
-
+// meta["arch"]: the network's shape, within what LlaNet can build.
+absl::Status ReadArch(const MetaReader& reader, ArchOptions* out) {
   auto arch = reader.Get("arch");
   if (!arch.ok()) return arch.status();
   if (!arch->isGenericDict()) return absl::InvalidArgumentError("meta \"arch\" is not a dict");
@@ -125,17 +122,21 @@ absl::StatusOr<ModelMeta> MetaFromIValue(const c10::IValue& value) {
   if (*kernel != 1 && *kernel != 3) {
     return absl::InvalidArgumentError(absl::StrCat("meta arch.attention_kernel is ", *kernel));
   }
-  meta.arch = {static_cast<int>(*classes), static_cast<int>(*kernel), attention->toBool()};
+  *out = {static_cast<int>(*classes), static_cast<int>(*kernel), attention->toBool()};
+  return absl::OkStatus();
+}
 
+// How faces become the network's input: size, normalisation, colour, blur.
+absl::Status ReadInput(const MetaReader& reader, ModelMeta* meta) {
   auto input_size = reader.Int("input_size");
   if (!input_size.ok()) return input_size.status();
   if (*input_size < 16 || *input_size > 1024) {
     return absl::InvalidArgumentError(absl::StrCat("meta input_size is ", *input_size));
   }
-  meta.input_size = static_cast<int>(*input_size);
-  if (auto s = reader.Triple("mean", &meta.mean); !s.ok()) return s;
-  if (auto s = reader.Triple("std", &meta.std); !s.ok()) return s;
-  for (float s : meta.std) {
+  meta->input_size = static_cast<int>(*input_size);
+  if (auto s = reader.Triple("mean", &meta->mean); !s.ok()) return s;
+  if (auto s = reader.Triple("std", &meta->std); !s.ok()) return s;
+  for (float s : meta->std) {
     if (!(s > 0)) return absl::InvalidArgumentError("meta std must be positive");
   }
   auto color = reader.String("color");
@@ -143,18 +144,22 @@ absl::StatusOr<ModelMeta> MetaFromIValue(const c10::IValue& value) {
   if (*color != "gray3" && *color != "rgb") {
     return absl::InvalidArgumentError(absl::StrCat("meta color is \"", *color, "\""));
   }
-  meta.color = *color;
+  meta->color = *color;
   auto blur = reader.Get("input_blur", /*required=*/false);
   if (!blur.ok()) return blur.status();
   if (blur->isDouble() || blur->isInt()) {
-    meta.input_blur = blur->isDouble() ? blur->toDouble() : static_cast<double>(blur->toInt());
+    meta->input_blur = blur->isDouble() ? blur->toDouble() : static_cast<double>(blur->toInt());
   } else if (!blur->isNone()) {
     return absl::InvalidArgumentError("meta \"input_blur\" is not a number");
   }
-  if (meta.input_blur < 0 || meta.input_blur > 1) {
-    return absl::InvalidArgumentError(absl::StrCat("meta input_blur is ", meta.input_blur));
+  if (meta->input_blur < 0 || meta->input_blur > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("meta input_blur is ", meta->input_blur));
   }
+  return absl::OkStatus();
+}
 
+// meta["labels"]: one string per class of the arch already read.
+absl::Status ReadLabels(const MetaReader& reader, ModelMeta* meta) {
   auto labels = reader.Get("labels");
   if (!labels.ok()) return labels.status();
   if (!labels->isList() && !labels->isTuple()) {
@@ -162,15 +167,20 @@ absl::StatusOr<ModelMeta> MetaFromIValue(const c10::IValue& value) {
   }
   for (const c10::IValue& label : Sequence(*labels)) {
     if (!label.isString()) return absl::InvalidArgumentError("meta labels are not strings");
-    meta.labels.push_back(label.toStringRef());
+    meta->labels.push_back(label.toStringRef());
   }
-  if (static_cast<int>(meta.labels.size()) != meta.arch.num_classes) {
-    return absl::InvalidArgumentError(absl::StrCat("meta has ", meta.labels.size(), " labels for ",
-                                                   meta.arch.num_classes, " classes"));
+  if (static_cast<int>(meta->labels.size()) != meta->arch.num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat("meta has ", meta->labels.size(), " labels for ",
+                                                   meta->arch.num_classes, " classes"));
   }
+  return absl::OkStatus();
+}
+
+// The optional descriptive fields; metrics that are not numbers are skipped.
+absl::Status ReadProvenance(const MetaReader& reader, ModelMeta* meta) {
   for (auto [key, field] :
-       {std::pair{"trained_on", &meta.trained_on}, std::pair{"created", &meta.created},
-        std::pair{"version", &meta.version}}) {
+       {std::pair{"trained_on", &meta->trained_on}, std::pair{"created", &meta->created},
+        std::pair{"version", &meta->version}}) {
     auto value = reader.String(key, /*required=*/false);
     if (!value.ok()) return value.status();
     *field = *value;
@@ -182,10 +192,21 @@ absl::StatusOr<ModelMeta> MetaFromIValue(const c10::IValue& value) {
       if (!entry.key().isString()) continue;
       const c10::IValue& v = entry.value();
       if (v.isDouble() || v.isInt()) {
-        meta.metrics[entry.key().toStringRef()] = v.isDouble() ? v.toDouble() : v.toInt();
+        meta->metrics[entry.key().toStringRef()] = v.isDouble() ? v.toDouble() : v.toInt();
       }
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelMeta> MetaFromIValue(const c10::IValue& value) {
+  if (!value.isGenericDict()) return absl::InvalidArgumentError("\"meta\" is not a dict");
+  MetaReader reader(value.toGenericDict());
+  ModelMeta meta;
+  if (auto s = ReadArch(reader, &meta.arch); !s.ok()) return s;
+  if (auto s = ReadInput(reader, &meta); !s.ok()) return s;
+  if (auto s = ReadLabels(reader, &meta); !s.ok()) return s;
+  if (auto s = ReadProvenance(reader, &meta); !s.ok()) return s;
   return meta;
 }
 

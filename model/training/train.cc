@@ -363,7 +363,8 @@ absl::StatusOr<ConfusionMatrix> Evaluate(LlaNet net, const ModelMeta& meta,
     torch::Tensor probs;
     {
       AutocastScope autocast(device, *dtype);
-      probs = torch::softmax(net->forward(NormalizePixels(pixels, meta)).to(torch::kFloat32), 1);
+      probs = torch::softmax(
+          net->forward(NormalizePixelsForInference(pixels, meta)).to(torch::kFloat32), 1);
     }
     if (options.ten_crop) probs = probs.view({n, 10, classes}).mean(1);
     probs = probs.to(torch::kCPU).contiguous();
@@ -387,15 +388,18 @@ absl::StatusOr<ConfusionMatrix> Evaluate(LlaNet net, const ModelMeta& meta,
   return confusion;
 }
 
-absl::StatusOr<std::vector<EpochResult>> Train(LlaNet net, ModelMeta meta,
-                                               const PackedDataset& train,
-                                               const PackedDataset& val,
-                                               const TrainOptions& options) {
-  auto device_name = ResolveDevice(options.device);
-  if (!device_name.ok()) return device_name.status();
-  const torch::Device device(*device_name);
-  auto dtype = AutocastType(options.precision, device.is_cuda());
-  if (!dtype.ok()) return dtype.status();
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// What Train refuses before touching the model: data sets that do not fit it,
+// batches too small for batch norm or larger than the training set, no output.
+absl::Status CheckTrainInputs(const ModelMeta& meta, const PackedDataset& train,
+                              const PackedDataset& val, const TrainOptions& options) {
   if (train.channels() != meta.input_channels() || val.channels() != meta.input_channels()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "packed sets have ", train.channels(), " and ", val.channels(),
@@ -408,157 +412,297 @@ absl::StatusOr<std::vector<EpochResult>> Train(LlaNet net, ModelMeta meta,
                                                    options.batch_size));
   }
   if (options.out.empty()) return absl::InvalidArgumentError("no output weight file given");
-  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
+  return absl::OkStatus();
+}
 
+// net moved to device in the memory layout training runs fastest in.
+LlaNet OnDevice(LlaNet net, const torch::Device& device) {
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   net->to(device);
   ToChannelsLast(net);
-  torch::optim::SGD optimizer(net->parameters(), torch::optim::SGDOptions(options.learning_rate)
-                                                     .momentum(options.momentum)
-                                                     .weight_decay(options.weight_decay));
-  Checkpoint state;
-  if (!options.checkpoint.empty() && std::filesystem::exists(options.checkpoint)) {
-    auto loaded = LoadCheckpoint(options.checkpoint, net, optimizer, device);
-    if (!loaded.ok()) return loaded.status();
-    state = *loaded;
-    ToChannelsLast(net);
-    std::fprintf(stderr, "resuming from %s at epoch %d (best score %.4f)\n",
-                 options.checkpoint.c_str(), state.next_epoch + 1, state.best_score);
+  return net;
+}
+
+// The training faces in the order epoch visits them: a shuffle seeded by
+// (seed, epoch), so that a resumed run visits them as the whole run would.
+std::vector<size_t> EpochOrder(size_t size, uint64_t seed, int epoch) {
+  std::vector<size_t> order(size);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 shuffle_rng(seed * 1000003ULL + epoch);
+  std::shuffle(order.begin(), order.end(), shuffle_rng);
+  return order;
+}
+
+// Loss and accuracy of one epoch's training steps, summed on the device so
+// that a step does not wait for the host.
+struct EpochTotals {
+  explicit EpochTotals(const torch::Device& device)
+      : loss_sum(torch::zeros({}, torch::TensorOptions().device(device).dtype(torch::kFloat64))),
+        correct(torch::zeros({}, torch::TensorOptions().device(device).dtype(torch::kInt64))) {}
+
+  void Add(const torch::Tensor& loss, const torch::Tensor& logits, const torch::Tensor& labels) {
+    torch::NoGradGuard no_grad;
+    loss_sum += loss.detach().to(torch::kFloat64) * labels.size(0);
+    correct += (logits.argmax(1) == labels).sum();
+    seen += labels.size(0);
   }
 
-  std::ofstream log;
-  if (!options.log_csv.empty()) {
-    const bool fresh = !std::filesystem::exists(options.log_csv) || state.next_epoch == 0;
-    log.open(options.log_csv, fresh ? std::ios::trunc : std::ios::app);
-    if (!log) return absl::UnavailableError(absl::StrCat("cannot write ", options.log_csv));
-    if (fresh) {
-      log << "epoch,lr,train_loss,train_accuracy,val_accuracy,val_f1,val_score,faces_per_s,"
-             "seconds\n";
-    }
-  }
+  torch::Tensor loss_sum;
+  torch::Tensor correct;
+  int64_t seen = 0;
+  double seconds = 0;  // Of the training steps, set when the epoch's steps are done.
+};
 
-  const auto run_start = std::chrono::steady_clock::now();
+// One call of Train: the model, its optimiser and the state a checkpoint
+// carries, from the first epoch of this call to the last.
+class Trainer {
+ public:
+  // Requires: the inputs passed CheckTrainInputs; device_name is resolved.
+  Trainer(LlaNet net, ModelMeta meta, const PackedDataset& train, const PackedDataset& val,
+          const TrainOptions& options, const std::string& device_name, torch::ScalarType dtype)
+      : meta_(std::move(meta)),
+        train_(train),
+        val_(val),
+        options_(options),
+        device_name_(device_name),
+        device_(device_name),
+        dtype_(dtype),
+        net_(OnDevice(std::move(net), device_)),
+        optimizer_(net_->parameters(), torch::optim::SGDOptions(options.learning_rate)
+                                           .momentum(options.momentum)
+                                           .weight_decay(options.weight_decay)) {}
+
+  // Resumes from options.checkpoint when it exists, then opens the CSV log
+  // (appending to it when resuming).
+  absl::Status Start();
+
+  // Runs the epochs left, keeping the best in options.out; stops early at
+  // options.max_minutes.
+  absl::StatusOr<std::vector<EpochResult>> Run();
+
+ private:
+  absl::Status Resume();
+  absl::Status OpenLog();
+  void SetLearningRate(double lr);
+  EpochTotals TrainEpoch(int epoch, Clock::time_point epoch_start);
+  void TrainStep(const Batch& batch, EpochTotals* totals);
+  bool ScaledBackward(const torch::Tensor& loss);
+  absl::StatusOr<EpochResult> Validate(int epoch, double lr, const EpochTotals& totals);
+  void Report(const EpochResult& result, double seconds);
+  absl::Status KeepIfBest(const EpochResult& result);
+  bool OutOfTime(int epoch, Clock::time_point run_start) const;
+
+  ModelMeta meta_;
+  const PackedDataset& train_;
+  const PackedDataset& val_;
+  const TrainOptions& options_;
+  const std::string device_name_;
+  const torch::Device device_;
+  const torch::ScalarType dtype_;
+  LlaNet net_;
+  torch::optim::SGD optimizer_;
+  Checkpoint state_;
+  int good_steps_ = 0;  // fp16 steps since the loss scale last changed.
+  std::ofstream log_;
+};
+
+absl::Status Trainer::Start() {
+  if (auto s = Resume(); !s.ok()) return s;
+  return OpenLog();
+}
+
+absl::Status Trainer::Resume() {
+  if (options_.checkpoint.empty() || !std::filesystem::exists(options_.checkpoint)) {
+    return absl::OkStatus();
+  }
+  auto loaded = LoadCheckpoint(options_.checkpoint, net_, optimizer_, device_);
+  if (!loaded.ok()) return loaded.status();
+  state_ = *loaded;
+  ToChannelsLast(net_);
+  std::fprintf(stderr, "resuming from %s at epoch %d (best score %.4f)\n",
+               options_.checkpoint.c_str(), state_.next_epoch + 1, state_.best_score);
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::OpenLog() {
+  if (options_.log_csv.empty()) return absl::OkStatus();
+  const bool fresh = !std::filesystem::exists(options_.log_csv) || state_.next_epoch == 0;
+  log_.open(options_.log_csv, fresh ? std::ios::trunc : std::ios::app);
+  if (!log_) return absl::UnavailableError(absl::StrCat("cannot write ", options_.log_csv));
+  if (fresh) {
+    log_ << "epoch,lr,train_loss,train_accuracy,val_accuracy,val_f1,val_score,faces_per_s,"
+            "seconds\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<EpochResult>> Trainer::Run() {
+  const auto run_start = Clock::now();
   std::vector<EpochResult> results;
-  int good_steps = 0;
-  for (int epoch = state.next_epoch; epoch < options.epochs; ++epoch) {
-    const auto epoch_start = std::chrono::steady_clock::now();
-    const double lr = LearningRate(options, epoch);
-    for (auto& group : optimizer.param_groups()) {
-      static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
-    }
-    std::vector<size_t> order(train.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 shuffle_rng(options.seed * 1000003ULL + epoch);
-    std::shuffle(order.begin(), order.end(), shuffle_rng);
-    BatchLoader loader(train, std::move(order), options.batch_size, options.loader_threads,
-                       device.is_cuda(), options, epoch);
-
-    net->train();
-    std::unique_ptr<ProgressBar> bar;
-    if (options.progress) {
-      bar = std::make_unique<ProgressBar>(absl::StrFormat("epoch %d/%d", epoch + 1, options.epochs),
-                                          static_cast<size_t>(loader.num_batches()) * options.batch_size);
-    }
-    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device).dtype(torch::kFloat64));
-    torch::Tensor correct = torch::zeros({}, torch::TensorOptions().device(device).dtype(torch::kInt64));
-    int64_t seen = 0;
-    Batch batch;
-    int step = 0;
-    while (loader.Next(&batch)) {
-      torch::Tensor faces = batch.faces.to(device, /*non_blocking=*/true);
-      torch::Tensor labels = batch.labels.to(device, /*non_blocking=*/true);
-      torch::Tensor x = NormalizePixels(SampleFaces(faces, meta.input_size, &batch.augmentation),
-                                        meta, /*inference=*/false);
-      torch::Tensor logits;
-      {
-        AutocastScope autocast(device, *dtype);
-        logits = net->forward(x);
-      }
-      torch::Tensor loss = torch::cross_entropy_loss(logits.to(torch::kFloat32), labels);
-      optimizer.zero_grad();
-      bool apply = true;
-      if (*dtype == torch::kFloat16) {
-        (loss * state.loss_scale).backward();
-        torch::NoGradGuard no_grad;
-        std::vector<torch::Tensor> norms;
-        for (auto& p : net->parameters()) {
-          if (p.grad().defined()) {
-            p.grad().div_(state.loss_scale);
-            norms.push_back(p.grad().abs().sum());
-          }
-        }
-        apply = torch::stack(norms).sum().isfinite().item<bool>();
-        if (!apply) {
-          state.loss_scale /= 2;
-          good_steps = 0;
-        } else if (++good_steps % kLossScaleGrowthInterval == 0) {
-          state.loss_scale *= 2;
-        }
-      } else {
-        loss.backward();
-      }
-      if (apply) optimizer.step();
-      {
-        torch::NoGradGuard no_grad;
-        loss_sum += loss.detach().to(torch::kFloat64) * labels.size(0);
-        correct += (logits.argmax(1) == labels).sum();
-      }
-      seen += labels.size(0);
-      ++step;
-      if (bar && (step % 10 == 0 || step == loader.num_batches())) {
-        const double seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-        bar->Update(seen, absl::StrFormat("loss %.3f acc %.3f %.0f faces/s",
-                                          loss_sum.item<double>() / seen,
-                                          correct.item<int64_t>() / static_cast<double>(seen),
-                                          seen / seconds));
-      }
-    }
-    const double train_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    if (bar) bar->Finish();
-
-    EpochResult result;
-    result.epoch = epoch;
-    result.learning_rate = lr;
-    result.train_loss = loss_sum.item<double>() / std::max<int64_t>(1, seen);
-    result.train_accuracy = correct.item<int64_t>() / static_cast<double>(std::max<int64_t>(1, seen));
-    result.faces_per_s = seen / train_seconds;
-    auto confusion = Evaluate(net, meta, val, EvalOptions{*device_name, options.precision, false});
-    if (!confusion.ok()) return confusion.status();
-    result.val = ComputeReport(*confusion);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    std::fprintf(stderr,
-                 "epoch %d/%d lr %.5f loss %.4f train acc %.4f | val acc %.4f f1 %.4f score %.4f | "
-                 "%.0f faces/s %.1fs\n",
-                 epoch + 1, options.epochs, lr, result.train_loss, result.train_accuracy,
-                 result.val.accuracy, result.val.f1, result.val.score, result.faces_per_s, seconds);
-    if (log) {
-      log << absl::StrFormat("%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f,%.2f\n", epoch + 1, lr,
-                             result.train_loss, result.train_accuracy, result.val.accuracy,
-                             result.val.f1, result.val.score, result.faces_per_s, seconds);
-      log.flush();
-    }
-    if (result.val.score > state.best_score) {
-      state.best_score = result.val.score;
-      meta.metrics = {{"val_accuracy", result.val.accuracy},
-                      {"val_f1", result.val.f1},
-                      {"val_score", result.val.score},
-                      {"epoch", epoch + 1}};
-      if (auto s = SaveWeightFile(options.out, net, meta); !s.ok()) return s;
-    }
-    state.next_epoch = epoch + 1;
-    if (!options.checkpoint.empty()) SaveCheckpoint(options.checkpoint, net, optimizer, state);
-    results.push_back(result);
-    const double minutes =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() / 60;
-    if (options.max_minutes > 0 && minutes >= options.max_minutes && epoch + 1 < options.epochs) {
-      std::fprintf(stderr, "stopping after epoch %d: %.1f minutes reached the --max_minutes limit\n",
-                   epoch + 1, minutes);
-      break;
-    }
+  for (int epoch = state_.next_epoch; epoch < options_.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    const double lr = LearningRate(options_, epoch);
+    SetLearningRate(lr);
+    const EpochTotals totals = TrainEpoch(epoch, epoch_start);
+    auto result = Validate(epoch, lr, totals);
+    if (!result.ok()) return result.status();
+    Report(*result, SecondsSince(epoch_start));
+    if (auto s = KeepIfBest(*result); !s.ok()) return s;
+    state_.next_epoch = epoch + 1;
+    if (!options_.checkpoint.empty()) SaveCheckpoint(options_.checkpoint, net_, optimizer_, state_);
+    results.push_back(*result);
+    if (OutOfTime(epoch, run_start)) break;
   }
   return results;
+}
+
+void Trainer::SetLearningRate(double lr) {
+  for (auto& group : optimizer_.param_groups()) {
+    static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+  }
+}
+
+EpochTotals Trainer::TrainEpoch(int epoch, Clock::time_point epoch_start) {
+  BatchLoader loader(train_, EpochOrder(train_.size(), options_.seed, epoch), options_.batch_size,
+                     options_.loader_threads, device_.is_cuda(), options_, epoch);
+  net_->train();
+  std::unique_ptr<ProgressBar> bar;
+  if (options_.progress) {
+    bar = std::make_unique<ProgressBar>(
+        absl::StrFormat("epoch %d/%d", epoch + 1, options_.epochs),
+        static_cast<size_t>(loader.num_batches()) * options_.batch_size);
+  }
+  EpochTotals totals(device_);
+  Batch batch;
+  int step = 0;
+  while (loader.Next(&batch)) {
+    TrainStep(batch, &totals);
+    ++step;
+    if (bar && (step % 10 == 0 || step == loader.num_batches())) {
+      const int64_t seen = totals.seen;
+      bar->Update(seen, absl::StrFormat("loss %.3f acc %.3f %.0f faces/s",
+                                        totals.loss_sum.item<double>() / seen,
+                                        totals.correct.item<int64_t>() / static_cast<double>(seen),
+                                        seen / SecondsSince(epoch_start)));
+    }
+  }
+  totals.seconds = SecondsSince(epoch_start);
+  if (bar) bar->Finish();
+  return totals;
+}
+
+void Trainer::TrainStep(const Batch& batch, EpochTotals* totals) {
+  torch::Tensor faces = batch.faces.to(device_, /*non_blocking=*/true);
+  torch::Tensor labels = batch.labels.to(device_, /*non_blocking=*/true);
+  torch::Tensor x =
+      NormalizePixelsForTraining(SampleFaces(faces, meta_.input_size, &batch.augmentation), meta_);
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(device_, dtype_);
+    logits = net_->forward(x);
+  }
+  torch::Tensor loss = torch::cross_entropy_loss(logits.to(torch::kFloat32), labels);
+  optimizer_.zero_grad();
+  bool apply = true;
+  if (dtype_ == torch::kFloat16) {
+    apply = ScaledBackward(loss);
+  } else {
+    loss.backward();
+  }
+  if (apply) optimizer_.step();
+  totals->Add(loss, logits, labels);
+}
+
+// fp16's backward pass with dynamic loss scaling. Returns whether the
+// gradients (unscaled again) are finite; when they are not, the step is to be
+// skipped and the scale halves.
+bool Trainer::ScaledBackward(const torch::Tensor& loss) {
+  (loss * state_.loss_scale).backward();
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  for (auto& p : net_->parameters()) {
+    if (p.grad().defined()) {
+      p.grad().div_(state_.loss_scale);
+      norms.push_back(p.grad().abs().sum());
+    }
+  }
+  const bool finite = torch::stack(norms).sum().isfinite().item<bool>();
+  if (!finite) {
+    state_.loss_scale /= 2;
+    good_steps_ = 0;
+  } else if (++good_steps_ % kLossScaleGrowthInterval == 0) {
+    state_.loss_scale *= 2;
+  }
+  return finite;
+}
+
+absl::StatusOr<EpochResult> Trainer::Validate(int epoch, double lr, const EpochTotals& totals) {
+  const int64_t seen = std::max<int64_t>(1, totals.seen);
+  EpochResult result;
+  result.epoch = epoch;
+  result.learning_rate = lr;
+  result.train_loss = totals.loss_sum.item<double>() / seen;
+  result.train_accuracy = totals.correct.item<int64_t>() / static_cast<double>(seen);
+  result.faces_per_s = totals.seen / totals.seconds;
+  auto confusion =
+      Evaluate(net_, meta_, val_, EvalOptions{device_name_, options_.precision, false});
+  if (!confusion.ok()) return confusion.status();
+  result.val = ComputeReport(*confusion);
+  return result;
+}
+
+// One line on stderr and, with a log, one CSV row.
+void Trainer::Report(const EpochResult& result, double seconds) {
+  const EpochResult& r = result;
+  std::fprintf(stderr,
+               "epoch %d/%d lr %.5f loss %.4f train acc %.4f | val acc %.4f f1 %.4f score %.4f | "
+               "%.0f faces/s %.1fs\n",
+               r.epoch + 1, options_.epochs, r.learning_rate, r.train_loss, r.train_accuracy,
+               r.val.accuracy, r.val.f1, r.val.score, r.faces_per_s, seconds);
+  if (log_) {
+    log_ << absl::StrFormat("%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.6f,%.1f,%.2f\n", r.epoch + 1,
+                            r.learning_rate, r.train_loss, r.train_accuracy, r.val.accuracy,
+                            r.val.f1, r.val.score, r.faces_per_s, seconds);
+    log_.flush();
+  }
+}
+
+// Writes options.out, with the epoch's metrics in the meta, when the epoch
+// beats the best validation score so far (of this run and the ones it resumes).
+absl::Status Trainer::KeepIfBest(const EpochResult& result) {
+  if (!(result.val.score > state_.best_score)) return absl::OkStatus();
+  state_.best_score = result.val.score;
+  meta_.metrics = {{"val_accuracy", result.val.accuracy},
+                   {"val_f1", result.val.f1},
+                   {"val_score", result.val.score},
+                   {"epoch", result.epoch + 1}};
+  return SaveWeightFile(options_.out, net_, meta_);
+}
+
+// Whether options.max_minutes stops the run after epoch (never after the last).
+bool Trainer::OutOfTime(int epoch, Clock::time_point run_start) const {
+  const double minutes = SecondsSince(run_start) / 60;
+  if (options_.max_minutes > 0 && minutes >= options_.max_minutes && epoch + 1 < options_.epochs) {
+    std::fprintf(stderr, "stopping after epoch %d: %.1f minutes reached the --max_minutes limit\n",
+                 epoch + 1, minutes);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<EpochResult>> Train(LlaNet net, ModelMeta meta,
+                                               const PackedDataset& train, const PackedDataset& val,
+                                               const TrainOptions& options) {
+  auto device_name = ResolveDevice(options.device);
+  if (!device_name.ok()) return device_name.status();
+  auto dtype = AutocastType(options.precision, torch::Device(*device_name).is_cuda());
+  if (!dtype.ok()) return dtype.status();
+  if (auto s = CheckTrainInputs(meta, train, val, options); !s.ok()) return s;
+  Trainer trainer(std::move(net), std::move(meta), train, val, options, *device_name, *dtype);
+  if (auto s = trainer.Start(); !s.ok()) return s;
+  return trainer.Run();
 }
 
 }  // namespace fer

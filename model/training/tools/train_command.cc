@@ -43,54 +43,60 @@ ABSL_FLAG(std::string, model_version, "",
           "train: model version stored in the weight file's meta (served as the model version)");
 
 namespace fer {
+namespace {
 
-int RunTrain(int argc, char** argv) {
-  if (!ParseCommandFlags(argc, argv,
-                         "fer-model train --data=TRAIN.pack|DIR --val=VAL.pack|DIR --out=FILE "
-                         "[--init] [--epochs] [--device] [--precision] [--checkpoint] [--log] "
-                         "...")) {
-    return 2;
-  }
-  const std::string data_path = absl::GetFlag(FLAGS_data);
-  const std::string val_path = absl::GetFlag(FLAGS_val);
-  if (data_path.empty() || val_path.empty() || absl::GetFlag(FLAGS_out).empty()) {
-    return Fail("train", absl::InvalidArgumentError("--data, --val and --out are required"));
-  }
-  // The model comes first: with --init, image folders are read at its channels.
-  LlaNet net{nullptr};
+// The model train starts from: the weight file of --init, or (without it) a
+// new one still to be built, whose faces are read at --color's channels.
+struct StartingModel {
+  bool from_init = false;
+  LlaNet net{nullptr};  // Null until BuildNewModel when not from_init.
   ModelMeta meta;
+  int channels = 0;  // What image folders are read at.
+};
+
+absl::StatusOr<StartingModel> StartingModelFromFlags() {
+  StartingModel start;
   const std::string init = absl::GetFlag(FLAGS_init);
   if (!init.empty()) {
     auto loaded = LoadWeightFile(init);
-    if (!loaded.ok()) return Fail("train", loaded.status());
-    net = loaded->net;
-    meta = loaded->meta;
+    if (!loaded.ok()) return loaded.status();
+    start.from_init = true;
+    start.net = loaded->net;
+    start.meta = loaded->meta;
+    start.channels = start.meta.input_channels();
+    return start;
   }
   const std::string color = absl::GetFlag(FLAGS_color);
-  if (init.empty() && color != "gray3" && color != "gray" && color != "grey" && color != "rgb") {
-    return Fail("train", absl::InvalidArgumentError("--color must be gray3 (or gray) or rgb"));
+  if (color != "gray3" && color != "gray" && color != "grey" && color != "rgb") {
+    return absl::InvalidArgumentError("--color must be gray3 (or gray) or rgb");
   }
-  const int channels = !init.empty() ? meta.input_channels() : color == "rgb" ? 3 : 1;
-  auto train = ReadDataSet(data_path, channels, "train");
-  if (!train.ok()) return Fail("train", train.status());
-  auto val = ReadDataSet(val_path, channels, "train");
-  if (!val.ok()) return Fail("train", val.status());
+  start.channels = color == "rgb" ? 3 : 1;
+  return start;
+}
 
-  torch::manual_seed(absl::GetFlag(FLAGS_seed));
-  if (init.empty()) {
-    meta = DefaultMeta();
-    meta.input_size = absl::GetFlag(FLAGS_train_input_size);
-    meta.color = train->channels() == 3 ? "rgb" : "gray3";
-    PixelStatistics(*train, &meta.mean, &meta.std);
-    meta.input_blur = absl::GetFlag(FLAGS_input_blur);
-    net = LlaNet(meta.arch);
-  }
-  meta.trained_on = absl::GetFlag(FLAGS_trained_on);
-  if (meta.trained_on.empty())
-    meta.trained_on = train->source().empty() ? data_path : train->source();
-  meta.version = absl::GetFlag(FLAGS_model_version);
-  meta.created = DefaultMeta().created;
+// Builds the new model when there is no --init (after torch's seed is set, as
+// its weights are random): its meta from the flags and train's pixel statistics.
+void BuildNewModel(const PackedDataset& train, StartingModel* start) {
+  if (start->from_init) return;
+  ModelMeta& meta = start->meta;
+  meta = DefaultMeta();
+  meta.input_size = absl::GetFlag(FLAGS_train_input_size);
+  meta.color = train.channels() == 3 ? "rgb" : "gray3";
+  PixelStatistics(train, &meta.mean, &meta.std);
+  meta.input_blur = absl::GetFlag(FLAGS_input_blur);
+  start->net = LlaNet(meta.arch);
+}
 
+// What the weight file will say about where it comes from, new model or not.
+void DescribeProvenance(const std::string& data_path, const PackedDataset& train, ModelMeta* meta) {
+  meta->trained_on = absl::GetFlag(FLAGS_trained_on);
+  if (meta->trained_on.empty())
+    meta->trained_on = train.source().empty() ? data_path : train.source();
+  meta->version = absl::GetFlag(FLAGS_model_version);
+  meta->created = DefaultMeta().created;
+}
+
+TrainOptions TrainOptionsFromFlags() {
   TrainOptions options;
   options.epochs = absl::GetFlag(FLAGS_epochs);
   options.batch_size = absl::GetFlag(FLAGS_batch_size);
@@ -110,21 +116,55 @@ int RunTrain(int argc, char** argv) {
   options.checkpoint = absl::GetFlag(FLAGS_checkpoint);
   options.log_csv = absl::GetFlag(FLAGS_log);
   options.out = absl::GetFlag(FLAGS_out);
-  if (ThreadsFlag() < 1) {
-    return Fail("train", absl::InvalidArgumentError("--threads must not be negative"));
-  }
-  torch::set_num_threads(ThreadsFlag());
+  return options;
+}
 
+// Trains, then prints the one-line summary on stdout.
+int TrainAndReport(const StartingModel& start, const PackedDataset& train, const PackedDataset& val,
+                   const TrainOptions& options) {
   std::fprintf(stderr, "training on %zu faces (%dx%d x%d), validating on %zu; device %s, %s\n",
-               train->size(), train->face_size(), train->face_size(), train->channels(),
-               val->size(), options.device.c_str(), options.precision.c_str());
-  auto results = Train(net, meta, *train, *val, options);
+               train.size(), train.face_size(), train.face_size(), train.channels(), val.size(),
+               options.device.c_str(), options.precision.c_str());
+  auto results = Train(start.net, start.meta, train, val, options);
   if (!results.ok()) return Fail("train", results.status());
   double best = -1;
   for (const EpochResult& r : *results) best = std::max(best, r.val.score);
   std::printf("trained %zu epochs; best validation score in this run %.4f; weights in %s\n",
               results->size(), best, options.out.c_str());
   return 0;
+}
+
+}  // namespace
+
+int RunTrain(int argc, char** argv) {
+  if (!ParseCommandFlags(argc, argv,
+                         "fer-model train --data=TRAIN.pack|DIR --val=VAL.pack|DIR --out=FILE "
+                         "[--init] [--epochs] [--device] [--precision] [--checkpoint] [--log] "
+                         "...")) {
+    return 2;
+  }
+  const std::string data_path = absl::GetFlag(FLAGS_data);
+  const std::string val_path = absl::GetFlag(FLAGS_val);
+  if (data_path.empty() || val_path.empty() || absl::GetFlag(FLAGS_out).empty()) {
+    return Fail("train", absl::InvalidArgumentError("--data, --val and --out are required"));
+  }
+  // The model comes first: with --init, image folders are read at its channels.
+  auto start = StartingModelFromFlags();
+  if (!start.ok()) return Fail("train", start.status());
+  auto train = ReadDataSet(data_path, start->channels, "train");
+  if (!train.ok()) return Fail("train", train.status());
+  auto val = ReadDataSet(val_path, start->channels, "train");
+  if (!val.ok()) return Fail("train", val.status());
+
+  torch::manual_seed(absl::GetFlag(FLAGS_seed));
+  BuildNewModel(*train, &*start);
+  DescribeProvenance(data_path, *train, &start->meta);
+  const TrainOptions options = TrainOptionsFromFlags();
+  if (ThreadsFlag() < 1) {
+    return Fail("train", absl::InvalidArgumentError("--threads must not be negative"));
+  }
+  torch::set_num_threads(ThreadsFlag());
+  return TrainAndReport(*start, *train, *val, options);
 }
 
 }  // namespace fer

@@ -146,5 +146,20 @@ TEST(LlaNetTest, NormalizeFacesScalesRepeatsGreyAndStandardises) {
   }
 }
 
+TEST(LlaNetTest, OnlyInferenceNormalisationAppliesTheMetaBlur) {
+  ModelMeta meta = DefaultMeta();
+  torch::Tensor pixels = torch::zeros({1, 1, 16, 16});
+  pixels.index_put_({0, 0, 8, 8}, 255.0f);  // A point: any blur spreads it.
+  meta.input_blur = 0;
+  EXPECT_TRUE(torch::equal(NormalizePixelsForInference(pixels, meta),
+                           NormalizePixelsForTraining(pixels, meta)));
+  meta.input_blur = 0.1;
+  torch::Tensor served = NormalizePixelsForInference(pixels, meta);
+  torch::Tensor trained = NormalizePixelsForTraining(pixels, meta);
+  EXPECT_FALSE(torch::allclose(served, trained, 1e-3, 1e-3));
+  torch::Tensor blurred = NormalizePixelsForTraining(GaussianBlur(pixels, 0.1 * 16), meta);
+  EXPECT_TRUE(torch::allclose(served, blurred, 1e-6, 1e-6));
+}
+
 }  // namespace
 }  // namespace fer

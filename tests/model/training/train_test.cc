@@ -97,7 +97,8 @@ TEST_F(TrainTest, OneTrainingStepLowersTheLossOnAFixedBatch) {
   torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
   auto loss_of = [&] {
     return torch::cross_entropy_loss(
-        net->forward(NormalizePixels(SampleFaces(faces, kInputSize, nullptr), meta, false)), labels);
+        net->forward(NormalizePixelsForTraining(SampleFaces(faces, kInputSize, nullptr), meta)),
+        labels);
   };
   net->train();
   torch::Tensor before = loss_of();
