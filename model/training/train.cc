@@ -234,13 +234,15 @@ absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& path, LlaNet& net,
     archive.read("optimizer", optim);
     net->load(model);
     optimizer.load(optim);
-    torch::Tensor t;
-    archive.read("next_epoch", t);
-    state.next_epoch = static_cast<int>(t.item<int64_t>());
-    archive.read("best_score", t);
-    state.best_score = t.item<double>();
-    archive.read("loss_scale", t);
-    state.loss_scale = t.item<double>();
+    // A fresh tensor per read: reading into one that exists keeps its dtype,
+    // and would reinterpret the float64 scores as the int64 epoch count.
+    torch::Tensor next_epoch, best_score, loss_scale;
+    archive.read("next_epoch", next_epoch);
+    state.next_epoch = static_cast<int>(next_epoch.item<int64_t>());
+    archive.read("best_score", best_score);
+    state.best_score = best_score.item<double>();
+    archive.read("loss_scale", loss_scale);
+    state.loss_scale = loss_scale.item<double>();
   } catch (const std::exception& e) {
     std::string what = e.what();
     return absl::InvalidArgumentError(

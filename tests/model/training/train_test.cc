@@ -1,10 +1,13 @@
 #include "model/training/train.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <random>
+#include <string>
 
+#include "absl/strings/str_format.h"
 #include "model/core/image_ops.h"
 #include "model/core/weights.h"
 
@@ -131,13 +134,20 @@ TEST_F(TrainTest, ResumingFromTheCheckpointGivesTheUninterruptedWeights) {
   options.out = Path("split.pt");
   options.checkpoint = Path("checkpoint.pt");
   options.epochs = 1;
-  ASSERT_TRUE(Train(first, SmallMeta(), train, val, options).ok());
+  auto first_results = Train(first, SmallMeta(), train, val, options);
+  ASSERT_TRUE(first_results.ok()) << first_results.status();
   ASSERT_TRUE(fs::exists(options.checkpoint));
   torch::manual_seed(123);  // A fresh process: different initial weights, replaced by the resume.
   LlaNet resumed(SmallMeta().arch);
   options.epochs = 2;
+  testing::internal::CaptureStderr();
   auto resumed_results = Train(resumed, SmallMeta(), train, val, options);
+  const std::string resume_log = testing::internal::GetCapturedStderr();
   ASSERT_TRUE(resumed_results.ok()) << resumed_results.status();
+  // The best score so far comes back as it was saved (it decides whether a
+  // resumed epoch replaces options.out).
+  EXPECT_THAT(resume_log, testing::HasSubstr(absl::StrFormat(
+                              "(best score %.4f)", (*first_results)[0].val.score)));
   ASSERT_EQ(resumed_results->size(), 1u) << "only the second epoch runs";
   EXPECT_EQ((*resumed_results)[0].epoch, 1);
 
