@@ -125,10 +125,11 @@ int Fail(absl::string_view message) {
 absl::Status ParseFlags(int argc, char** argv) {
   cli::ConfigureUsage({"server_main.cc"}, absl::StrCat("fer-server ", cli::ProjectVersion(),
                                                        " (LibTorch ", TorchVersion(), ")"));
-  absl::SetProgramUsageMessage(
+  absl::SetProgramUsageMessage(absl::StrCat(
       "serves facial expression recognition over gRPC.\nUsage: fer-server --model=FILE "
-      "[--address=0.0.0.0:50051] [--metrics_address=0.0.0.0:9464] [--device=cpu] "
-      "[--precision=fp32] ...");
+      "[--address=",
+      kServer.address, "] [--metrics_address=", kServer.metrics_address,
+      "] [--device=", kDefaultDevice, "] [--precision=", kEngine.precision, "] ..."));
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     return absl::InvalidArgumentError(
