@@ -33,7 +33,9 @@ absl::Status InvalidOption(absl::string_view name, absl::string_view requirement
       absl::StrCat("BatcherOptions.", name, " must be ", requirement, ", got ", value));
 }
 
-absl::Status ValidateOptions(const BatcherOptions& options) {
+}  // namespace
+
+absl::Status ValidateBatcherOptions(const BatcherOptions& options) {
   if (options.max_batch_size < 1) {
     return InvalidOption("max_batch_size", ">= 1", absl::StrCat(options.max_batch_size));
   }
@@ -56,8 +58,6 @@ absl::Status ValidateOptions(const BatcherOptions& options) {
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 Clock* Clock::Real() {
   static Clock* const clock = new RealClock();
@@ -120,7 +120,7 @@ struct Batcher::Batch {
 absl::StatusOr<std::unique_ptr<Batcher>> Batcher::Create(const BatcherOptions& options,
                                                          BatchRunner runner,
                                                          BatcherObserver* observer, Clock* clock) {
-  if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
+  if (absl::Status status = ValidateBatcherOptions(options); !status.ok()) return status;
   if (!runner) return absl::InvalidArgumentError("Batcher needs a BatchRunner");
   std::unique_ptr<Batcher> batcher(
       new Batcher(options, std::move(runner), observer, clock != nullptr ? clock : Clock::Real()));

@@ -127,6 +127,12 @@ struct BatcherOptions {
 // A guard against typos such as --batch_instances=3200: each instance is a thread.
 inline constexpr int kMaxBatcherInstances = 256;
 
+// Whether options can be used: OK, or INVALID_ARGUMENT naming the first
+// offending option ("BatcherOptions.max_queue_faces must be ..."). Cheap and
+// side-effect free (starts no thread), so that a server can refuse bad flags
+// before it loads a model; Batcher::Create refuses exactly what this refuses.
+absl::Status ValidateBatcherOptions(const BatcherOptions& options);
+
 // One face as the runner sees it: its preprocessed input bytes, and where its
 // outputs (e.g. the seven class probabilities) are to be written. The batcher
 // never reads or writes through these pointers; the runner defines their sizes.
@@ -203,8 +209,9 @@ class BatcherObserver {
 // from a runner or a done callback).
 class Batcher {
  public:
-  // Validates options (INVALID_ARGUMENT naming the offending option) and
-  // starts options.num_instances worker threads. observer and clock may be
+  // Validates options (ValidateBatcherOptions), requires a runner
+  // (INVALID_ARGUMENT without one) and starts options.num_instances worker
+  // threads. observer and clock may be
   // null (no observation; the real clock); when given they must outlive the
   // Batcher.
   static absl::StatusOr<std::unique_ptr<Batcher>> Create(const BatcherOptions& options,

@@ -126,7 +126,7 @@ int ClampedMilliseconds(absl::Duration duration) {
       std::min<int64_t>(absl::ToInt64Milliseconds(duration), std::numeric_limits<int>::max()));
 }
 
-absl::Status CheckConnectionAge(const ServerOptions& options) {
+absl::Status CheckConnectionAge(const FerServerOptions& options) {
   if (options.max_connection_age < absl::ZeroDuration() ||
       options.max_connection_age_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--max_connection_age must not be negative");
@@ -139,13 +139,13 @@ absl::Status CheckConnectionAge(const ServerOptions& options) {
 
 }  // namespace
 
-absl::Status FerServer::ValidateOptions(const ServerOptions& options, std::string* warning) {
+absl::Status FerServer::ValidateOptions(const FerServerOptions& options, std::string* warning) {
   if (warning != nullptr) warning->clear();
   if (absl::Status valid = CheckConnectionAge(options); !valid.ok()) return valid;
   return MakeCredentials(options.tls, warning).status();
 }
 
-absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const ServerOptions& options,
+absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const FerServerOptions& options,
                                                              Engine* engine) {
   if (engine == nullptr) return absl::InvalidArgumentError("FerServer needs an engine");
   if (absl::Status valid = CheckConnectionAge(options); !valid.ok()) return valid;
@@ -159,8 +159,7 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const ServerOptions
   metrics_options.model_version = engine->meta().version;
   metrics_options.device = engine->device();
   metrics_options.precision = engine->precision();
-  metrics_options.max_batch_size = options.service.batching.max_batch_size;
-  metrics_options.max_queue_faces = options.service.batching.max_queue_faces;
+  metrics_options.batching = options.service.batching;
   server->metrics_ = std::make_unique<ServerMetrics>(metrics_options);
 
   auto service = ExpressionService::Create(options.service, engine, server->metrics_.get());

@@ -53,7 +53,14 @@ struct TlsOptions {
   bool enabled() const { return !cert_file.empty() || !key_file.empty(); }
 };
 
-struct ServerOptions {
+// The drain timeout fer-server uses unless told otherwise (--drain_timeout):
+// how long accepted work may still run once Shutdown begins. Also the default
+// max_connection_age_grace, which fer-server sets to its drain timeout.
+inline constexpr absl::Duration kDefaultDrainTimeout = absl::Seconds(10);
+
+// Everything FerServer::Create needs besides the model: the listen addresses,
+// transport security, connection ageing, liveness and the service's options.
+struct FerServerOptions {
   // gRPC listen address, host:port; port 0 picks a free one (see port()).
   std::string address = "0.0.0.0:50051";
   TlsOptions tls;
@@ -62,7 +69,7 @@ struct ServerOptions {
   // that clients behind a load balancer reconnect and spread over replicas.
   // Zero: connections live as long as the client keeps them.
   absl::Duration max_connection_age = absl::ZeroDuration();
-  absl::Duration max_connection_age_grace = absl::Seconds(10);
+  absl::Duration max_connection_age_grace = kDefaultDrainTimeout;
   // Prometheus listen address, host:port, served at /metrics; port 0 picks a
   // free one; empty: no endpoint (the metrics are still kept).
   std::string metrics_address = "0.0.0.0:9464";
@@ -81,7 +88,7 @@ class FerServer {
   // read or holds no PEM of the expected kind (NOT_FOUND, INVALID_ARGUMENT,
   // naming the file), a certificate outside its validity (FAILED_PRECONDITION),
   // UNAVAILABLE naming an address that cannot be listened on.
-  static absl::StatusOr<std::unique_ptr<FerServer>> Create(const ServerOptions& options,
+  static absl::StatusOr<std::unique_ptr<FerServer>> Create(const FerServerOptions& options,
                                                            Engine* engine);
   // What Create would refuse of options besides the service's own options: a
   // negative connection age, and TLS options that are inconsistent or name
@@ -91,7 +98,8 @@ class FerServer {
   // it spends time loading a model. *warning (may be null) is set to a
   // sentence when a certificate of the chain expires within
   // kCertificateExpiryWarning, else cleared.
-  static absl::Status ValidateOptions(const ServerOptions& options, std::string* warning = nullptr);
+  static absl::Status ValidateOptions(const FerServerOptions& options,
+                                      std::string* warning = nullptr);
 
   // Shutdown(absl::ZeroDuration()) unless Shutdown ran.
   ~FerServer();

@@ -42,14 +42,26 @@ const fer::BatcherOptions kBatching;
 const fer::PreprocessOptions kPreprocess;
 const fer::ServiceOptions kService;
 const fer::EngineOptions kEngine;
+const fer::FerServerOptions kServer;
+
+// fer-server runs on the CPU unless told otherwise, where the engine library
+// (EngineOptions) picks "auto": a replica's device decides its batch size,
+// its capacity and which alert thresholds apply to it (deploy/), so it is
+// what its deployment says, not whatever the node it lands on happens to have.
+constexpr char kDefaultDevice[] = "cpu";
+
+// The --max_batch_size help quotes the device defaults.
+static_assert(fer::kCpuMaxBatchSize == 8 && fer::kGpuMaxBatchSize == 32,
+              "update the --max_batch_size help");
 
 }  // namespace
 
-ABSL_FLAG(std::string, address, "0.0.0.0:50051", "gRPC listen address, host:port");
-ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
+ABSL_FLAG(std::string, address, kServer.address, "gRPC listen address, host:port");
+ABSL_FLAG(std::string, metrics_address, kServer.metrics_address,
           "Prometheus metrics listen address, host:port (served at /metrics)");
 ABSL_FLAG(std::string, model, "", "weight file to serve (required; `fer-model init` writes one)");
-ABSL_FLAG(std::string, device, "cpu", "auto | cpu | cuda | cuda:N (auto: cuda:0 when present)");
+ABSL_FLAG(std::string, device, kDefaultDevice,
+          "auto | cpu | cuda | cuda:N (auto: cuda:0 when present)");
 ABSL_FLAG(std::string, precision, kEngine.precision, "fp32 | bf16 | fp16 (fp16 on CUDA only)");
 ABSL_FLAG(int, threads, kEngine.threads,
           "CPU intra-op threads of the model; 0: the CPUs this process may use (its affinity "
@@ -83,17 +95,17 @@ ABSL_FLAG(int, preprocess_threads, kService.preprocess_threads,
           "threads that decode and resize images; 0: the CPUs this process may use (as "
           "--threads)");
 ABSL_FLAG(
-    absl::Duration, drain_timeout, absl::Seconds(10),
+    absl::Duration, drain_timeout, fer::kDefaultDrainTimeout,
     "on SIGTERM/SIGINT, how long accepted work may still run before it fails with UNAVAILABLE");
-ABSL_FLAG(std::string, tls_cert, "",
+ABSL_FLAG(std::string, tls_cert, kServer.tls.cert_file,
           "PEM certificate chain of the server; with --tls_key the gRPC port speaks TLS only");
-ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
-ABSL_FLAG(std::string, tls_client_ca, "",
+ABSL_FLAG(std::string, tls_key, kServer.tls.key_file, "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, kServer.tls.client_ca_file,
           "PEM CA bundle; set: mutual TLS, clients must present a certificate it signed");
-ABSL_FLAG(absl::Duration, max_connection_age, absl::ZeroDuration(),
+ABSL_FLAG(absl::Duration, max_connection_age, kServer.max_connection_age,
           "close client connections this old (after their calls end, waiting at most "
           "--drain_timeout) so that clients behind a load balancer re-balance; 0: never");
-ABSL_FLAG(absl::Duration, liveness_timeout, fer::ServerOptions().liveness_timeout,
+ABSL_FLAG(absl::Duration, liveness_timeout, kServer.liveness_timeout,
           "health for \"\" (the liveness probe) turns NOT_SERVING while work is queued and no "
           "batch has finished for this long (or three batch times, if longer); 0: off");
 ABSL_FLAG(bool, warmup, kService.warmup,
@@ -107,40 +119,54 @@ int Fail(absl::string_view message) {
   return 1;
 }
 
-int Run(int argc, char** argv) {
-  // --help lists every flag of this file (all of fer-server's), --version the
-  // project's and LibTorch's versions.
+// Parses the command line. --help lists every flag of this file (all of
+// fer-server's), --version the project's and LibTorch's versions; both exit.
+// Returns INVALID_ARGUMENT for a positional argument.
+absl::Status ParseFlags(int argc, char** argv) {
   cli::ConfigureUsage({"server_main.cc"}, absl::StrCat("fer-server ", cli::ProjectVersion(),
                                                        " (LibTorch ", TorchVersion(), ")"));
-  absl::SetProgramUsageMessage(
+  absl::SetProgramUsageMessage(absl::StrCat(
       "serves facial expression recognition over gRPC.\nUsage: fer-server --model=FILE "
-      "[--address=0.0.0.0:50051] [--metrics_address=0.0.0.0:9464] [--device=cpu] "
-      "[--precision=fp32] ...");
+      "[--address=",
+      kServer.address, "] [--metrics_address=", kServer.metrics_address,
+      "] [--device=", kDefaultDevice, "] [--precision=", kEngine.precision, "] ..."));
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
-    return Fail(absl::StrCat("unexpected argument '", positional[1], "' (flags are --name=value)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", positional[1], "' (flags are --name=value)"));
   }
+  return absl::OkStatus();
+}
 
-  // Signals are taken by sigwait below, in this thread only: block them before
-  // any other thread (LibTorch's, gRPC's) exists, so that all inherit the mask.
+// Signals are taken by sigwait (AwaitSignalAndDrain), in the calling thread
+// only: block them before any other thread (LibTorch's, gRPC's) exists, so
+// that all inherit the mask. Returns the blocked set.
+sigset_t BlockShutdownSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
 
-  const std::string model_path = absl::GetFlag(FLAGS_model);
-  if (model_path.empty()) {
-    return Fail(
-        "--model is required (a weight file; `fer-model init --out=FILE` writes an untrained one "
-        "for tests)");
-  }
-  const absl::StatusOr<std::string> device = ResolveDevice(absl::GetFlag(FLAGS_device));
-  if (!device.ok()) return Fail(device.status().message());
+// What the flags ask for, checked as far as it can be without the model.
+struct ServerConfig {
+  std::string model_path;
+  EngineOptions engine;
+  FerServerOptions server;  // server.service: the service's options
+  absl::Duration drain_timeout;
+};
+
+// The service's options from the flags, on `device` (resolved): batching,
+// limits, threads. preprocess_threads 0 is resolved here as the service would,
+// so that the start-up line says the number used. Refuses a non-positive
+// --max_image_bytes; the rest is for ValidateServiceOptions to judge.
+absl::StatusOr<ServiceOptions> ServiceOptionsFromFlags(const std::string& device) {
   ServiceOptions options;
   options.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   if (options.batching.max_batch_size == 0) {
-    options.batching.max_batch_size = DefaultMaxBatchSize(*device);
+    options.batching.max_batch_size = DefaultMaxBatchSize(device);
   }
   options.batching.max_queue_time = absl::GetFlag(FLAGS_max_queue_time);
   options.batching.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
@@ -149,57 +175,89 @@ int Run(int argc, char** argv) {
   options.max_faces_per_request = absl::GetFlag(FLAGS_max_faces_per_request);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.stream_window = absl::GetFlag(FLAGS_stream_window);
-  // 0 resolved here as the service would, so that the start-up line says
-  // the number used.
   options.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
   if (options.preprocess_threads == 0) options.preprocess_threads = UsableCpuCount();
   options.warmup = absl::GetFlag(FLAGS_warmup);
   const int64_t max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
-  if (max_image_bytes <= 0) return Fail("--max_image_bytes must be positive");
+  if (max_image_bytes <= 0) return absl::InvalidArgumentError("--max_image_bytes must be positive");
   options.preprocess.max_encoded_bytes = static_cast<size_t>(max_image_bytes);
   options.preprocess.max_pixels = absl::GetFlag(FLAGS_max_image_pixels);
-  const absl::Duration drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
-  if (drain_timeout < absl::ZeroDuration()) return Fail("--drain_timeout must not be negative");
+  return options;
+}
+
+// The server's options but the service's from the flags; connections aged
+// out get drain_timeout to finish their calls.
+FerServerOptions ServerOptionsFromFlags(absl::Duration drain_timeout) {
+  FerServerOptions options;
+  options.address = absl::GetFlag(FLAGS_address);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  options.max_connection_age_grace = drain_timeout;
+  options.liveness_timeout = absl::GetFlag(FLAGS_liveness_timeout);
+  return options;
+}
+
+// The engine's options from the flags on `device` (resolved). Refuses a
+// negative --threads; 0 is resolved as Engine::Load would, so that the
+// start-up line says the number.
+absl::StatusOr<EngineOptions> EngineOptionsFromFlags(const std::string& device) {
+  EngineOptions options;
+  options.device = device;
+  options.precision = absl::GetFlag(FLAGS_precision);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  if (options.threads < 0) return absl::InvalidArgumentError("--threads must not be negative");
+  if (options.threads == 0) options.threads = UsableCpuCount();
+  return options;
+}
+
+// Every flag, checked before the model is loaded (which may take a while), in
+// the order a user fixes them: the model, the device, the service's options,
+// the server's (TLS files included). A certificate that expires soon is warned
+// about on stderr here. Errors are the messages fer-server exits with.
+absl::StatusOr<ServerConfig> ConfigFromFlags() {
+  ServerConfig config;
+  config.model_path = absl::GetFlag(FLAGS_model);
+  if (config.model_path.empty()) {
+    return absl::InvalidArgumentError(
+        "--model is required (a weight file; `fer-model init --out=FILE` writes an untrained one "
+        "for tests)");
+  }
+  const absl::StatusOr<std::string> device = ResolveDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok()) return device.status();
+  absl::StatusOr<ServiceOptions> service = ServiceOptionsFromFlags(*device);
+  if (!service.ok()) return service.status();
+  config.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  if (config.drain_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--drain_timeout must not be negative");
+  }
   if (absl::GetFlag(FLAGS_max_queue_delay_us) < 0) {
-    return Fail("--max_queue_delay_us must not be negative");
+    return absl::InvalidArgumentError("--max_queue_delay_us must not be negative");
   }
+  if (absl::Status status = ValidateServiceOptions(*service); !status.ok()) return status;
 
-  // Bad values are refused before the model, which may take a while to load.
-  if (absl::Status status = ExpressionService::ValidateOptions(options); !status.ok()) {
-    return Fail(status.message());
-  }
-
-  ServerOptions server_options;
-  server_options.address = absl::GetFlag(FLAGS_address);
-  server_options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
-  server_options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
-  server_options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
-  server_options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
-  server_options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
-  server_options.max_connection_age_grace = drain_timeout;
-  server_options.liveness_timeout = absl::GetFlag(FLAGS_liveness_timeout);
+  config.server = ServerOptionsFromFlags(config.drain_timeout);
   std::string tls_warning;
-  if (absl::Status status = FerServer::ValidateOptions(server_options, &tls_warning);
-      !status.ok()) {
-    return Fail(status.message());
+  if (absl::Status status = FerServer::ValidateOptions(config.server, &tls_warning); !status.ok()) {
+    return status;
   }
   if (!tls_warning.empty()) std::fprintf(stderr, "fer-server: WARNING: %s\n", tls_warning.c_str());
+  config.server.service = *std::move(service);
 
-  EngineOptions engine_options;
-  engine_options.device = *device;
-  engine_options.precision = absl::GetFlag(FLAGS_precision);
-  engine_options.threads = absl::GetFlag(FLAGS_threads);
-  if (engine_options.threads < 0) return Fail("--threads must not be negative");
-  // As Engine::Load would resolve 0, so that the start-up line says the number.
-  if (engine_options.threads == 0) engine_options.threads = UsableCpuCount();
-  auto engine = Engine::Load(model_path, engine_options);
-  if (!engine.ok()) return Fail(engine.status().message());
-  const ModelMeta& meta = (*engine)->meta();
+  absl::StatusOr<EngineOptions> engine = EngineOptionsFromFlags(*device);
+  if (!engine.ok()) return engine.status();
+  config.engine = *std::move(engine);
+  return config;
+}
 
-  server_options.service = options;
-  auto server = FerServer::Create(server_options, engine->get());
-  if (!server.ok()) return Fail(server.status().message());
-
+// The start-up line (model, device, every limit in force, ports) on stdout,
+// and a warning on stderr when the model is untrained.
+void PrintStartupLine(const ServerConfig& config, const Engine& engine, const FerServer& server) {
+  const ModelMeta& meta = engine.meta();
+  const ServiceOptions& options = config.server.service;
+  const FerServerOptions& server_options = config.server;
   std::printf(
       "fer-server: model %s (version \"%s\", trained on %s, input %dx%d %s, %zu labels) on %s %s; "
       "batching max_batch_size=%d max_queue_delay_us=%d max_queue_faces=%d instances=%d "
@@ -207,42 +265,60 @@ int Run(int argc, char** argv) {
       "max_image_pixels=%lld "
       "max_concurrent_streams=%d stream_window=%d; gRPC on %s (port %d, %s), metrics on "
       "http://%s/metrics (port %d)\n",
-      model_path.c_str(), meta.version.c_str(), meta.trained_on.c_str(), meta.input_size,
-      meta.input_size, meta.color.c_str(), meta.labels.size(), (*engine)->device().c_str(),
-      (*engine)->precision().c_str(), options.batching.max_batch_size,
+      config.model_path.c_str(), meta.version.c_str(), meta.trained_on.c_str(), meta.input_size,
+      meta.input_size, meta.color.c_str(), meta.labels.size(), engine.device().c_str(),
+      engine.precision().c_str(), options.batching.max_batch_size,
       absl::GetFlag(FLAGS_max_queue_delay_us), options.batching.max_queue_faces,
-      options.batching.num_instances, engine_options.threads, options.preprocess_threads,
-      options.max_faces_per_request, static_cast<long long>(max_image_bytes),
+      options.batching.num_instances, config.engine.threads, options.preprocess_threads,
+      options.max_faces_per_request, static_cast<long long>(options.preprocess.max_encoded_bytes),
       static_cast<long long>(options.preprocess.max_pixels), options.max_concurrent_streams,
-      options.stream_window, server_options.address.c_str(), (*server)->port(),
+      options.stream_window, server_options.address.c_str(), server.port(),
       !server_options.tls.enabled()               ? "plaintext"
       : server_options.tls.client_ca_file.empty() ? "TLS"
                                                   : "mutual TLS",
-      server_options.metrics_address.c_str(), (*server)->metrics_port());
+      server_options.metrics_address.c_str(), server.metrics_port());
   if (meta.untrained()) {
     std::fprintf(stderr,
                  "WARNING: %s is an UNTRAINED model (trained_on=\"%s\"): its predictions are "
                  "random and meaningless. Serve trained weights for any real use.\n",
-                 model_path.c_str(), meta.trained_on.c_str());
+                 config.model_path.c_str(), meta.trained_on.c_str());
   }
   std::fflush(stdout);
+}
 
-  if (absl::Status status = (*server)->Start(); !status.ok()) return Fail(status.message());
-  std::printf("fer-server: SERVING\n");
-  std::fflush(stdout);
-
+// Waits for one of `signals` (blocked by BlockShutdownSignals), then drains
+// the server for at most drain_timeout and says what was answered, so that
+// logs (and tests) can check that nothing accepted was left unanswered:
+// "in flight 0".
+void AwaitSignalAndDrain(const sigset_t& signals, absl::Duration drain_timeout, FerServer* server) {
   int signal = 0;
   sigwait(&signals, &signal);
   std::printf("fer-server: %s received; draining for at most %s\n",
               signal == SIGTERM ? "SIGTERM" : "SIGINT",
               absl::FormatDuration(drain_timeout).c_str());
   std::fflush(stdout);
-  (*server)->Shutdown(drain_timeout);
-  // What was answered, so that logs (and tests) can check that nothing
-  // accepted was left unanswered: "in flight 0".
+  server->Shutdown(drain_timeout);
   std::printf("fer-server: stopped; requests answered: %s\n",
-              (*server)->metrics()->RequestSummary().c_str());
+              server->metrics()->RequestSummary().c_str());
   std::fflush(stdout);
+}
+
+int Run(int argc, char** argv) {
+  if (absl::Status status = ParseFlags(argc, argv); !status.ok()) return Fail(status.message());
+  const sigset_t signals = BlockShutdownSignals();
+  const absl::StatusOr<ServerConfig> config = ConfigFromFlags();
+  if (!config.ok()) return Fail(config.status().message());
+
+  auto engine = Engine::Load(config->model_path, config->engine);
+  if (!engine.ok()) return Fail(engine.status().message());
+  auto server = FerServer::Create(config->server, engine->get());
+  if (!server.ok()) return Fail(server.status().message());
+  PrintStartupLine(*config, **engine, **server);
+
+  if (absl::Status status = (*server)->Start(); !status.ok()) return Fail(status.message());
+  std::printf("fer-server: SERVING\n");
+  std::fflush(stdout);
+  AwaitSignalAndDrain(signals, config->drain_timeout, server->get());
   return 0;
 }
 

@@ -109,8 +109,14 @@ absl::string_view RpcName(Rpc rpc) {
 
 ServerMetrics::ServerMetrics(const MetricsOptions& options)
     : registry_(std::make_shared<prometheus::Registry>()) {
+  RegisterRequestFamilies();
+  RegisterBatcherFamilies(options.batching);
+  RegisterOpenCallFamilies();
+  RegisterModelFamilies(options);
+}
+
+void ServerMetrics::RegisterRequestFamilies() {
   using prometheus::BuildCounter;
-  using prometheus::BuildGauge;
   using prometheus::BuildHistogram;
   prometheus::Registry& registry = *registry_;
 
@@ -139,6 +145,13 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
     request_duration_[rpc] =
         &duration.Add({{"rpc", std::string(RpcName(static_cast<Rpc>(rpc)))}}, kDurationBuckets);
   }
+}
+
+void ServerMetrics::RegisterBatcherFamilies(const BatcherOptions& batching) {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  using prometheus::BuildHistogram;
+  prometheus::Registry& registry = *registry_;
 
   queue_duration_ = &BuildHistogram()
                          .Name("fer_queue_duration_seconds")
@@ -154,7 +167,7 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
                      .Name("fer_batch_size")
                      .Help("Faces per executed batch.")
                      .Register(registry)
-                     .Add({}, BatchSizeBuckets(options.max_batch_size));
+                     .Add({}, BatchSizeBuckets(batching.max_batch_size));
 
   queue_faces_ = &BuildGauge()
                       .Name("fer_queue_faces")
@@ -166,17 +179,7 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
       .Help("Capacity of the batch queue (--max_queue_faces).")
       .Register(registry)
       .Add({})
-      .Set(options.max_queue_faces);
-  inflight_requests_ = &BuildGauge()
-                            .Name("fer_inflight_requests")
-                            .Help("Unary Classify requests being served.")
-                            .Register(registry)
-                            .Add({});
-  active_streams_ = &BuildGauge()
-                         .Name("fer_active_streams")
-                         .Help("Open ClassifyStream streams.")
-                         .Register(registry)
-                         .Add({});
+      .Set(batching.max_queue_faces);
 
   auto& dropped = BuildCounter()
                       .Name("fer_dropped_faces_total")
@@ -187,6 +190,27 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
         &dropped.Add({{"reason", std::string(DropReasonName(reason))}});
   }
   dropped_[kQueueFullIndex] = &dropped.Add({{"reason", kQueueFullReason}});
+}
+
+void ServerMetrics::RegisterOpenCallFamilies() {
+  using prometheus::BuildGauge;
+  prometheus::Registry& registry = *registry_;
+
+  inflight_requests_ = &BuildGauge()
+                            .Name("fer_inflight_requests")
+                            .Help("Unary Classify requests being served.")
+                            .Register(registry)
+                            .Add({});
+  active_streams_ = &BuildGauge()
+                         .Name("fer_active_streams")
+                         .Help("Open ClassifyStream streams.")
+                         .Register(registry)
+                         .Add({});
+}
+
+void ServerMetrics::RegisterModelFamilies(const MetricsOptions& options) {
+  using prometheus::BuildGauge;
+  prometheus::Registry& registry = *registry_;
 
   BuildGauge()
       .Name("fer_model_info")

@@ -1,7 +1,7 @@
 // fer-server's Prometheus metrics: the contract of docs/metrics.md (names,
 // labels, units), including fer_queue_capacity_faces (the queue limit, so that
-// alerts can compute saturation), fer_gpu_memory_bytes and process_*. Every name, label and bucket bound is
-// defined in server_metrics.cc, and nowhere else.
+// alerts can compute saturation), fer_gpu_memory_bytes and process_*. Every name, label and bucket
+// bound is defined in server_metrics.cc, and nowhere else.
 //
 // Series that dashboards and alerts select on exist at zero from start-up, so
 // that rate() and absent() behave before the first request:
@@ -71,11 +71,12 @@ inline constexpr char kQueueFullReason[] = "queue_full";
 
 // What the constant series say about this server.
 struct MetricsOptions {
-  std::string model_version;   // fer_model_info{version}; "unknown" when empty
-  std::string device;          // fer_model_info{device}, "cpu" or "cuda:N"
-  std::string precision;       // fer_model_info{precision}
-  int max_batch_size = 32;     // top bucket of fer_batch_size
-  int max_queue_faces = 4096;  // fer_queue_capacity_faces
+  std::string model_version;  // fer_model_info{version}; "unknown" when empty
+  std::string device;         // fer_model_info{device}, "cpu" or "cuda:N"
+  std::string precision;      // fer_model_info{precision}
+  // The batcher's options, as the service runs it: max_batch_size is the top
+  // bucket of fer_batch_size, max_queue_faces is fer_queue_capacity_faces.
+  BatcherOptions batching;
 };
 
 class ServerMetrics : public BatcherObserver {
@@ -122,6 +123,16 @@ class ServerMetrics : public BatcherObserver {
 
  private:
   prometheus::Counter* RequestCounter(Rpc rpc, absl::StatusCode code);
+
+  // The constructor's steps, one per group of families, in registration
+  // order: requests (fer_requests_total, fer_faces_total,
+  // fer_request_duration_seconds); the batcher's (queue, inference, batch
+  // size, queue depth and capacity, drops); the calls open now (in-flight
+  // requests, active streams); the model (fer_model_info, GPU memory).
+  void RegisterRequestFamilies();
+  void RegisterBatcherFamilies(const BatcherOptions& batching);
+  void RegisterOpenCallFamilies();
+  void RegisterModelFamilies(const MetricsOptions& options);
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<MetricsHttpServer> http_;

@@ -23,9 +23,6 @@ namespace {
 constexpr int kCpuWarmupFaces = 1;
 // Mid-grey: the warm-up faces' pixel value (any value works).
 constexpr uint8_t kWarmupPixel = 128;
-// Upper bounds of the service's own options: guards against typos.
-constexpr int kMaxStreamWindow = 4096;
-constexpr int kMaxPreprocessThreads = 1024;
 
 }  // namespace
 
@@ -39,49 +36,12 @@ ExpressionService::ExpressionService(const ServiceOptions& options, Engine* engi
       num_classes_(engine->num_classes()),
       face_bytes_(engine->face_bytes()) {}
 
-int DefaultMaxBatchSize(absl::string_view device) {
-  return absl::StartsWith(device, "cuda") ? kGpuMaxBatchSize : kCpuMaxBatchSize;
-}
-
-absl::Status ExpressionService::ValidateOptions(const ServiceOptions& options) {
-  PreprocessOptions limits = options.preprocess;
-  limits.input_size = PreprocessOptions().input_size;  // the model's, checked by Create
-  if (absl::Status status = ValidatePreprocessOptions(limits); !status.ok()) return status;
-  // The batcher is the one judge of its options; an instance that never gets
-  // a job costs a thread start and join per instance.
-  if (auto batcher = Batcher::Create(
-          options.batching, [](int, absl::Span<const FaceRef>) { return absl::OkStatus(); });
-      !batcher.ok()) {
-    return batcher.status();
-  }
-  if (options.max_faces_per_request < 1 ||
-      options.max_faces_per_request > options.batching.max_queue_faces) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_faces_per_request must be in [1, max_queue_faces = ", options.batching.max_queue_faces,
-        "], got ", options.max_faces_per_request));
-  }
-  if (options.max_concurrent_streams < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_concurrent_streams must be >= 1, got ", options.max_concurrent_streams));
-  }
-  if (options.stream_window < 1 || options.stream_window > kMaxStreamWindow) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "stream_window must be in [1, ", kMaxStreamWindow, "], got ", options.stream_window));
-  }
-  if (options.preprocess_threads < 0 || options.preprocess_threads > kMaxPreprocessThreads) {
-    return absl::InvalidArgumentError(absl::StrCat("preprocess_threads must be in [0, ",
-                                                   kMaxPreprocessThreads, "], got ",
-                                                   options.preprocess_threads));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::unique_ptr<ExpressionService>> ExpressionService::Create(
     const ServiceOptions& options, Engine* engine, ServerMetrics* metrics) {
   if (engine == nullptr || metrics == nullptr) {
     return absl::InvalidArgumentError("ExpressionService needs an engine and metrics");
   }
-  if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
+  if (absl::Status status = ValidateServiceOptions(options); !status.ok()) return status;
   ServiceOptions resolved = options;
   resolved.preprocess.input_size = engine->meta().input_size;
   resolved.preprocess.gray = engine->meta().input_channels() == 1;

@@ -88,36 +88,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fer/v1/expression.grpc.pb.h"
 #include "model/core/engine.h"
 #include "server/batcher.h"
 #include "server/preprocess.h"
 #include "server/server_metrics.h"
+#include "server/service_options.h"
 #include "server/thread_pool.h"
 
 namespace fer {
-
-struct ServiceOptions {
-  // Batching policy (server/batcher.h).
-  BatcherOptions batching;
-  // Image limits. input_size and gray are taken from the model, whatever is
-  // set here.
-  PreprocessOptions preprocess;
-  // Most faces in one Classify request or stream frame. >= 1, and at most
-  // batching.max_queue_faces so that a request can fit in the queue.
-  int max_faces_per_request = 64;
-  // Most ClassifyStream streams open at once. >= 1.
-  int max_concurrent_streams = 256;
-  // Frames a stream reads ahead of its written answers. >= 1.
-  int stream_window = 8;
-  // Preprocessing threads; 0: one per CPU this process may use (cgroup-aware).
-  int preprocess_threads = 0;
-  // Start() runs one batch on each instance before serving, so that the first
-  // requests do not pay for lazy initialisation (CUDA context, kernels).
-  bool warmup = true;
-};
 
 // Classify and ClassifyStream on raw bytes (see Intake above), GetModelInfo
 // typed.
@@ -126,25 +106,12 @@ using ExpressionServiceBase = fer::v1::ExpressionClassifier::WithRawCallbackMeth
         fer::v1::ExpressionClassifier::WithCallbackMethod_GetModelInfo<
             fer::v1::ExpressionClassifier::Service>>>;
 
-// The batch size a server uses unless told otherwise: small on a CPU, where a
-// batch's time grows with its size (so large batches only add latency and
-// make short deadlines unmeetable), larger on a GPU, where it barely does.
-inline constexpr int kCpuMaxBatchSize = 8;
-inline constexpr int kGpuMaxBatchSize = 32;
-// kGpuMaxBatchSize for "cuda" and "cuda:N", kCpuMaxBatchSize otherwise.
-int DefaultMaxBatchSize(absl::string_view device);
-
 class ExpressionService final : public ExpressionServiceBase {
  public:
-  // Returns INVALID_ARGUMENT, naming the option, when options cannot be used
-  // (the batching options included), so that a server can refuse bad flags
-  // before it spends time loading a model. preprocess.input_size and gray are
-  // not checked: Create takes them from the model.
-  static absl::Status ValidateOptions(const ServiceOptions& options);
-
-  // Checks options as ValidateOptions does, creates one Runner per instance
-  // and starts the batcher and the preprocessing threads. engine and metrics
-  // must outlive the service. Calls are answered UNAVAILABLE until Start().
+  // Checks options (ValidateServiceOptions, then the image limits with the
+  // model's input size), creates one Runner per instance and starts the
+  // batcher and the preprocessing threads. engine and metrics must outlive the
+  // service. Calls are answered UNAVAILABLE until Start().
   static absl::StatusOr<std::unique_ptr<ExpressionService>> Create(const ServiceOptions& options,
                                                                    Engine* engine,
                                                                    ServerMetrics* metrics);

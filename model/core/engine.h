@@ -17,7 +17,11 @@
 namespace fer {
 
 struct EngineOptions {
-  std::string device = "auto";     // auto | cpu | cuda | cuda:N. auto: cuda:0 when present.
+  // auto | cpu | cuda | cuda:N. auto: cuda:0 when present, the fastest
+  // device for a library caller (fer-model bench, the benchmarks). fer-server
+  // defaults to cpu instead (server/server_main.cc): a replica's device is what
+  // its deployment says, not whatever its node happens to have.
+  std::string device = "auto";
   std::string precision = "fp32";  // fp32 | bf16 | fp16 (fp16 on CUDA only).
   // CPU intra-op threads of LibTorch (process-wide); 0: UsableCpuCount(), the
   // CPUs this process may use (affinity mask and cgroup CPU quota).

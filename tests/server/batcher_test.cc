@@ -1058,5 +1058,40 @@ INSTANTIATE_TEST_SUITE_P(DrainTimeouts, BatcherStressTest,
                                            absl::InfiniteDuration()),
                          DrainName);
 
+TEST(ValidateBatcherOptionsTest, RefusesEachInvalidOptionByNameAsCreateDoes) {
+  const BatchRunner runner = [](int, absl::Span<const FaceRef>) { return absl::OkStatus(); };
+  const std::vector<std::pair<BatcherOptions, std::string>> cases = {
+      {Options(0), "BatcherOptions.max_batch_size"},
+      {Options(4, absl::Milliseconds(-1)), "BatcherOptions.max_queue_delay"},
+      {Options(4, absl::InfiniteDuration()), "BatcherOptions.max_queue_delay"},
+      {Options(4, kNever, 1, /*max_queue_faces=*/3), "BatcherOptions.max_queue_faces"},
+      {Options(4, kNever, 0), "BatcherOptions.num_instances"},
+      {Options(4, kNever, kMaxBatcherInstances + 1), "BatcherOptions.num_instances"},
+      {[] {
+         BatcherOptions options = Options(4);
+         options.max_queue_time = absl::ZeroDuration();
+         return options;
+       }(),
+       "BatcherOptions.max_queue_time"},
+  };
+  for (const auto& [options, name] : cases) {
+    const absl::Status status = ValidateBatcherOptions(options);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(status.message(), HasSubstr(name));
+    // Create refuses the same options with the same status.
+    EXPECT_EQ(Batcher::Create(options, runner).status(), status) << name;
+  }
+}
+
+TEST(ValidateBatcherOptionsTest, AcceptsTheDefaultsAndTheBoundsOfEachRange) {
+  EXPECT_TRUE(ValidateBatcherOptions(BatcherOptions()).ok());
+  // The extremes: a batch of one, no delay, a queue of exactly one batch, an
+  // unbounded queue time, the most instances.
+  BatcherOptions options = Options(1, absl::ZeroDuration(), kMaxBatcherInstances,
+                                   /*max_queue_faces=*/1);
+  options.max_queue_time = absl::InfiniteDuration();
+  EXPECT_TRUE(ValidateBatcherOptions(options).ok());
+}
+
 }  // namespace
 }  // namespace fer

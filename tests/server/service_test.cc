@@ -96,8 +96,8 @@ class ServiceTest : public ::testing::Test {
   }
 
   // Options for a test server: loopback, no metrics port, short batching delay.
-  static ServerOptions TestOptions() {
-    ServerOptions options;
+  static FerServerOptions TestOptions() {
+    FerServerOptions options;
     options.address = "127.0.0.1:0";
     options.metrics_address = "";
     options.service.batching.max_batch_size = 8;
@@ -111,7 +111,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   // Creates the server (NOT_SERVING) and a channel to it; Start is separate.
-  void CreateServer(const ServerOptions& options) {
+  void CreateServer(const FerServerOptions& options) {
     auto server =
         FerServer::Create(options, serving_engine_ != nullptr ? serving_engine_ : engine_);
     ASSERT_TRUE(server.ok()) << server.status();
@@ -121,7 +121,7 @@ class ServiceTest : public ::testing::Test {
     stub_ = ExpressionClassifier::NewStub(channel_);
     health_ = Health::NewStub(channel_);
   }
-  void StartServer(const ServerOptions& options = TestOptions()) {
+  void StartServer(const FerServerOptions& options = TestOptions()) {
     CreateServer(options);
     ASSERT_TRUE(server_->Start().ok());
   }
@@ -410,7 +410,7 @@ TEST_F(FakeEngineServiceTest, EmptyAndOversizedRequestsAreInvalidArgument) {
 // under load by the soak test.)
 TEST_F(FakeEngineServiceTest, ATenCropRequestLargerThanTheWholeQueueIsInvalidArgument) {
   REQUIRE_FACES(faces, 1);
-  ServerOptions options = TestOptions();
+  FerServerOptions options = TestOptions();
   options.service.batching.max_queue_faces = 8;
   options.service.max_faces_per_request = 8;
   StartServer(options);
@@ -445,7 +445,7 @@ TEST_F(FakeEngineServiceTest, ACallWhoseDeadlineHasPassedEndsDeadlineExceeded) {
 }
 
 TEST_F(ServiceTest, GetModelInfoDescribesTheModelAndTheLimits) {
-  ServerOptions options = TestOptions();
+  FerServerOptions options = TestOptions();
   options.service.preprocess.max_encoded_bytes = 12345;
   StartServer(options);
   fer::v1::ModelInfo info;
@@ -474,7 +474,7 @@ TEST_F(ServiceTest, GetModelInfoDescribesTheModelAndTheLimits) {
 
 TEST_F(ServiceTest, StreamFramesAreAnsweredInOrderWithTheirIds) {
   REQUIRE_FACES(faces, 7);
-  ServerOptions options = TestOptions();
+  FerServerOptions options = TestOptions();
   options.service.stream_window = 2;  // far fewer than the frames sent
   const std::vector<std::vector<float>> single = Expected(faces, false);
   const std::vector<std::vector<float>> ten_crop = Expected(faces, true);
@@ -528,7 +528,7 @@ TEST_F(ServiceTest, StreamFramesAreAnsweredInOrderWithTheirIds) {
 
 TEST_F(FakeEngineServiceTest, StreamsBeyondTheLimitAreRefusedWithResourceExhausted) {
   REQUIRE_FACES(faces, 1);
-  ServerOptions options = TestOptions();
+  FerServerOptions options = TestOptions();
   options.service.max_concurrent_streams = 1;
   StartServer(options);
   ClassifyFrame frame;
@@ -568,7 +568,7 @@ TEST_F(FakeEngineServiceTest, AStreamReadsAtMostStreamWindowFramesAheadOfItsAnsw
   constexpr int kWindow = 3;
   constexpr int kFrames = 24;
   constexpr int kSide = 8;
-  ServerOptions options = TestOptions();
+  FerServerOptions options = TestOptions();
   options.service.stream_window = kWindow;
   options.service.batching.max_batch_size = 1;
   options.service.batching.num_instances = kWindow + 5;
@@ -725,7 +725,7 @@ TEST_F(FakeEngineServiceTest, AFloodOfEmptyImagesOrUnknownFieldsIsRefusedBeforeI
 // answered exactly once, in order, and the frames after a bad one too.
 TEST_F(ServiceTest, MalformedFramesAreAnsweredInOrderAndTheStreamGoesOn) {
   REQUIRE_FACES(faces, 2);
-  ServerOptions options = TestOptions();
+  FerServerOptions options = TestOptions();
   options.service.stream_window = 2;  // fewer than the frames sent
   const std::vector<std::vector<float>> expected = Expected(faces, false);
   StartServer(options);
@@ -879,7 +879,7 @@ TEST_F(FakeEngineServiceTest, HealthIsNotServingUntilStartedAndCallsWaitForIt) {
 
 TEST_F(FakeEngineServiceTest, ShutdownSaysNotServingAndFinishesAcceptedWork) {
   REQUIRE_FACES(faces, 8);
-  ServerOptions options = TestOptions();
+  FerServerOptions options = TestOptions();
   options.service.batching.max_batch_size = 4;
   options.service.max_faces_per_request = 8;
   StartServer(options);
