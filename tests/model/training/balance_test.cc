@@ -161,8 +161,8 @@ TEST(ExtraSamplesTest, AddsOnlyChosenClassesConvertedToTheTargetFaces) {
   const PackedDataset faces = RealFaces(dir, 6);
   ASSERT_EQ(faces.size(), 42u);
   // The extra set travels through a file, as `pack --extra` reads it.
-  ASSERT_TRUE(faces.Write((dir / "extra.pack").string()).ok());
-  absl::StatusOr<PackedDataset> extra = PackedDataset::Read((dir / "extra.pack").string());
+  ASSERT_TRUE(faces.Write(dir / "extra.pack").ok());
+  absl::StatusOr<PackedDataset> extra = PackedDataset::Read(dir / "extra.pack");
   ASSERT_TRUE(extra.ok()) << extra.status();
 
   PackedDataset target(64, 3);
