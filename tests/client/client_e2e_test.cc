@@ -4,11 +4,8 @@
 //
 // One server serves the whole suite: CMake runs this binary as one ctest test.
 // Tests that need FER2013 faces skip with a message when the data is absent.
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,8 +30,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "tests/client/json_test_util.h"
-#include "tests/client/subprocess.h"
 #include "tests/server/test_images.h"
+#include "tests/support/files.h"
+#include "tests/support/free_port.h"
+#include "tests/support/loopback_client.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
 
 #ifdef FER_TEST_REFLECTION
 #include <google/protobuf/descriptor.h>
@@ -53,7 +54,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::Lines;
-using test::RunResult;
+using test_support::RunResult;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -66,39 +67,12 @@ constexpr std::chrono::seconds kServerStopTimeout(20);
 constexpr int kVideoFrames = 24;
 constexpr double kVideoFps = 12.0;
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
+using test_support::FreePort;
 
 // GET http://127.0.0.1:port/path; the body, or "" on any failure.
 std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-      char buffer[4096];
-      for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, n);
-    }
-  }
-  close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? std::string() : response.substr(body + 4);
+  return test_support::HttpBody(
+      test_support::HttpExchange(port, "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"));
 }
 
 // The value of the Prometheus sample whose line has every one of `parts`
@@ -137,14 +111,13 @@ void ExpectProbabilities(const std::vector<std::string>& fields, size_t first) {
 class ClientE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    scratch_ =
-        (fs::temp_directory_path() / ("fer_client_e2e_" + std::to_string(getpid()))).string();
-    fs::create_directories(scratch_);
+    scratch_dir_ = std::make_unique<test_support::TempDir>("fer_client_e2e_");
+    scratch_ = scratch_dir_->path();
     port_ = FreePort();
     metrics_port_ = FreePort();
     target_ = "127.0.0.1:" + std::to_string(port_);
     server_log_ = scratch_ + "/server.log";
-    server_pid_ = test::Spawn(
+    server_pid_ = test_support::Spawn(
         {FER_SERVER_BINARY, std::string("--model=") + FER_CLIENT_TEST_MODEL, "--address=" + target_,
          "--metrics_address=127.0.0.1:" + std::to_string(metrics_port_), "--device=cpu",
          "--threads=1", "--drain_timeout=2s"},
@@ -156,21 +129,21 @@ class ClientE2eTest : public ::testing::Test {
     while (std::chrono::steady_clock::now() < end) {
       if (waitpid(server_pid_, nullptr, WNOHANG) == server_pid_) {
         server_pid_ = -1;
-        FAIL() << "fer-server exited during start-up:\n" << test::ReadText(server_log_);
+        FAIL() << "fer-server exited during start-up:\n" << test_support::ReadFile(server_log_);
       }
       if (Client({"health"}).exit_code == 0) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
     FAIL() << "fer-server not SERVING after " << kServerStartTimeout.count() << " s:\n"
-           << test::ReadText(server_log_);
+           << test_support::ReadFile(server_log_);
   }
 
   static void TearDownTestSuite() {
     if (server_pid_ > 0) {
       kill(server_pid_, SIGTERM);
-      test::WaitFor(server_pid_, kServerStopTimeout);
+      test_support::WaitFor(server_pid_, kServerStopTimeout);
     }
-    fs::remove_all(scratch_);
+    scratch_dir_.reset();
   }
 
   void SetUp() override {
@@ -184,7 +157,7 @@ class ClientE2eTest : public ::testing::Test {
       return a.rfind("--target=", 0) == 0;
     });
     if (!has_target) args.push_back("--target=" + target_);
-    return test::Run(args, scratch_);
+    return test_support::Run(args, scratch_);
   }
 
   // A fresh folder under the suite's scratch folder.
@@ -221,6 +194,7 @@ class ClientE2eTest : public ::testing::Test {
     return true;
   }
 
+  static std::unique_ptr<test_support::TempDir> scratch_dir_;
   static std::string scratch_;
   static std::string target_;
   static std::string server_log_;
@@ -229,6 +203,7 @@ class ClientE2eTest : public ::testing::Test {
   static pid_t server_pid_;
 };
 
+std::unique_ptr<test_support::TempDir> ClientE2eTest::scratch_dir_;
 std::string ClientE2eTest::scratch_;
 std::string ClientE2eTest::target_;
 std::string ClientE2eTest::server_log_;
@@ -400,13 +375,14 @@ TEST_F(ClientE2eTest, ClassifyOfAFolderPrintsResultsAsEachCallIsAnswered) {
     fs::copy_file(faces[i], expected_files.back(), fs::copy_options::overwrite_existing);
   }
   const std::string merged = scratch_ + "/streamed.out";
-  const pid_t pid =
-      test::Spawn({FER_CLIENT_BINARY, "classify", "--csv", "--batch=2", "--target=" + target_, dir},
-                  merged, merged);
+  const pid_t pid = test_support::Spawn(
+      {FER_CLIENT_BINARY, "classify", "--csv", "--batch=2", "--target=" + target_, dir}, merged,
+      merged);
   ASSERT_GT(pid, 0);
-  ASSERT_EQ(test::WaitFor(pid, std::chrono::seconds(300)), 0) << test::ReadText(merged);
+  ASSERT_EQ(test_support::WaitFor(pid, std::chrono::seconds(300)), 0)
+      << test_support::ReadFile(merged);
 
-  const std::vector<std::string> lines = Lines(test::ReadText(merged));
+  const std::vector<std::string> lines = Lines(test_support::ReadFile(merged));
   ASSERT_FALSE(lines.empty());
   EXPECT_EQ(lines[0],
             "file,label,confidence,neutral,anger,disgust,fear,happiness,sadness,surprise");
@@ -603,7 +579,7 @@ class OwnServer {
       : port_(FreePort()),
         metrics_port_(FreePort()),
         target_("127.0.0.1:" + std::to_string(port_)) {
-    pid_ = test::Spawn(
+    pid_ = test_support::Spawn(
         {FER_SERVER_BINARY, std::string("--model=") + FER_CLIENT_TEST_MODEL, "--address=" + target_,
          "--metrics_address=127.0.0.1:" + std::to_string(metrics_port_), "--device=cpu",
          "--threads=1", "--drain_timeout=1s"},
@@ -613,14 +589,15 @@ class OwnServer {
     if (pid_ <= 0) return;
     kill(pid_, SIGCONT);
     kill(pid_, SIGKILL);
-    test::WaitFor(pid_, kServerStopTimeout);
+    test_support::WaitFor(pid_, kServerStopTimeout);
   }
 
   // Waits until SERVING; false if it never is.
   bool WaitServing(const std::string& scratch) const {
     const auto end = std::chrono::steady_clock::now() + kServerStartTimeout;
     while (pid_ > 0 && std::chrono::steady_clock::now() < end) {
-      if (test::Run({FER_CLIENT_BINARY, "health", "--target=" + target_}, scratch).exit_code == 0)
+      if (test_support::Run({FER_CLIENT_BINARY, "health", "--target=" + target_}, scratch)
+              .exit_code == 0)
         return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
@@ -653,7 +630,7 @@ class OwnServer {
 pid_t SpawnBench(std::vector<std::string> args, const std::string& target, const std::string& out,
                  const std::string& err) {
   args.insert(args.begin(), {FER_CLIENT_BINARY, "bench", "--json", "--target=" + target});
-  return test::Spawn(args, out, err);
+  return test_support::Spawn(args, out, err);
 }
 
 // The server dies mid-run: without backoff, 8 workers made about 540,000
@@ -668,13 +645,14 @@ TEST_F(ClientE2eTest, BenchBacksOffAServerThatDiesAndReportsTheFailures) {
   ASSERT_GT(bench, 0);
   ASSERT_TRUE(server.WaitForClassifyCalls());
   server.Signal(SIGKILL);
-  EXPECT_EQ(test::WaitFor(bench, std::chrono::seconds(60)), 0) << test::ReadText(err);
+  EXPECT_EQ(test_support::WaitFor(bench, std::chrono::seconds(60)), 0)
+      << test_support::ReadFile(err);
   google::protobuf::Struct report;
   std::string error;
-  ASSERT_TRUE(test::ParseJsonObject(test::ReadText(out), &report, &error)) << error;
+  ASSERT_TRUE(test::ParseJsonObject(test_support::ReadFile(out), &report, &error)) << error;
   const auto& codes = report.fields().at("codes").struct_value().fields();
-  ASSERT_GT(codes.count("UNAVAILABLE"), 0u) << test::ReadText(out);
-  EXPECT_LT(codes.at("UNAVAILABLE").number_value(), 8 * 6 * 4) << test::ReadText(out);
+  ASSERT_GT(codes.count("UNAVAILABLE"), 0u) << test_support::ReadFile(out);
+  EXPECT_LT(codes.at("UNAVAILABLE").number_value(), 8 * 6 * 4) << test_support::ReadFile(out);
   EXPECT_GT(test::Number(report, "backoffs"), 0);
 }
 
@@ -691,13 +669,14 @@ TEST_F(ClientE2eTest, BenchEndsSoonAfterItsDurationWhenTheServerHangs) {
   ASSERT_GT(bench, 0);
   ASSERT_TRUE(server.WaitForClassifyCalls());
   server.Signal(SIGSTOP);
-  EXPECT_EQ(test::WaitFor(bench, std::chrono::seconds(60)), 0) << test::ReadText(err);
+  EXPECT_EQ(test_support::WaitFor(bench, std::chrono::seconds(60)), 0)
+      << test_support::ReadFile(err);
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   EXPECT_LT(took.count(), 25.0);
   google::protobuf::Struct report;
   std::string error;
-  ASSERT_TRUE(test::ParseJsonObject(test::ReadText(out), &report, &error)) << error;
-  EXPECT_EQ(test::Number(report, "unfinished"), 4) << test::ReadText(out);
+  ASSERT_TRUE(test::ParseJsonObject(test_support::ReadFile(out), &report, &error)) << error;
+  EXPECT_EQ(test::Number(report, "unfinished"), 4) << test_support::ReadFile(out);
 }
 
 // ---- server reflection: what grpcurl sees (docs/client.md, "grpcurl")
@@ -890,7 +869,8 @@ TEST_F(ClientE2eTest, ReflectionAloneIsEnoughToCallClassifyAndHealthWithJson) {
 TEST_F(ClientE2eTest, CppExampleClassifiesFaces) {
   const std::vector<std::string> faces = Faces(1);
   SKIP_WITHOUT_FACES(faces);
-  const RunResult result = test::Run({FER_CLASSIFY_EXAMPLE, target_, faces[0], faces[1]}, scratch_);
+  const RunResult result =
+      test_support::Run({FER_CLASSIFY_EXAMPLE, target_, faces[0], faces[1]}, scratch_);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const std::vector<std::string> lines = Lines(result.out);
   ASSERT_EQ(lines.size(), 2u) << result.out;
@@ -904,9 +884,9 @@ void ExpectPythonExampleClassifies(const std::string& stubs, const std::string& 
   const std::vector<std::string> faces = test_images::FacePaths(1);
   SKIP_WITHOUT_FACES(faces);
   const RunResult result =
-      test::Run({"bash", std::string(FER_SOURCE_DIR) + "/tests/client/python_example.sh",
-                 FER_SOURCE_DIR, target, faces[0], faces[1], faces[2]},
-                scratch, std::chrono::seconds(300), {"FER_STUBS=" + stubs});
+      test_support::Run({"bash", std::string(FER_SOURCE_DIR) + "/tests/client/python_example.sh",
+                         FER_SOURCE_DIR, target, faces[0], faces[1], faces[2]},
+                        scratch, std::chrono::seconds(300), {"FER_STUBS=" + stubs});
   if (result.exit_code == 77) GTEST_SKIP() << result.out;
   ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
   EXPECT_THAT(result.err, HasSubstr("stubs: " + stubs + ","));

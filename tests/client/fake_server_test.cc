@@ -27,14 +27,16 @@
 
 #include "fer/v1/expression.grpc.pb.h"
 #include "tests/client/json_test_util.h"
-#include "tests/client/subprocess.h"
+#include "tests/support/files.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer::client {
 namespace {
 
 namespace fs = std::filesystem;
 using test::Lines;
-using test::RunResult;
+using test_support::RunResult;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -172,17 +174,8 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
 
 class FakeServerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = (fs::temp_directory_path() /
-            ("fer_client_fake_" + std::to_string(getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-               .string();
-    fs::create_directories(dir_);
-  }
-
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
-    fs::remove_all(dir_);
   }
 
   void StartServer() {
@@ -198,7 +191,7 @@ class FakeServerTest : public ::testing::Test {
   RunResult Client(std::vector<std::string> args) {
     args.insert(args.begin(), FER_CLIENT_BINARY);
     args.push_back("--target=" + target_);
-    return test::Run(args, dir_, std::chrono::seconds(60));
+    return test_support::Run(args, dir_, std::chrono::seconds(60));
   }
 
   // Stops the server for good: what a client sees of a server that is gone.
@@ -231,7 +224,8 @@ class FakeServerTest : public ::testing::Test {
   FakeClassifier fake_;
   std::unique_ptr<grpc::Server> server_;
   std::string target_;
-  std::string dir_;
+  const test_support::TempDir scratch_{"fer_client_fake_"};
+  const std::string dir_ = scratch_.path();
 };
 
 TEST_F(FakeServerTest, ClassifyCutsBatchesAtTheServersFaceLimit) {
@@ -302,21 +296,22 @@ TEST_F(FakeServerTest, ClassifyPrintsEachCallsLinesBeforeTheLastCallIsAnswered) 
   fake_.before_answer = [&](int attempt) {
     if (attempt != 2) return;
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (Lines(test::ReadText(out)).size() < 4 && std::chrono::steady_clock::now() < give_up) {
+    while (Lines(test_support::ReadFile(out)).size() < 4 &&
+           std::chrono::steady_clock::now() < give_up) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    seen_during_last_call = test::ReadText(out);
+    seen_during_last_call = test_support::ReadFile(out);
   };
   StartServer();
   const std::vector<std::string> files = Files(6);
   std::vector<std::string> args = {FER_CLIENT_BINARY, "classify", "--target=" + target_};
   args.insert(args.end(), files.begin(), files.end());
-  const pid_t pid = test::Spawn(args, out, err);
+  const pid_t pid = test_support::Spawn(args, out, err);
   ASSERT_GT(pid, 0);
-  ASSERT_EQ(test::WaitFor(pid, std::chrono::seconds(60)), 0) << test::ReadText(err);
+  ASSERT_EQ(test_support::WaitFor(pid, std::chrono::seconds(60)), 0) << test_support::ReadFile(err);
   EXPECT_THAT(fake_.faces_per_call(), ElementsAre(2, 2, 2));
 
-  const std::vector<std::string> lines = Lines(test::ReadText(out));
+  const std::vector<std::string> lines = Lines(test_support::ReadFile(out));
   ASSERT_EQ(lines.size(), 6u);
   for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(lines[i], FixedTextLine(files[i]));
   EXPECT_THAT(Lines(seen_during_last_call), ElementsAre(lines[0], lines[1], lines[2], lines[3]));

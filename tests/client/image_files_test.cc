@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "tests/support/temp_dir.h"
+
 namespace fer::client {
 namespace {
 
@@ -19,22 +21,17 @@ using ::testing::HasSubstr;
 class ImageFilesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("fer_image_files_test_" +
-             std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
     fs::create_directories(root_ / "b" / "deep");
     fs::create_directories(root_ / "empty");
   }
-  void TearDown() override { fs::remove_all(root_); }
 
   std::string Touch(const fs::path& relative, const std::string& content = "x") {
     std::ofstream(root_ / relative) << content;
     return (root_ / relative).string();
   }
 
-  fs::path root_;
+  const test_support::TempDir scratch_{"fer_image_files_test_"};
+  const fs::path root_ = scratch_.path();
 };
 
 TEST_F(ImageFilesTest, WalksFoldersRecursivelyKeepingImagesSorted) {

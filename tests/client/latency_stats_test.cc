@@ -6,11 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <limits>
-#include <thread>
 #include <vector>
 
 #include "client/bench_report.h"
 #include "tests/client/json_test_util.h"
+#include "tests/support/parallel_for.h"
 
 namespace fer::client {
 namespace {
@@ -70,13 +70,9 @@ TEST(CallRecorderTest, IsSafeFromManyThreads) {
   CallRecorder recorder;
   constexpr int kThreads = 8;
   constexpr int kCallsEach = 1000;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < kCallsEach; ++i) recorder.Record(i % 2 == 0 ? 0 : 14, 1.0, 1);
-    });
-  }
-  for (auto& thread : threads) thread.join();
+  test_support::ParallelFor(kThreads, [&](int) {
+    for (int i = 0; i < kCallsEach; ++i) recorder.Record(i % 2 == 0 ? 0 : 14, 1.0, 1);
+  });
   const CallRecorder::Totals totals = recorder.Snapshot();
   EXPECT_EQ(totals.calls, kThreads * kCallsEach);
   EXPECT_EQ(totals.codes.at("OK"), kThreads * kCallsEach / 2);

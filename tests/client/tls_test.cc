@@ -17,27 +17,29 @@
 #include <vector>
 
 #include "fer/v1/expression.grpc.pb.h"
-#include "tests/client/subprocess.h"
+#include "tests/support/files.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer::client {
 namespace {
 
 namespace fs = std::filesystem;
-using test::RunResult;
+using test_support::RunResult;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 class ClientTlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = (fs::temp_directory_path() / ("fer_client_tls_" + std::to_string(getpid()))).string();
-    fs::create_directories(dir_);
-    const RunResult made =
-        test::Run({std::string(FER_SOURCE_DIR) + "/tests/make_test_certificates.sh", dir_}, dir_);
+    scratch_ = std::make_unique<test_support::TempDir>("fer_client_tls_");
+    dir_ = scratch_->path();
+    const RunResult made = test_support::Run(
+        {std::string(FER_SOURCE_DIR) + "/tests/make_test_certificates.sh", dir_}, dir_);
     have_certificates_ = made.exit_code == 0 && fs::exists(dir_ + "/client.pem");
     if (!have_certificates_) skip_reason_ = "cannot make certificates with openssl: " + made.err;
   }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  static void TearDownTestSuite() { scratch_.reset(); }
 
   void SetUp() override {
     if (!have_certificates_) GTEST_SKIP() << skip_reason_;
@@ -53,9 +55,9 @@ class ClientTlsTest : public ::testing::Test {
     grpc::SslServerCredentialsOptions options(
         require_client_certificate ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                                    : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-    options.pem_root_certs = test::ReadText(dir_ + "/ca.pem");
-    options.pem_key_cert_pairs.push_back(
-        {test::ReadText(dir_ + "/server.key"), test::ReadText(dir_ + "/server.pem")});
+    options.pem_root_certs = test_support::ReadFile(dir_ + "/ca.pem");
+    options.pem_key_cert_pairs.push_back({test_support::ReadFile(dir_ + "/server.key"),
+                                          test_support::ReadFile(dir_ + "/server.pem")});
     grpc::ServerBuilder builder;
     // The health service rides on a server with at least one service of its
     // own.
@@ -71,9 +73,10 @@ class ClientTlsTest : public ::testing::Test {
   RunResult Health(std::vector<std::string> flags) {
     flags.insert(flags.begin(),
                  {FER_CLIENT_BINARY, "health", "--target=" + target_, "--deadline_ms=5000"});
-    return test::Run(flags, dir_);
+    return test_support::Run(flags, dir_);
   }
 
+  static std::unique_ptr<test_support::TempDir> scratch_;
   static std::string dir_;
   static bool have_certificates_;
   static std::string skip_reason_;
@@ -82,6 +85,7 @@ class ClientTlsTest : public ::testing::Test {
   std::string target_;
 };
 
+std::unique_ptr<test_support::TempDir> ClientTlsTest::scratch_;
 std::string ClientTlsTest::dir_;
 bool ClientTlsTest::have_certificates_ = false;
 std::string ClientTlsTest::skip_reason_;

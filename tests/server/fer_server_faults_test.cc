@@ -17,14 +17,16 @@
 #include "tests/server/broken_models.h"
 #include "tests/server/server_process.h"
 #include "tests/server/server_test_util.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
 
+using test_support::TempDir;
+using test_util::ExpectOneErrorLine;
 using test_util::kExitTimeout;
 using test_util::RunToCompletion;
 using test_util::ServerProcess;
-using test_util::TempDir;
 using ::testing::HasSubstr;
 
 // fer-server serving model on free ports; its exit status, its output
@@ -33,13 +35,6 @@ int RunServer(const std::string& model, std::string* output) {
   return RunToCompletion({FER_SERVER_BIN, "--model=" + model, "--address=127.0.0.1:0",
                           "--metrics_address=127.0.0.1:0", "--device=cpu"},
                          output);
-}
-
-// Exactly one line, "fer-server: ...", holding text.
-void ExpectOneErrorLine(const std::string& output, const std::string& text) {
-  EXPECT_THAT(output, ::testing::StartsWith("fer-server: ")) << output;
-  EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
-  EXPECT_THAT(output, HasSubstr(text)) << output;
 }
 
 TEST(FerServerFaultsTest, AModelPathThatIsNotAReadableFileIsOneLineAndExitOne) {

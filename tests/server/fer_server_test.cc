@@ -35,6 +35,10 @@
 #include "tests/server/server_process.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_images.h"
+#include "tests/support/files.h"
+#include "tests/support/free_port.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
@@ -48,29 +52,23 @@ using fer::v1::FrameResult;
 using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
+using test_support::FreePort;
+using test_support::HaveProgram;
+using test_support::TempDir;
 using test_util::Context;
 using test_util::Encoded;
+using test_util::ExpectOneErrorLine;
 using test_util::Fetch;
-using test_util::FreePort;
-using test_util::HaveProgram;
 using test_util::kExitTimeout;
 using test_util::kStartTimeout;
 using test_util::MetricValue;
 using test_util::Process;
 using test_util::RunToCompletion;
 using test_util::ServerProcess;
-using test_util::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr absl::Duration kScrapeTimeout = absl::Seconds(120);
-
-// The output is exactly one line, and it starts with "fer-server: ".
-void ExpectOneErrorLine(const std::string& output, const std::string& text) {
-  EXPECT_THAT(output, ::testing::StartsWith("fer-server: ")) << output;
-  EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
-  EXPECT_THAT(output, HasSubstr(text));
-}
 
 // -------------------------------------------------------- start-up errors
 
@@ -89,7 +87,7 @@ TEST(FerServerTest, ACorruptModelFileIsOneClearLineAndAFailedExit) {
 }
 
 TEST(FerServerTest, ATruncatedModelFileIsOneClearLineAndAFailedExit) {
-  const std::string model = test_images::ReadFile(test_util::TestModelPath());
+  const std::string model = test_support::ReadFile(test_util::TestModelPath());
   ASSERT_GT(model.size(), 1000u);
   TempDir dir;
   for (const size_t kept : {model.size() / 2, model.size() - 100, size_t{512}}) {
@@ -257,6 +255,117 @@ TEST(FerServerTest, HelpListsEveryServerFlagAndVersionNamesTheProject) {
 
 // ---------------------------------------------------------------- serving
 
+// What one unary client of a draining server saw: its OK answers, and the
+// status that ended its run.
+struct UnaryOutcome {
+  int ok = 0;
+  grpc::Status last;
+};
+
+// Sends request until the server refuses it; each answer must hold two
+// predictions (the request's two faces).
+void SendUntilRefused(ServerProcess* server, const ClassifyRequest& request,
+                      UnaryOutcome* outcome) {
+  for (;;) {
+    ClassifyResponse response;
+    const grpc::Status status = server->stub()->Classify(Context().get(), request, &response);
+    if (!status.ok()) {
+      outcome->last = status;
+      return;
+    }
+    EXPECT_EQ(response.predictions_size(), 2);
+    ++outcome->ok;
+  }
+}
+
+// A stream client: one thread writes frames (one face each) until writing
+// fails, another reads every answer, which must be OK.
+class FrameStream {
+ public:
+  FrameStream(ServerProcess* server, const std::vector<std::string>& faces)
+      : context_(Context()), stream_(server->stub()->ClassifyStream(context_.get())) {
+    writer_ = std::thread([this, &faces] {
+      for (uint64_t id = 1;; ++id) {
+        ClassifyFrame frame;
+        frame.set_frame_id(id);
+        *frame.add_faces() = Encoded(faces[id % faces.size()]);
+        if (!stream_->Write(frame)) return;
+      }
+    });
+    reader_ = std::thread([this] {
+      FrameResult result;
+      while (stream_->Read(&result)) {
+        EXPECT_EQ(result.status().code(), 0) << result.status().message();
+        answered_ids_.push_back(result.frame_id());
+      }
+    });
+  }
+
+  // A test that stopped early cancels the stream rather than leave the
+  // threads running.
+  ~FrameStream() {
+    if (reader_.joinable()) {
+      context_->TryCancel();
+      Finish();
+    }
+  }
+  FrameStream(const FrameStream&) = delete;
+  FrameStream& operator=(const FrameStream&) = delete;
+
+  // Waits for both threads once the server has ended the stream; its status.
+  grpc::Status Finish() {
+    reader_.join();
+    writer_.join();
+    return stream_->Finish();
+  }
+  // The ids of the answered frames, in the order they came (after Finish).
+  const std::vector<uint64_t>& answered_ids() const { return answered_ids_; }
+
+ private:
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientReaderWriter<ClassifyFrame, FrameResult>> stream_;
+  std::vector<uint64_t> answered_ids_;
+  std::thread writer_;
+  std::thread reader_;
+};
+
+// Waits (at most kStartTimeout) until the server has answered `calls`
+// Classify calls OK.
+void WaitForClassifyAnswers(const ServerProcess& server, int calls) {
+  const absl::Time give_up = absl::Now() + kStartTimeout;
+  while (absl::Now() < give_up &&
+         MetricValue(server.Metrics(), "fer_requests_total{rpc=\"Classify\",code=\"OK\"}") <
+             calls) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
+// Every unary client had answers and then was refused ("shutting down"), or,
+// arriving as the gRPC server closed, refused by gRPC itself before reaching
+// the service (UNAVAILABLE when it could not connect, CANCELLED when the call
+// raced the close). Returns their OK answers in all.
+int ExpectAnsweredThenRefused(const std::vector<UnaryOutcome>& outcomes) {
+  int total_ok = 0;
+  for (size_t c = 0; c < outcomes.size(); ++c) {
+    SCOPED_TRACE(absl::StrCat("client ", c));
+    EXPECT_GT(outcomes[c].ok, 0);
+    total_ok += outcomes[c].ok;
+    EXPECT_THAT(outcomes[c].last.error_code(),
+                ::testing::AnyOf(grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::CANCELLED))
+        << outcomes[c].last.error_message();
+  }
+  return total_ok;
+}
+
+// The stream had every frame it sent answered in order, then UNAVAILABLE.
+void ExpectStreamAnsweredInOrderThenRefused(const grpc::Status& status,
+                                            const std::vector<uint64_t>& answered_ids) {
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
+  ASSERT_FALSE(answered_ids.empty());
+  for (size_t i = 0; i < answered_ids.size(); ++i) EXPECT_EQ(answered_ids[i], i + 1);
+}
+
 // SIGTERM while clients keep sending: health turns NOT_SERVING, every request
 // the server accepted is answered (OK), the others are refused UNAVAILABLE
 // (never dropped, cancelled or cut off), the open stream gets every frame it
@@ -276,96 +385,38 @@ TEST(FerServerTest, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
   ASSERT_TRUE(watch->Read(&health));
   EXPECT_EQ(health.status(), HealthCheckResponse::SERVING);
 
-  // Unary clients: each sends until it is refused.
-  struct Outcome {
-    int ok = 0;
-    grpc::Status last;
-  };
+  // Unary clients, each sending until it is refused, and a stream client.
   constexpr int kClients = 4;
-  std::vector<Outcome> outcomes(kClients);
+  std::vector<UnaryOutcome> outcomes(kClients);
   std::vector<std::thread> clients;
   for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      ClassifyRequest request;
-      *request.add_faces() = Encoded(faces[c]);
-      *request.add_faces() = Encoded(faces[c + 1]);
-      for (;;) {
-        ClassifyResponse response;
-        const grpc::Status status = server.stub()->Classify(Context().get(), request, &response);
-        if (!status.ok()) {
-          outcomes[c].last = status;
-          return;
-        }
-        EXPECT_EQ(response.predictions_size(), 2);
-        ++outcomes[c].ok;
-      }
-    });
+    ClassifyRequest request;
+    *request.add_faces() = Encoded(faces[c]);
+    *request.add_faces() = Encoded(faces[c + 1]);
+    clients.emplace_back(SendUntilRefused, &server, request, &outcomes[c]);
   }
-  // A stream client: writes frames until writing fails; reads every answer.
-  auto stream_context = Context();
-  auto stream = server.stub()->ClassifyStream(stream_context.get());
-  std::atomic<uint64_t> frames_written{0};
-  std::thread stream_writer([&] {
-    for (uint64_t id = 1;; ++id) {
-      ClassifyFrame frame;
-      frame.set_frame_id(id);
-      *frame.add_faces() = Encoded(faces[id % faces.size()]);
-      if (!stream->Write(frame)) return;
-      frames_written = id;
-    }
-  });
-  std::vector<uint64_t> answered_ids;
-  std::thread stream_reader([&] {
-    FrameResult result;
-    while (stream->Read(&result)) {
-      EXPECT_EQ(result.status().code(), 0) << result.status().message();
-      answered_ids.push_back(result.frame_id());
-    }
-  });
+  FrameStream stream(&server, faces);
 
-  // Load is on once every client has had answers.
-  const absl::Time give_up = absl::Now() + kStartTimeout;
-  while (absl::Now() < give_up &&
-         MetricValue(server.Metrics(), "fer_requests_total{rpc=\"Classify\",code=\"OK\"}") <
-             2 * kClients) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  // SIGTERM once every client has had answers.
+  WaitForClassifyAnswers(server, 2 * kClients);
   server.process().Signal(SIGTERM);
-
   ASSERT_TRUE(watch->Read(&health));
   EXPECT_EQ(health.status(), HealthCheckResponse::NOT_SERVING);
   for (std::thread& client : clients) client.join();
-  stream_reader.join();
-  stream_writer.join();
-  const grpc::Status stream_status = stream->Finish();
+  const grpc::Status stream_status = stream.Finish();
   EXPECT_EQ(server.process().WaitExit(kExitTimeout), 0) << server.Log();
 
   // The server's own account: nothing accepted is still in flight, and it
   // answered exactly the calls and frames the clients received.
-  int total_ok = 0;
-  for (int c = 0; c < kClients; ++c) {
-    SCOPED_TRACE(absl::StrCat("client ", c));
-    EXPECT_GT(outcomes[c].ok, 0);
-    total_ok += outcomes[c].ok;
-    // Refused ("shutting down"), or, arriving as the gRPC server closed,
-    // refused by gRPC itself before reaching the service (UNAVAILABLE when it
-    // could not connect, CANCELLED when the call raced the close).
-    EXPECT_THAT(outcomes[c].last.error_code(),
-                ::testing::AnyOf(grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::CANCELLED))
-        << outcomes[c].last.error_message();
-  }
+  const int total_ok = ExpectAnsweredThenRefused(outcomes);
   const std::string log = server.Log();
   const size_t stopped = log.find("fer-server: stopped; requests answered: ");
   ASSERT_NE(stopped, std::string::npos) << log;
   const std::string summary = log.substr(stopped, log.find('\n', stopped) - stopped);
   EXPECT_THAT(summary, HasSubstr(absl::StrCat("Classify OK=", total_ok, " ")));
-  EXPECT_THAT(summary, HasSubstr(absl::StrCat("ClassifyStream OK=", answered_ids.size())));
+  EXPECT_THAT(summary, HasSubstr(absl::StrCat("ClassifyStream OK=", stream.answered_ids().size())));
   EXPECT_THAT(summary, ::testing::EndsWith("; in flight 0"));
-  EXPECT_EQ(stream_status.error_code(), grpc::StatusCode::UNAVAILABLE)
-      << stream_status.error_message();
-  EXPECT_THAT(stream_status.error_message(), HasSubstr("shutting down"));
-  ASSERT_FALSE(answered_ids.empty());
-  for (size_t i = 0; i < answered_ids.size(); ++i) EXPECT_EQ(answered_ids[i], i + 1);
+  ExpectStreamAnsweredInOrderThenRefused(stream_status, stream.answered_ids());
   watch_context.TryCancel();
   watch->Finish();
 }
@@ -434,7 +485,7 @@ TEST(FerServerTest, PrometheusScrapesTheCountersOfARealServer) {
   }
   EXPECT_THAT(answer, HasSubstr(absl::StrCat(",\"", kGood, "\"]")))
       << answer << "\n"
-      << test_images::ReadFile(dir / "prometheus.log");
+      << test_support::ReadFile(dir / "prometheus.log");
   EXPECT_THAT(query("fer_requests_total{rpc=\"Classify\",code=\"INVALID_ARGUMENT\"}"),
               HasSubstr(",\"1\"]"));
   EXPECT_THAT(query("fer_faces_total"), HasSubstr(absl::StrCat(",\"", kGood * 2, "\"]")));
@@ -541,7 +592,7 @@ TEST(FerServerTest, ClientsVanishingMidStreamLeaveTheServerServing) {
   } while (absl::Now() < give_up && client.running() &&
            !(MetricValue(metrics, frames_ok) >= 2 * kStreams &&
              MetricValue(metrics, "fer_active_streams") == kStreams));
-  ASSERT_TRUE(client.running()) << test_images::ReadFile(dir / "client.log");
+  ASSERT_TRUE(client.running()) << test_support::ReadFile(dir / "client.log");
   EXPECT_EQ(MetricValue(metrics, "fer_active_streams"), kStreams) << metrics;
   client.Signal(SIGKILL);
   EXPECT_EQ(client.WaitExit(kExitTimeout), -1);

@@ -20,17 +20,18 @@
 #include "fer/v1/expression.grpc.pb.h"
 #include "tests/server/raw_call.h"
 #include "tests/server/server_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
 
+using test_support::TempDir;
 using test_util::kClassifyMethod;
 using test_util::kClassifyStreamMethod;
 using test_util::MetricValue;
 using test_util::RawStream;
 using test_util::RawUnary;
 using test_util::ServerProcess;
-using test_util::TempDir;
 
 // 30 Mi empty images, two bytes each: 60 MiB, under the server's 64 MiB
 // receive limit.

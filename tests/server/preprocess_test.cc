@@ -15,6 +15,8 @@
 #include "absl/status/status.h"
 #include "model/core/image_ops.h"
 #include "tests/server/test_images.h"
+#include "tests/support/files.h"
+#include "tests/support/parallel_for.h"
 
 namespace fer {
 namespace {
@@ -22,8 +24,8 @@ namespace {
 using test_images::Decode;
 using test_images::Encode;
 using test_images::NonSquare;
-using test_images::ReadFile;
 using test_images::Tint;
+using test_support::ReadFile;
 using ::testing::HasSubstr;
 
 constexpr int kInputSize = 112;
@@ -566,19 +568,15 @@ TEST_F(RealFacePreprocessTest, ConcurrentCallsGiveTheSameFacesAsOneThread) {
   constexpr int kThreads = 8;
   constexpr int kRounds = 5;
   std::vector<int> mismatches(kThreads, 0);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int round = 0; round < kRounds; ++round) {
-        for (size_t i = 0; i < files.size(); ++i) {
-          std::vector<uint8_t> out;
-          const absl::Status status = Preprocess(EncodedInput(files[i]), RgbOptions(), true, &out);
-          if (!status.ok() || out != expected[i]) ++mismatches[t];
-        }
+  test_support::ParallelFor(kThreads, [&](int t) {
+    for (int round = 0; round < kRounds; ++round) {
+      for (size_t i = 0; i < files.size(); ++i) {
+        std::vector<uint8_t> out;
+        const absl::Status status = Preprocess(EncodedInput(files[i]), RgbOptions(), true, &out);
+        if (!status.ok() || out != expected[i]) ++mismatches[t];
       }
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
+    }
+  });
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
 }
 

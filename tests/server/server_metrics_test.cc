@@ -2,19 +2,14 @@
 // sockets, of the process_* figures, and of the duration buckets. Nothing here
 // waits on the clock: each "the endpoint is not blocked" test holds hostile
 // connections open for the whole test while a scrape is answered, and every
-// blocking read has a generous receive timeout (kReadTimeout) that only turns
-// a hang into a failure.
+// blocking read has a generous receive timeout
+// (LoopbackClient::kReadTimeoutSeconds) that only turns a hang into a failure.
 #include "server/server_metrics.h"
 
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -26,6 +21,7 @@
 #include "server/metrics_http.h"
 #include "server/process_metrics.h"
 #include "tests/server/server_test_util.h"
+#include "tests/support/loopback_client.h"
 
 namespace fer {
 namespace {
@@ -35,68 +31,15 @@ using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-constexpr int kReadTimeoutSeconds = 10;
-
-// A connected TCP socket to 127.0.0.1:port whose reads give up after
-// kReadTimeoutSeconds; closed on destruction.
-class Client {
- public:
-  explicit Client(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
-    timeval timeout{kReadTimeoutSeconds, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  }
-  ~Client() { close(fd_); }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-
-  bool connected() const { return connected_; }
-  bool Send(const std::string& bytes) {
-    return send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(bytes.size());
-  }
-  // Everything until the server closes (or the read timeout).
-  std::string ReadAll() {
-    std::string all;
-    char buffer[65536];
-    ssize_t n;
-    while ((n = recv(fd_, buffer, sizeof(buffer), 0)) > 0) all.append(buffer, n);
-    return all;
-  }
-  // True when the server has closed this connection (recv sees the end of
-  // the stream) within the read timeout.
-  bool ClosedByServer() {
-    char byte;
-    return recv(fd_, &byte, 1, 0) == 0;
-  }
-  // True when the connection is open and nothing has arrived on it.
-  bool OpenAndSilent() {
-    char byte;
-    return recv(fd_, &byte, 1, MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-  }
-
- private:
-  int fd_;
-  bool connected_ = false;
-};
+using Client = test_support::LoopbackClient;
+using test_support::HttpBody;
 
 std::string Fetch(int port, const std::string& request) {
-  Client client(port);
-  if (!client.connected() || !client.Send(request)) return "";
-  return client.ReadAll();
+  return test_support::HttpExchange(port, request);
 }
 
 std::string Get(int port, const std::string& path) {
   return Fetch(port, "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
-}
-
-std::string BodyOf(const std::string& response) {
-  const size_t end = response.find("\r\n\r\n");
-  return end == std::string::npos ? "" : response.substr(end + 4);
 }
 
 std::unique_ptr<MetricsHttpServer> StartServer(MetricsHttpServer::BodyFunction body,
@@ -128,14 +71,14 @@ TEST(MetricsHttpTest, IdleAndSlowConnectionsDoNotBlockAScrape) {
   for (size_t sent = 5; sent < 12; ++sent) {
     const std::string response = Get(server->port(), "/metrics");
     EXPECT_THAT(response, StartsWith("HTTP/1.1 200 OK\r\n"));
-    EXPECT_EQ(BodyOf(response), "up 1\n");
+    EXPECT_EQ(HttpBody(response), "up 1\n");
     for (auto& client : slow) ASSERT_TRUE(client->Send(slow_request.substr(sent, 1)));
   }
   for (auto& client : idle) EXPECT_TRUE(client->OpenAndSilent());
   for (auto& client : slow) EXPECT_TRUE(client->OpenAndSilent());
   // A slow client that finally completes its request is answered too.
   ASSERT_TRUE(slow[0]->Send(slow_request.substr(12)));
-  EXPECT_EQ(BodyOf(slow[0]->ReadAll()), "up 1\n");
+  EXPECT_EQ(HttpBody(slow[0]->ReadAll()), "up 1\n");
 }
 
 // The same through ServerMetrics::StartExposer with its defaults, as
@@ -154,7 +97,7 @@ TEST(MetricsHttpTest, StartExposerServesWhileIdleAndSlowConnectionsAreOpen) {
   const std::string response = Get(metrics.exposer_port(), "/metrics?x=1");
   EXPECT_THAT(response, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(response, HasSubstr("Content-Type: text/plain; version=0.0.4"));
-  EXPECT_EQ(MetricValue(BodyOf(response), "fer_faces_total"), 0);
+  EXPECT_EQ(MetricValue(HttpBody(response), "fer_faces_total"), 0);
 }
 
 TEST(MetricsHttpTest, IdleAndSlowConnectionsAreClosedAtTheirTimeout) {
@@ -177,7 +120,7 @@ TEST(MetricsHttpTest, ANewConnectionBeyondTheLimitClosesTheOldest) {
   ASSERT_NE(server, nullptr);
   std::vector<std::unique_ptr<Client>> idle;
   for (int i = 0; i < 4; ++i) idle.push_back(std::make_unique<Client>(server->port()));
-  EXPECT_EQ(BodyOf(Get(server->port(), "/metrics")), "up 1\n");
+  EXPECT_EQ(HttpBody(Get(server->port(), "/metrics")), "up 1\n");
   EXPECT_TRUE(idle[0]->ClosedByServer());
   for (int i = 1; i < 4; ++i) EXPECT_TRUE(idle[i]->OpenAndSilent()) << i;
 }
@@ -212,7 +155,7 @@ TEST(MetricsHttpTest, OversizedHeadersAre431AndTheServerGoesOn) {
       "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n";
   EXPECT_THAT(Fetch(server->port(), huge),
               StartsWith("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
-  EXPECT_EQ(BodyOf(Get(server->port(), "/metrics")), "up 1\n");
+  EXPECT_EQ(HttpBody(Get(server->port(), "/metrics")), "up 1\n");
 }
 
 // A body far larger than the socket buffers arrives whole: the server keeps
@@ -224,7 +167,7 @@ TEST(MetricsHttpTest, ALargeBodyArrivesWhole) {
   ASSERT_NE(server, nullptr);
   const std::string response = Get(server->port(), "/metrics");
   EXPECT_THAT(response, HasSubstr(absl::StrCat("Content-Length: ", big.size(), "\r\n")));
-  EXPECT_TRUE(BodyOf(response) == big) << "got " << response.size() << " bytes";
+  EXPECT_TRUE(HttpBody(response) == big) << "got " << response.size() << " bytes";
 }
 
 TEST(MetricsHttpTest, ATakenPortOrABadAddressIsAClearError) {

@@ -1,27 +1,25 @@
 // The fer-server binary as deploy scripts and orchestrators see it, for the
 // tests that run it as a subprocess (fer_server_test, server_tls_test,
-// soak_test): scratch folders, child processes, a server on free loopback
-// ports with channels to it, and its /metrics and resident memory.
+// soak_test, ...): child processes, a server on free loopback ports with
+// channels to it, its one-line refusals, and its /metrics and resident memory.
+// Scratch folders, spawning and free ports come from tests/support.
 // Waits are for conditions, bounded only to turn a hang into a failure.
 #ifndef FER_TESTS_SERVER_SERVER_PROCESS_H_
 #define FER_TESTS_SERVER_SERVER_PROCESS_H_
 
-#include <fcntl.h>
+#include <gmock/gmock.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -30,9 +28,10 @@
 #include "fer/v1/expression.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/server/server_test_util.h"
-#include "tests/server/test_images.h"
-
-extern char** environ;
+#include "tests/support/files.h"
+#include "tests/support/free_port.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace test_util {
@@ -45,44 +44,12 @@ inline constexpr auto kCallDeadline = std::chrono::seconds(120);
 inline constexpr char kDrainTimeoutFlag[] = "--drain_timeout=60s";
 inline constexpr int kReconnectBackoffMs = 100;
 
-// A scratch folder, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/fer_server_test_XXXXXX";
-    path_ = mkdtemp(pattern);
-  }
-  ~TempDir() {
-    std::error_code error;
-    std::filesystem::remove_all(path_, error);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // A child process, its stdout and stderr in one log file; killed if still
 // running when destroyed.
 class Process {
  public:
-  Process(const std::vector<std::string>& argv, const std::string& log_path) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    std::vector<char*> args;
-    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-  }
+  Process(const std::vector<std::string>& argv, const std::string& log_path)
+      : pid_(test_support::Spawn(argv, log_path, log_path)) {}
   ~Process() {
     if (running()) {
       kill(pid_, SIGKILL);
@@ -128,26 +95,25 @@ class Process {
 
 // Runs argv to completion; returns its exit status, its output in *output.
 inline int RunToCompletion(const std::vector<std::string>& argv, std::string* output) {
-  TempDir dir;
+  const test_support::TempDir dir("fer_server_test_");
   Process process(argv, dir / "out.log");
   const int status = process.WaitExit(kExitTimeout);
-  *output = test_images::ReadFile(dir / "out.log");
+  *output = test_support::ReadFile(dir / "out.log");
   return status;
 }
 
 // GET url with curl; empty on failure.
 inline std::string Fetch(const std::string& url) {
-  FILE* pipe = popen(("curl -fsS --max-time 10 '" + url + "' 2>/dev/null").c_str(), "r");
-  if (pipe == nullptr) return "";
   std::string body;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) body.append(buffer, n);
-  pclose(pipe);
+  test_support::RunShell("curl -fsS --max-time 10 '" + url + "' 2>/dev/null", &body);
   return body;
 }
 
-inline bool HaveProgram(const std::string& name) {
-  return std::system(("command -v " + name + " > /dev/null 2>&1").c_str()) == 0;
+// fer-server's refusals: exactly one line, "fer-server: ...", holding text.
+inline void ExpectOneErrorLine(const std::string& output, const std::string& text) {
+  EXPECT_THAT(output, ::testing::StartsWith("fer-server: ")) << output;
+  EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
+  EXPECT_THAT(output, ::testing::HasSubstr(text)) << output;
 }
 
 // Resident memory of process pid in bytes (VmRSS), -1 if unknown.
@@ -182,12 +148,12 @@ struct Ports {
 class ServerProcess {
  public:
   explicit ServerProcess(
-      const TempDir& dir, std::vector<std::string> extra_flags = {},
+      const test_support::TempDir& dir, std::vector<std::string> extra_flags = {},
       std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials(),
       Ports ports = {}, const std::string& log_name = "server.log")
       : log_path_(dir / log_name),
-        grpc_port_(ports.grpc != 0 ? ports.grpc : FreePort()),
-        metrics_port_(ports.metrics != 0 ? ports.metrics : FreePort()) {
+        grpc_port_(ports.grpc != 0 ? ports.grpc : test_support::FreePort()),
+        metrics_port_(ports.metrics != 0 ? ports.metrics : test_support::FreePort()) {
     std::vector<std::string> argv = {FER_SERVER_BIN,
                                      "--model=" + TestModelPath(),
                                      absl::StrCat("--address=127.0.0.1:", grpc_port_),
@@ -238,7 +204,7 @@ class ServerProcess {
   }
   // The server's log, and why the last health check in WaitServing failed.
   std::string Log() const {
-    return test_images::ReadFile(log_path_) + "(last health check: " + last_health_error_ + ")";
+    return test_support::ReadFile(log_path_) + "(last health check: " + last_health_error_ + ")";
   }
   std::string target() const { return absl::StrCat("127.0.0.1:", grpc_port_); }
 

@@ -1,14 +1,10 @@
 // Helpers shared by the service and fer-server tests: the small test model,
-// real faces as request images, hand-made hostile images, free ports and a
-// reader of the Prometheus text format.
+// real faces as request images, hand-made hostile images and a reader (and
+// promtool's check) of the Prometheus text format.
 #ifndef FER_TESTS_SERVER_SERVER_TEST_UTIL_H_
 #define FER_TESTS_SERVER_SERVER_TEST_UTIL_H_
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <sstream>
@@ -17,6 +13,9 @@
 
 #include "fer/v1/expression.pb.h"
 #include "tests/server/test_images.h"
+#include "tests/support/files.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace test_util {
@@ -35,7 +34,7 @@ inline std::vector<std::string> RealFaces(size_t count) {
   for (size_t i = 0; faces.size() < count && i < paths.size(); ++i) {
     // paths is class-major: step through classes first.
     const size_t index = (i % 7) * per_class + i / 7;
-    if (index < paths.size()) faces.push_back(test_images::ReadFile(paths[index]));
+    if (index < paths.size()) faces.push_back(test_support::ReadFile(paths[index]));
   }
   return faces;
 }
@@ -60,24 +59,6 @@ inline std::string BombPng(uint32_t width, uint32_t height) {
   const std::string ihdr = Be32(width) + Be32(height) + std::string(1, 8) + std::string(4, '\0');
   return std::string("\x89PNG\r\n\x1A\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", "x") +
          chunk("IEND", "");
-}
-
-// A loopback port that was free a moment ago (for subprocesses, which cannot
-// report a port 0 choice back as easily).
-inline int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
 }
 
 // The value of the sample `series` (name and labels exactly as exposed, e.g.
@@ -113,21 +94,10 @@ inline double MetricValue(const std::string& exposition, const std::string& seri
 // Runs `promtool check metrics` on exposition; returns its exit status and
 // puts what it printed in *output.
 inline int PromtoolCheckMetrics(const std::string& exposition, std::string* output) {
-  char path[] = "/tmp/fer_metrics_XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return -1;
-  const ssize_t written = write(fd, exposition.data(), exposition.size());
-  close(fd);
-  if (written != static_cast<ssize_t>(exposition.size())) return -1;
-  const std::string command = std::string("promtool check metrics < ") + path + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return -1;
-  char buffer[4096];
-  output->clear();
-  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output->append(buffer, n);
-  const int status = pclose(pipe);
-  unlink(path);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const test_support::TempDir dir("fer_metrics_");
+  const std::string path = dir / "metrics.prom";
+  if (!test_support::WriteFile(path, exposition)) return -1;
+  return test_support::RunShell("promtool check metrics < " + path + " 2>&1", output);
 }
 
 }  // namespace test_util

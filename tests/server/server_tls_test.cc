@@ -21,6 +21,8 @@
 #include "tests/server/server_process.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_images.h"
+#include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
@@ -28,11 +30,12 @@ namespace {
 using grpc::health::v1::Health;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
+using test_support::TempDir;
+using test_util::ExpectOneErrorLine;
 using test_util::kExitTimeout;
 using test_util::Process;
 using test_util::RunToCompletion;
 using test_util::ServerProcess;
-using test_util::TempDir;
 using ::testing::HasSubstr;
 
 constexpr auto kHandshakeDeadline = std::chrono::seconds(10);
@@ -48,7 +51,7 @@ class ServerTlsTest : public ::testing::Test {
     }
   }
 
-  std::string Pem(const std::string& name) const { return test_images::ReadFile(dir_ / name); }
+  std::string Pem(const std::string& name) const { return test_support::ReadFile(dir_ / name); }
   std::string File(const std::string& name) const { return dir_ / name; }
 
   // TLS credentials trusting ca (a file name in the folder), presenting
@@ -188,13 +191,6 @@ int RunServer(const std::vector<std::string>& flags, std::string* output) {
                                    "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0"};
   argv.insert(argv.end(), flags.begin(), flags.end());
   return RunToCompletion(argv, output);
-}
-
-// Exactly one line, "fer-server: ...", holding text.
-void ExpectOneErrorLine(const std::string& output, const std::string& text) {
-  EXPECT_THAT(output, ::testing::StartsWith("fer-server: ")) << output;
-  EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
-  EXPECT_THAT(output, HasSubstr(text)) << output;
 }
 
 TEST_F(ServerTlsTest, TlsPathsThatAreNotReadableFilesAreOneLineAndExitOne) {

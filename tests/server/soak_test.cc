@@ -29,12 +29,14 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -46,6 +48,7 @@
 #include "tests/server/server_process.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_images.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
@@ -55,10 +58,10 @@ using fer::v1::ClassifyRequest;
 using fer::v1::ClassifyResponse;
 using fer::v1::ExpressionClassifier;
 using fer::v1::FrameResult;
+using test_support::TempDir;
 using test_util::Encoded;
 using test_util::MetricValue;
 using test_util::ServerProcess;
-using test_util::TempDir;
 
 constexpr int kSteadyUnaryClients = 6;
 constexpr int kImpatientUnaryClients = 3;
@@ -100,7 +103,7 @@ std::string CodeName(int code) {
 
 // What a group of clients saw, by status code (per call, or per frame).
 struct Tally {
-  std::mutex mu;
+  mutable std::mutex mu;
   std::map<int, int64_t> codes;
   int64_t sent = 0;  // calls started, or frames written
   int64_t faces_ok = 0;
@@ -114,18 +117,18 @@ struct Tally {
     std::lock_guard<std::mutex> lock(mu);
     sent += n;
   }
-  int64_t Count(int code) {
+  int64_t Count(int code) const {
     std::lock_guard<std::mutex> lock(mu);
     auto it = codes.find(code);
     return it == codes.end() ? 0 : it->second;
   }
-  int64_t Total() {
+  int64_t Total() const {
     std::lock_guard<std::mutex> lock(mu);
     int64_t total = 0;
     for (const auto& [code, n] : codes) total += n;
     return total;
   }
-  std::string Describe() {
+  std::string Describe() const {
     std::lock_guard<std::mutex> lock(mu);
     std::vector<std::string> parts;
     for (const auto& [code, n] : codes) parts.push_back(absl::StrCat(CodeName(code), "=", n));
@@ -146,263 +149,347 @@ int64_t ServerTotal(const std::string& metrics, const std::string& rpc) {
   return total;
 }
 
-class SoakTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const char* seconds = std::getenv("FER_SOAK_SECONDS");
-    duration_ = absl::Seconds(seconds != nullptr ? std::atoi(seconds) : 60);
-    good_ = test_util::RealFaces(14);
-    if (good_.empty()) {
-      // Without the data set: synthetic faces, which exercise the same paths.
-      for (int i = 0; i < 14; ++i) {
-        cv::Mat face(48 + i, 48, CV_8UC1);
-        cv::randu(face, 0, 256);
-        good_.push_back(test_images::Encode(face, i % 2 == 0 ? ".jpg" : ".png"));
-      }
-    }
-    // Noise compresses badly: a frame of this size makes any buffering of the
-    // unread stream's frames show in the server's memory.
-    cv::Mat large(kLargeFaceSide, kLargeFaceSide, CV_8UC1);
-    cv::randu(large, 0, 256);
-    large_face_ = test_images::Encode(large, ".png");
-    bad_ = {"not an image", test_util::BombPng(100000, 100000),
-            good_[0].substr(0, good_[0].size() / 3), std::string("\xff\xd8\xff", 3)};
+// Guarantees broken inside client threads, where a gtest assertion would not
+// stop the run; the test reports them once the clients are done.
+class Failures {
+ public:
+  void Add(const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failures_.size() < 20) failures_.push_back(what);
+    broken_ = true;
   }
+  bool any() const { return broken_; }
+  std::string Describe() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return absl::StrJoin(failures_, "\n");
+  }
+
+ private:
+  std::atomic<bool> broken_{false};
+  mutable std::mutex mu_;
+  std::vector<std::string> failures_;
+};
+
+// What the mixed traffic shares: the signal to stop, the broken guarantees,
+// and what each kind of client saw.
+struct Traffic {
+  std::atomic<bool> stop{false};
+  Failures failures;
+  Tally steady_unary, impatient_unary, steady_frames, cancelled_frames;
+  std::atomic<int64_t> streams_completed{0};
+};
+
+// The images the clients send: real (or synthetic) faces, and bad images
+// (not an image, a decompression bomb's header, a cut JPEG, a bare marker).
+struct FaceMix {
+  std::vector<std::string> good;
+  std::vector<std::string> bad;
 
   // A request or frame's faces: 1..kMaxFacesPerCall good faces, or (when bad)
   // one bad image among them.
   template <typename Message>
-  void FillFaces(std::mt19937* random, bool bad, Message* message) const {
+  void Fill(std::mt19937* random, bool with_bad, Message* message) const {
     const int faces = 1 + static_cast<int>((*random)() % kMaxFacesPerCall);
-    const int bad_index = bad ? static_cast<int>((*random)() % faces) : -1;
+    const int bad_index = with_bad ? static_cast<int>((*random)() % faces) : -1;
     for (int i = 0; i < faces; ++i) {
-      *message->add_faces() = Encoded(i == bad_index ? bad_[(*random)() % bad_.size()]
-                                                     : good_[(*random)() % good_.size()]);
+      *message->add_faces() =
+          Encoded(i == bad_index ? bad[(*random)() % bad.size()] : good[(*random)() % good.size()]);
     }
   }
-
-  absl::Duration duration_;
-  std::vector<std::string> good_;
-  std::string large_face_;
-  std::vector<std::string> bad_;
 };
 
-TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded) {
-  TempDir dir;
-  // A small queue, so that RESOURCE_EXHAUSTED is part of the mix.
-  ServerProcess server(dir,
-                       {"--max_queue_faces=64", "--max_faces_per_request=16", "--stream_window=4"});
-  ASSERT_TRUE(server.WaitServing()) << server.Log();
-
-  std::atomic<bool> stop{false};
-  std::atomic<bool> broken{false};  // a guarantee failed inside a client thread
-  std::mutex failures_mu;
-  std::vector<std::string> failures;
-  auto fail = [&](const std::string& what) {
-    std::lock_guard<std::mutex> lock(failures_mu);
-    if (failures.size() < 20) failures.push_back(what);
-    broken = true;
-  };
-
-  Tally steady_unary, impatient_unary, steady_frames, cancelled_frames;
-  std::atomic<int64_t> streams_completed{0};
-  std::vector<std::thread> clients;
-
-  // Each group has its own channel, so that traffic spreads over connections.
-  for (int c = 0; c < kSteadyUnaryClients; ++c) {
-    clients.emplace_back([&, c] {
-      auto stub = ExpressionClassifier::NewStub(server.NewChannel());
-      std::mt19937 random(100 + c);
-      while (!stop) {
-        ClassifyRequest request;
-        FillFaces(&random, random() % kBadOneIn == 0, &request);
-        ClassifyResponse response;
-        steady_unary.Sent();
-        const grpc::Status status = stub->Classify(test_util::Context().get(), request, &response);
-        if (std::find(kSteadyCodes.begin(), kSteadyCodes.end(), status.error_code()) ==
-            kSteadyCodes.end()) {
-          fail(absl::StrCat("steady unary: ", status.error_code(), " ", status.error_message()));
-        }
-        if (status.ok() && response.predictions_size() != request.faces_size()) {
-          fail("steady unary: wrong number of predictions");
-        }
-        steady_unary.Add(status.error_code(), request.faces_size());
-        if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(1 + random() % kBackoffMaxMs));
-        }
-      }
-    });
+FaceMix MakeFaceMix() {
+  FaceMix mix;
+  mix.good = test_util::RealFaces(14);
+  if (mix.good.empty()) {
+    // Without the data set: synthetic faces, which exercise the same paths.
+    for (int i = 0; i < 14; ++i) {
+      cv::Mat face(48 + i, 48, CV_8UC1);
+      cv::randu(face, 0, 256);
+      mix.good.push_back(test_images::Encode(face, i % 2 == 0 ? ".jpg" : ".png"));
+    }
   }
-  for (int c = 0; c < kImpatientUnaryClients; ++c) {
-    clients.emplace_back([&, c] {
-      auto stub = ExpressionClassifier::NewStub(server.NewChannel());
-      std::mt19937 random(200 + c);
-      while (!stop) {
-        ClassifyRequest request;
-        FillFaces(&random, /*bad=*/false, &request);
-        ClassifyResponse response;
-        grpc::ClientContext context;
-        const bool short_deadline = random() % 2 == 0;
-        context.set_deadline(std::chrono::system_clock::now() +
-                             (short_deadline
-                                  ? std::chrono::milliseconds(1 + random() % kShortDeadlineMs)
-                                  : std::chrono::milliseconds(60000)));
-        std::mutex mu;
-        std::condition_variable cv;
-        int callbacks = 0;
-        grpc::Status status;
-        impatient_unary.Sent();
-        stub->async()->Classify(&context, &request, &response, [&](grpc::Status s) {
-          std::lock_guard<std::mutex> lock(mu);
-          status = std::move(s);
-          ++callbacks;
-          cv.notify_all();
-        });
-        if (!short_deadline) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(random() % kCancelAfterMaxMs));
-          context.TryCancel();
-        }
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return callbacks > 0; });
-        lock.unlock();
-        // One answer, never two: give a second callback a moment to show up.
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        if (callbacks != 1) fail("impatient unary: more than one status for one call");
-        impatient_unary.Add(status.error_code(), request.faces_size());
-        if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(1 + random() % kBackoffMaxMs));
-        }
-      }
-    });
-  }
-  for (int c = 0; c < kSteadyStreamClients; ++c) {
-    clients.emplace_back([&, c] {
-      auto stub = ExpressionClassifier::NewStub(server.NewChannel());
-      std::mt19937 random(300 + c);
-      while (!stop) {
-        grpc::ClientContext context;
-        context.set_deadline(std::chrono::system_clock::now() + test_util::kCallDeadline);
-        auto stream = stub->ClassifyStream(&context);
-        const int frames = 1 + static_cast<int>(random() % kMaxFramesPerStream);
-        std::thread writer([&] {
-          for (int id = 1; id <= frames; ++id) {
-            ClassifyFrame frame;
-            frame.set_frame_id(id);
-            FillFaces(&random, random() % kBadOneIn == 0, &frame);
-            steady_frames.Sent();
-            if (!stream->Write(frame)) break;
-          }
-          stream->WritesDone();
-        });
-        FrameResult result;
-        uint64_t expected_id = 1;
-        while (stream->Read(&result)) {
-          if (result.frame_id() != expected_id) {
-            fail(absl::StrCat("steady stream: frame ", result.frame_id(), " where ", expected_id,
-                              " was due"));
-          }
-          ++expected_id;
-          steady_frames.Add(result.status().code(),
-                            result.status().code() == 0 ? result.predictions_size() : 0);
-        }
-        writer.join();
-        const grpc::Status status = stream->Finish();
-        if (!status.ok()) fail("steady stream ended " + status.error_message());
-        if (expected_id != static_cast<uint64_t>(frames) + 1) {
-          fail(absl::StrCat("steady stream: ", expected_id - 1, " of ", frames, " answered"));
-        }
-        ++streams_completed;
-      }
-    });
-  }
-  for (int c = 0; c < kCancellingStreamClients; ++c) {
-    clients.emplace_back([&, c] {
-      auto stub = ExpressionClassifier::NewStub(server.NewChannel());
-      std::mt19937 random(400 + c);
-      while (!stop) {
-        grpc::ClientContext context;
-        auto stream = stub->ClassifyStream(&context);
-        const int frames = 1 + static_cast<int>(random() % kMaxFramesPerStream);
-        const int read_before_cancel = static_cast<int>(random() % (frames + 1));
-        std::thread writer([&] {
-          for (int id = 1; id <= frames; ++id) {
-            ClassifyFrame frame;
-            frame.set_frame_id(id);
-            FillFaces(&random, /*bad=*/false, &frame);
-            if (!stream->Write(frame)) break;
-            cancelled_frames.Sent();
-          }
-        });
-        FrameResult result;
-        for (int i = 0; i < read_before_cancel && stream->Read(&result); ++i) {
-          cancelled_frames.Add(result.status().code(), result.predictions_size());
-        }
-        context.TryCancel();
-        while (stream->Read(&result)) {
-        }
-        writer.join();
-        const grpc::Status status = stream->Finish();
-        if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
-          fail("cancelling stream ended " + status.error_message());
-        }
-      }
-    });
-  }
+  mix.bad = {"not an image", test_util::BombPng(100000, 100000),
+             mix.good[0].substr(0, mix.good[0].size() / 3), std::string("\xff\xd8\xff", 3)};
+  return mix;
+}
 
-  const absl::Time run_end = absl::Now() + std::max(duration_, kWarmup + kStalled);
-  absl::SleepFor(kWarmup);
-  const int64_t memory_after_warmup = test_util::ResidentBytes(server.process().pid());
+// A PNG of noise, side x side: noise compresses badly, so that any buffering
+// of frames holding it shows in the server's memory.
+std::string NoiseFace(int side) {
+  cv::Mat large(side, side, CV_8UC1);
+  cv::randu(large, 0, 256);
+  return test_images::Encode(large, ".png");
+}
 
-  // The writer that never reads, started once memory is measured: it must end up
-  // blocked in Write, without the server holding its frames.
-  std::atomic<int64_t> unread_written{0};
-  std::atomic<bool> unread_done{false};
-  grpc::ClientContext unread_context;
-  // With BDP probing off the client's small receive window stays small, so the
-  // answers it does not read soon fill it and stop the server's writes; from then
-  // on only the server's own bounds (stream window, HTTP/2 receive window)
-  // stand between the writer and the server's memory.
-  grpc::ChannelArguments unread_args = test_util::FastReconnect();
-  unread_args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  unread_args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kUnreadClientWindowBytes);
-  auto unread_stub = ExpressionClassifier::NewStub(
-      grpc::CreateCustomChannel(server.target(), grpc::InsecureChannelCredentials(), unread_args));
-  auto unread_stream = unread_stub->ClassifyStream(&unread_context);
-  std::thread unread_writer([&] {
-    for (uint64_t id = 1;; ++id) {
+// What a well-behaved client does after RESOURCE_EXHAUSTED: retries after a
+// short random backoff.
+void BackOffIfExhausted(const grpc::Status& status, std::mt19937* random) {
+  if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1 + (*random)() % kBackoffMaxMs));
+  }
+}
+
+// ----------------------------------------------------------- the clients
+
+// Unary calls with the default deadline until stopped, one in kBadOneIn with
+// a bad image; each must end OK, INVALID_ARGUMENT or RESOURCE_EXHAUSTED.
+void SteadyUnaryClient(const ServerProcess& server, const FaceMix& mix, int seed,
+                       Traffic* traffic) {
+  auto stub = ExpressionClassifier::NewStub(server.NewChannel());
+  std::mt19937 random(seed);
+  while (!traffic->stop) {
+    ClassifyRequest request;
+    mix.Fill(&random, random() % kBadOneIn == 0, &request);
+    ClassifyResponse response;
+    traffic->steady_unary.Sent();
+    const grpc::Status status = stub->Classify(test_util::Context().get(), request, &response);
+    if (std::find(kSteadyCodes.begin(), kSteadyCodes.end(), status.error_code()) ==
+        kSteadyCodes.end()) {
+      traffic->failures.Add(
+          absl::StrCat("steady unary: ", status.error_code(), " ", status.error_message()));
+    }
+    if (status.ok() && response.predictions_size() != request.faces_size()) {
+      traffic->failures.Add("steady unary: wrong number of predictions");
+    }
+    traffic->steady_unary.Add(status.error_code(), request.faces_size());
+    BackOffIfExhausted(status, &random);
+  }
+}
+
+// One impatient call of request: a deadline of a few milliseconds, or a
+// cancel at a random moment. Returns its status once its one callback came
+// (a second one counts as a broken guarantee).
+grpc::Status CallImpatiently(ExpressionClassifier::Stub* stub, const ClassifyRequest& request,
+                             std::mt19937* random, Traffic* traffic) {
+  ClassifyResponse response;
+  grpc::ClientContext context;
+  const bool short_deadline = (*random)() % 2 == 0;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       (short_deadline
+                            ? std::chrono::milliseconds(1 + (*random)() % kShortDeadlineMs)
+                            : std::chrono::milliseconds(60000)));
+  std::mutex mu;
+  std::condition_variable cv;
+  int callbacks = 0;
+  grpc::Status status;
+  traffic->impatient_unary.Sent();
+  stub->async()->Classify(&context, &request, &response, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = std::move(s);
+    ++callbacks;
+    cv.notify_all();
+  });
+  if (!short_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds((*random)() % kCancelAfterMaxMs));
+    context.TryCancel();
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return callbacks > 0; });
+  lock.unlock();
+  // One answer, never two: give a second callback a moment to show up.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (callbacks != 1) traffic->failures.Add("impatient unary: more than one status for one call");
+  return status;
+}
+
+// Impatient unary calls of good faces until stopped.
+void ImpatientUnaryClient(const ServerProcess& server, const FaceMix& mix, int seed,
+                          Traffic* traffic) {
+  auto stub = ExpressionClassifier::NewStub(server.NewChannel());
+  std::mt19937 random(seed);
+  while (!traffic->stop) {
+    ClassifyRequest request;
+    mix.Fill(&random, /*bad=*/false, &request);
+    const grpc::Status status = CallImpatiently(stub.get(), request, &random, traffic);
+    traffic->impatient_unary.Add(status.error_code(), request.faces_size());
+    BackOffIfExhausted(status, &random);
+  }
+}
+
+// One stream of 1..kMaxFramesPerStream frames (one in kBadOneIn with a bad
+// image), written by a second thread while every answer is read: each frame
+// must be answered once, in order, and the stream must end OK.
+void RunSteadyStream(ExpressionClassifier::Stub* stub, const FaceMix& mix, std::mt19937* random,
+                     Traffic* traffic) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + test_util::kCallDeadline);
+  auto stream = stub->ClassifyStream(&context);
+  const int frames = 1 + static_cast<int>((*random)() % kMaxFramesPerStream);
+  std::thread writer([&] {
+    for (int id = 1; id <= frames; ++id) {
       ClassifyFrame frame;
       frame.set_frame_id(id);
-      *frame.add_faces() = Encoded(large_face_);
-      if (!unread_stream->Write(frame)) break;
-      ++unread_written;
+      mix.Fill(random, (*random)() % kBadOneIn == 0, &frame);
+      traffic->steady_frames.Sent();
+      if (!stream->Write(frame)) break;
     }
-    unread_done = true;
+    stream->WritesDone();
   });
+  FrameResult result;
+  uint64_t expected_id = 1;
+  while (stream->Read(&result)) {
+    if (result.frame_id() != expected_id) {
+      traffic->failures.Add(absl::StrCat("steady stream: frame ", result.frame_id(), " where ",
+                                         expected_id, " was due"));
+    }
+    ++expected_id;
+    traffic->steady_frames.Add(result.status().code(),
+                               result.status().code() == 0 ? result.predictions_size() : 0);
+  }
+  writer.join();
+  const grpc::Status status = stream->Finish();
+  if (!status.ok()) traffic->failures.Add("steady stream ended " + status.error_message());
+  if (expected_id != static_cast<uint64_t>(frames) + 1) {
+    traffic->failures.Add(
+        absl::StrCat("steady stream: ", expected_id - 1, " of ", frames, " answered"));
+  }
+}
 
-  // The never-read stream stalls: no progress over kStalled, well inside the
-  // run.
-  int64_t unread_seen = -1;
-  absl::Time last_progress = absl::Now();
-  while (absl::Now() - last_progress < kStalled && absl::Now() < run_end) {
-    absl::SleepFor(absl::Milliseconds(200));
-    const int64_t now_written = unread_written;
-    if (now_written != unread_seen) {
-      unread_seen = now_written;
-      last_progress = absl::Now();
+void SteadyStreamClient(const ServerProcess& server, const FaceMix& mix, int seed,
+                        Traffic* traffic) {
+  auto stub = ExpressionClassifier::NewStub(server.NewChannel());
+  std::mt19937 random(seed);
+  while (!traffic->stop) {
+    RunSteadyStream(stub.get(), mix, &random, traffic);
+    ++traffic->streams_completed;
+  }
+}
+
+// One stream of good frames cancelled after a random number of its answers;
+// it must end OK or CANCELLED.
+void RunCancelledStream(ExpressionClassifier::Stub* stub, const FaceMix& mix, std::mt19937* random,
+                        Traffic* traffic) {
+  grpc::ClientContext context;
+  auto stream = stub->ClassifyStream(&context);
+  const int frames = 1 + static_cast<int>((*random)() % kMaxFramesPerStream);
+  const int read_before_cancel = static_cast<int>((*random)() % (frames + 1));
+  std::thread writer([&] {
+    for (int id = 1; id <= frames; ++id) {
+      ClassifyFrame frame;
+      frame.set_frame_id(id);
+      mix.Fill(random, /*bad=*/false, &frame);
+      if (!stream->Write(frame)) break;
+      traffic->cancelled_frames.Sent();
+    }
+  });
+  FrameResult result;
+  for (int i = 0; i < read_before_cancel && stream->Read(&result); ++i) {
+    traffic->cancelled_frames.Add(result.status().code(), result.predictions_size());
+  }
+  context.TryCancel();
+  while (stream->Read(&result)) {
+  }
+  writer.join();
+  const grpc::Status status = stream->Finish();
+  if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+    traffic->failures.Add("cancelling stream ended " + status.error_message());
+  }
+}
+
+void CancellingStreamClient(const ServerProcess& server, const FaceMix& mix, int seed,
+                            Traffic* traffic) {
+  auto stub = ExpressionClassifier::NewStub(server.NewChannel());
+  std::mt19937 random(seed);
+  while (!traffic->stop) RunCancelledStream(stub.get(), mix, &random, traffic);
+}
+
+// Starts every kind of client, each on its own thread with its own channel
+// (so that traffic spreads over connections) and its own seed.
+std::vector<std::thread> StartClients(const ServerProcess& server, const FaceMix& mix,
+                                      Traffic* traffic) {
+  using Client = void (*)(const ServerProcess&, const FaceMix&, int, Traffic*);
+  const std::vector<std::tuple<Client, int, int>> kinds = {
+      {SteadyUnaryClient, kSteadyUnaryClients, 100},
+      {ImpatientUnaryClient, kImpatientUnaryClients, 200},
+      {SteadyStreamClient, kSteadyStreamClients, 300},
+      {CancellingStreamClient, kCancellingStreamClients, 400},
+  };
+  std::vector<std::thread> clients;
+  for (const auto& [client, count, first_seed] : kinds) {
+    for (int c = 0; c < count; ++c) {
+      clients.emplace_back(client, std::cref(server), std::cref(mix), first_seed + c, traffic);
     }
   }
-  const bool unread_stalled = absl::Now() - last_progress >= kStalled && !unread_done;
-  const int64_t unread_frames = unread_written;
-  const int64_t memory_at_stall = test_util::ResidentBytes(server.process().pid());
+  return clients;
+}
 
-  absl::SleepFor(std::max(absl::ZeroDuration(), run_end - absl::Now()));
-  stop = true;
-  for (std::thread& client : clients) client.join();
-  unread_context.TryCancel();
-  unread_writer.join();
-  unread_stream->Finish();
+void StopClients(Traffic* traffic, std::vector<std::thread>* clients) {
+  traffic->stop = true;
+  for (std::thread& client : *clients) client.join();
+}
 
-  // Let the server finish with the cancelled streams, then read its account.
+// A stream client that writes large frames and never reads, on a channel
+// with a small receive window. Its writer must end up blocked in Write,
+// without the server holding its frames.
+class UnreadStream {
+ public:
+  UnreadStream(const ServerProcess& server, const std::string& face) {
+    // With BDP probing off the client's small receive window stays small, so
+    // the answers it does not read soon fill it and stop the server's writes;
+    // from then on only the server's own bounds (stream window, HTTP/2
+    // receive window) stand between the writer and the server's memory.
+    grpc::ChannelArguments args = test_util::FastReconnect();
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kUnreadClientWindowBytes);
+    stub_ = ExpressionClassifier::NewStub(
+        grpc::CreateCustomChannel(server.target(), grpc::InsecureChannelCredentials(), args));
+    stream_ = stub_->ClassifyStream(&context_);
+    writer_ = std::thread([this, face] {
+      for (uint64_t id = 1;; ++id) {
+        ClassifyFrame frame;
+        frame.set_frame_id(id);
+        *frame.add_faces() = Encoded(face);
+        if (!stream_->Write(frame)) break;
+        ++written_;
+      }
+      done_ = true;
+    });
+  }
+  ~UnreadStream() {
+    if (writer_.joinable()) Cancel();
+  }
+  UnreadStream(const UnreadStream&) = delete;
+  UnreadStream& operator=(const UnreadStream&) = delete;
+
+  // Waits until the writer has made no progress for kStalled, or until
+  // give_up; true when it stalled there (rather than ended).
+  bool WaitStalled(absl::Time give_up) {
+    int64_t seen = -1;
+    absl::Time last_progress = absl::Now();
+    while (absl::Now() - last_progress < kStalled && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(200));
+      const int64_t now_written = written_;
+      if (now_written != seen) {
+        seen = now_written;
+        last_progress = absl::Now();
+      }
+    }
+    return absl::Now() - last_progress >= kStalled && !done_;
+  }
+  // Frames written so far.
+  int64_t written() const { return written_; }
+  // Cancels the stream and waits for its writer.
+  void Cancel() {
+    context_.TryCancel();
+    writer_.join();
+    stream_->Finish();
+  }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<ExpressionClassifier::Stub> stub_;
+  std::unique_ptr<grpc::ClientReaderWriter<ClassifyFrame, FrameResult>> stream_;
+  std::atomic<int64_t> written_{0};
+  std::atomic<bool> done_{false};
+  std::thread writer_;
+};
+
+// ----------------------------------------------------------- the checks
+
+// The server's metrics once it has finished with the cancelled streams (no
+// stream active, nothing in flight), or after kStartTimeout.
+std::string SettledMetrics(const ServerProcess& server) {
   std::string metrics;
   const absl::Time settle = absl::Now() + test_util::kStartTimeout;
   do {
@@ -410,92 +497,108 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
     metrics = server.Metrics();
   } while (absl::Now() < settle && (MetricValue(metrics, "fer_active_streams") != 0 ||
                                     MetricValue(metrics, "fer_inflight_requests") != 0));
-  const int64_t memory_after_run = test_util::ResidentBytes(server.process().pid());
+  return metrics;
+}
 
-  {
-    std::lock_guard<std::mutex> lock(failures_mu);
-    EXPECT_FALSE(broken) << absl::StrJoin(failures, "\n");
-  }
-  ASSERT_TRUE(server.process().running()) << server.Log();
-  EXPECT_EQ(MetricValue(metrics, "fer_active_streams"), 0) << metrics;
-  EXPECT_EQ(MetricValue(metrics, "fer_inflight_requests"), 0) << metrics;
-
-  // Unary: the steady clients' calls all reached the server and were counted
-  // under the code the client saw; an impatient call may have been counted
-  // (under any code, e.g. OK when the answer crossed the cancel) or never
-  // have reached the server.
+// Unary: the steady clients' calls all reached the server and were counted
+// under the code the client saw; an impatient call may have been counted
+// (under any code, e.g. OK when the answer crossed the cancel) or never have
+// reached the server.
+void ExpectUnaryCountsAgree(const std::string& metrics, const Traffic& traffic) {
+  const Tally& steady = traffic.steady_unary;
+  const Tally& impatient = traffic.impatient_unary;
   const int ok = 0;
   const int invalid = static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(steady_unary.Total(), steady_unary.sent);
-  EXPECT_EQ(impatient_unary.Total(), impatient_unary.sent);
-  EXPECT_GT(steady_unary.Count(ok), 0);
-  EXPECT_GT(steady_unary.Count(invalid), 0);
-  EXPECT_EQ(ServerCount(metrics, "Classify", invalid), steady_unary.Count(invalid));
-  EXPECT_GE(ServerCount(metrics, "Classify", ok),
-            steady_unary.Count(ok) + impatient_unary.Count(ok));
+  EXPECT_EQ(steady.Total(), steady.sent);
+  EXPECT_EQ(impatient.Total(), impatient.sent);
+  EXPECT_GT(steady.Count(ok), 0);
+  EXPECT_GT(steady.Count(invalid), 0);
+  EXPECT_EQ(ServerCount(metrics, "Classify", invalid), steady.Count(invalid));
+  EXPECT_GE(ServerCount(metrics, "Classify", ok), steady.Count(ok) + impatient.Count(ok));
   for (int code = 0; code < kNumStatusCodes; ++code) {
     SCOPED_TRACE(CodeName(code));
-    EXPECT_GE(ServerCount(metrics, "Classify", code), steady_unary.Count(code));
-    EXPECT_LE(ServerCount(metrics, "Classify", code),
-              steady_unary.Count(code) + impatient_unary.sent);
+    EXPECT_GE(ServerCount(metrics, "Classify", code), steady.Count(code));
+    EXPECT_LE(ServerCount(metrics, "Classify", code), steady.Count(code) + impatient.sent);
   }
   // The server says DEADLINE_EXCEEDED only once the deadline has passed, when
   // the client sees it too (gRPC's own cancellation at the deadline is not
   // reported as CANCELLED).
   const int deadline = static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_LE(ServerCount(metrics, "Classify", deadline), impatient_unary.Count(deadline));
-  EXPECT_LE(ServerTotal(metrics, "Classify"), steady_unary.sent + impatient_unary.sent);
-  EXPECT_GE(ServerTotal(metrics, "Classify"), steady_unary.sent);
+  EXPECT_LE(ServerCount(metrics, "Classify", deadline), impatient.Count(deadline));
+  EXPECT_LE(ServerTotal(metrics, "Classify"), steady.sent + impatient.sent);
+  EXPECT_GE(ServerTotal(metrics, "Classify"), steady.sent);
+}
 
-  // Frames: every frame of a steady stream was answered once and counted
-  // under its code; a cancelled stream's frames are counted once each at most
-  // (CANCELLED when the stream broke before their answer was written).
-  EXPECT_GT(streams_completed, 0);
-  EXPECT_EQ(steady_frames.Total(), steady_frames.sent);
-  EXPECT_EQ(ServerCount(metrics, "ClassifyStream", invalid), steady_frames.Count(invalid));
+// Frames: every frame of a steady stream was answered once and counted under
+// its code; a cancelled stream's frames are counted once each at most
+// (CANCELLED when the stream broke before their answer was written).
+void ExpectFrameCountsAgree(const std::string& metrics, const Traffic& traffic,
+                            int64_t unread_written) {
+  const Tally& steady = traffic.steady_frames;
+  const Tally& cancelled = traffic.cancelled_frames;
+  const int invalid = static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_GT(traffic.streams_completed, 0);
+  EXPECT_EQ(steady.Total(), steady.sent);
+  EXPECT_EQ(ServerCount(metrics, "ClassifyStream", invalid), steady.Count(invalid));
   for (int code = 0; code < kNumStatusCodes; ++code) {
     SCOPED_TRACE(CodeName(code));
     EXPECT_GE(ServerCount(metrics, "ClassifyStream", code),
-              steady_frames.Count(code) + cancelled_frames.Count(code));
+              steady.Count(code) + cancelled.Count(code));
   }
   // (+ 1: the never-read writer's last frame may be on its way as it is
   // cancelled.)
   EXPECT_LE(ServerTotal(metrics, "ClassifyStream"),
-            steady_frames.sent + cancelled_frames.sent + unread_written + 1);
+            steady.sent + cancelled.sent + unread_written + 1);
+}
 
-  // Faces: the server counted every face of every OK answer the clients saw.
-  const double faces_total = MetricValue(metrics, "fer_faces_total");
-  EXPECT_GE(faces_total, steady_unary.faces_ok + impatient_unary.faces_ok + steady_frames.faces_ok +
-                             cancelled_frames.faces_ok);
+// Faces: the server counted every face of every OK answer the clients saw.
+void ExpectFacesCounted(const std::string& metrics, const Traffic& traffic) {
+  EXPECT_GE(MetricValue(metrics, "fer_faces_total"),
+            traffic.steady_unary.faces_ok + traffic.impatient_unary.faces_ok +
+                traffic.steady_frames.faces_ok + traffic.cancelled_frames.faces_ok);
+}
 
-  EXPECT_TRUE(unread_stalled) << unread_frames << " frames written without reading";
-  EXPECT_LE(
-      memory_at_stall,
-      static_cast<int64_t>(memory_after_warmup * (1 + kMemoryMarginFraction)) + kMemoryMarginBytes)
-      << "resident memory grew from " << memory_after_warmup << " to " << memory_at_stall
-      << " while a stream went unread";
-  EXPECT_GT(memory_after_warmup, 0);
-  EXPECT_LE(
-      memory_after_run,
-      static_cast<int64_t>(memory_after_warmup * (1 + kMemoryMarginFraction)) + kMemoryMarginBytes)
-      << "resident memory grew from " << memory_after_warmup << " to " << memory_after_run;
+// The server's resident memory at the three moments the soak measures it.
+struct Memory {
+  int64_t after_warmup = 0;
+  int64_t at_stall = 0;  // with the never-read stream held back
+  int64_t after_run = 0;
+};
 
+// Neither an unread stream nor the run grew memory beyond the margin.
+void ExpectMemoryBounded(const Memory& memory) {
+  const int64_t bound =
+      static_cast<int64_t>(memory.after_warmup * (1 + kMemoryMarginFraction)) + kMemoryMarginBytes;
+  EXPECT_LE(memory.at_stall, bound) << "resident memory grew from " << memory.after_warmup << " to "
+                                    << memory.at_stall << " while a stream went unread";
+  EXPECT_GT(memory.after_warmup, 0);
+  EXPECT_LE(memory.after_run, bound)
+      << "resident memory grew from " << memory.after_warmup << " to " << memory.after_run;
+}
+
+// The run's figures, as one "soak:" line for the record.
+void PrintSoakFigures(absl::Duration duration, const Traffic& traffic, int64_t unread_frames,
+                      const std::string& metrics, const Memory& memory) {
   std::printf(
       "soak: %.0f s; unary steady %s; unary impatient %s; stream frames steady %s in %lld streams; "
       "stream frames before cancel %s; never-read stream held at %lld frames; server "
       "fer_requests_total Classify %lld, ClassifyStream %lld; fer_faces_total %.0f; RSS after "
       "warm-up %.1f MiB, with the unread stream stalled %.1f MiB, after run %.1f MiB\n",
-      absl::ToDoubleSeconds(duration_), steady_unary.Describe().c_str(),
-      impatient_unary.Describe().c_str(), steady_frames.Describe().c_str(),
-      static_cast<long long>(streams_completed.load()), cancelled_frames.Describe().c_str(),
-      static_cast<long long>(unread_frames),
+      absl::ToDoubleSeconds(duration), traffic.steady_unary.Describe().c_str(),
+      traffic.impatient_unary.Describe().c_str(), traffic.steady_frames.Describe().c_str(),
+      static_cast<long long>(traffic.streams_completed.load()),
+      traffic.cancelled_frames.Describe().c_str(), static_cast<long long>(unread_frames),
       static_cast<long long>(ServerTotal(metrics, "Classify")),
-      static_cast<long long>(ServerTotal(metrics, "ClassifyStream")), faces_total,
-      memory_after_warmup / 1048576.0, memory_at_stall / 1048576.0, memory_after_run / 1048576.0);
+      static_cast<long long>(ServerTotal(metrics, "ClassifyStream")),
+      MetricValue(metrics, "fer_faces_total"), memory.after_warmup / 1048576.0,
+      memory.at_stall / 1048576.0, memory.after_run / 1048576.0);
+}
 
-  // Still serving, and drains cleanly.
+// Still serving after the run, and drains cleanly on SIGTERM (its last log
+// line printed for the record).
+void ExpectServesThenDrains(ServerProcess& server, const std::string& face) {
   ClassifyRequest request;
-  *request.add_faces() = Encoded(good_[0]);
+  *request.add_faces() = Encoded(face);
   ClassifyResponse response;
   EXPECT_TRUE(server.stub()->Classify(test_util::Context().get(), request, &response).ok());
   server.process().Signal(SIGTERM);
@@ -506,6 +609,63 @@ TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded)
   if (stopped != std::string::npos) {
     std::printf("soak: %s\n", log.substr(stopped, log.find('\n', stopped) - stopped).c_str());
   }
+}
+
+class SoakTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* seconds = std::getenv("FER_SOAK_SECONDS");
+    duration_ = absl::Seconds(seconds != nullptr ? std::atoi(seconds) : 60);
+    mix_ = MakeFaceMix();
+    large_face_ = NoiseFace(kLargeFaceSide);
+  }
+
+  absl::Duration duration_;
+  FaceMix mix_;
+  std::string large_face_;  // what the never-read stream sends
+};
+
+TEST_F(SoakTest, MixedTrafficIsAnsweredExactlyOnceAndTheServerStaysUpAndBounded) {
+  TempDir dir;
+  // A small queue, so that RESOURCE_EXHAUSTED is part of the mix.
+  ServerProcess server(dir,
+                       {"--max_queue_faces=64", "--max_faces_per_request=16", "--stream_window=4"});
+  ASSERT_TRUE(server.WaitServing()) << server.Log();
+  const pid_t pid = server.process().pid();
+
+  // Warm-up under the mix, then the memory baseline.
+  Traffic traffic;
+  std::vector<std::thread> clients = StartClients(server, mix_, &traffic);
+  const absl::Time run_end = absl::Now() + std::max(duration_, kWarmup + kStalled);
+  absl::SleepFor(kWarmup);
+  Memory memory;
+  memory.after_warmup = test_util::ResidentBytes(pid);
+
+  // The never-read stream stalls: no progress over kStalled, well inside the
+  // run.
+  UnreadStream unread(server, large_face_);
+  const bool unread_stalled = unread.WaitStalled(run_end);
+  const int64_t unread_frames = unread.written();
+  memory.at_stall = test_util::ResidentBytes(pid);
+
+  // The rest of the run; then the server's account once it has settled.
+  absl::SleepFor(std::max(absl::ZeroDuration(), run_end - absl::Now()));
+  StopClients(&traffic, &clients);
+  unread.Cancel();
+  const std::string metrics = SettledMetrics(server);
+  memory.after_run = test_util::ResidentBytes(pid);
+
+  EXPECT_FALSE(traffic.failures.any()) << traffic.failures.Describe();
+  ASSERT_TRUE(server.process().running()) << server.Log();
+  EXPECT_EQ(MetricValue(metrics, "fer_active_streams"), 0) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "fer_inflight_requests"), 0) << metrics;
+  ExpectUnaryCountsAgree(metrics, traffic);
+  ExpectFrameCountsAgree(metrics, traffic, unread.written());
+  ExpectFacesCounted(metrics, traffic);
+  EXPECT_TRUE(unread_stalled) << unread_frames << " frames written without reading";
+  ExpectMemoryBounded(memory);
+  PrintSoakFigures(duration_, traffic, unread_frames, metrics, memory);
+  ExpectServesThenDrains(server, mix_.good[0]);
 }
 
 // Overload: clients that keep calling faster than the server can answer,
@@ -596,12 +756,12 @@ TEST_F(SoakTest, OverloadWithDeadlinesKeepsGoodputAndCountsOnlyTimelyAnswers) {
   ServerProcess server(dir);
   ASSERT_TRUE(server.WaitServing()) << server.Log();
   const absl::Duration phase = std::clamp(duration_ / 3, absl::Seconds(5), absl::Seconds(30));
-  MeasureSaturation(server, good_, absl::Seconds(2));  // settles the batch-time model
-  const double saturation = MeasureSaturation(server, good_, phase);
+  MeasureSaturation(server, mix_.good, absl::Seconds(2));  // settles the batch-time model
+  const double saturation = MeasureSaturation(server, mix_.good, phase);
   ASSERT_GT(saturation, 0) << server.Log();
 
   const std::string before = server.Metrics();
-  const OpenLoopResult open = RunOpenLoop(server, good_, kOverloadFactor * saturation, phase);
+  const OpenLoopResult open = RunOpenLoop(server, mix_.good, kOverloadFactor * saturation, phase);
   const std::string after = server.Metrics();
   const int64_t server_ok = ServerCount(after, "Classify", 0) - ServerCount(before, "Classify", 0);
   auto delta = [&](const std::string& series) {

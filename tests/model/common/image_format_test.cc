@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "tests/server/test_images.h"
+#include "tests/support/files.h"
 
 namespace fer {
 namespace {
@@ -17,8 +18,8 @@ namespace {
 using test_images::Decode;
 using test_images::Encode;
 using test_images::NonSquare;
-using test_images::ReadFile;
 using test_images::Tint;
+using test_support::ReadFile;
 using ::testing::HasSubstr;
 
 // ------------------------------------------------------- hand-made headers

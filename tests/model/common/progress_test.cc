@@ -7,8 +7,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "tests/support/parallel_for.h"
 
 namespace fer {
 namespace {
@@ -98,13 +99,9 @@ TEST(ProgressBarTest, AnUnfinishedBarStillEndsItsLine) {
 TEST(ProgressBarTest, UpdatesFromManyThreadsAreSafe) {
   Capture out;
   ProgressBar bar("threads", 4000, out.file(), /*redraw=*/false);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&bar, t] {
-      for (size_t i = 1; i <= 1000; ++i) bar.Update(t * 1000 + i, "working");
-    });
-  }
-  for (std::thread& t : threads) t.join();
+  test_support::ParallelFor(4, [&bar](int t) {
+    for (size_t i = 1; i <= 1000; ++i) bar.Update(t * 1000 + i, "working");
+  });
   bar.Finish();
   const std::string text = out.Text();
   EXPECT_GE(Count(text, '\n'), 1u);

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <string>
 
+#include "tests/support/temp_dir.h"
+
 namespace fer {
 namespace {
 
@@ -20,14 +22,10 @@ using ::testing::HasSubstr;
 
 class UserFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("fer_user_file_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 
-  fs::path dir_;
+  const test_support::TempDir scratch_{"fer_user_file_test_"};
+  const fs::path dir_ = scratch_.path();
 };
 
 TEST_F(UserFileTest, ReadsARegularFileWhole) {

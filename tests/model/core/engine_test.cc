@@ -1,4 +1,3 @@
-#include "model/core/device.h"
 #include "model/core/engine.h"
 
 #include <gtest/gtest.h>
@@ -14,11 +13,13 @@
 #include <vector>
 
 #include "model/common/cpu_count.h"
+#include "model/core/device.h"
 #include "model/core/folded_net.h"
 #include "model/core/lla_net.h"
+#include "model/core/weights.h"
 #include "model/training/packed_dataset.h"
 #include "model/training/readers.h"
-#include "model/core/weights.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
@@ -50,13 +51,9 @@ LlaNet NetWithRandomStatistics(uint64_t seed) {
 
 class EngineTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("fer_engine_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
+  const test_support::TempDir scratch_{"fer_engine_test_"};
+  const fs::path dir_ = scratch_.path();
 };
 
 TEST_F(EngineTest, FoldedNetworkMatchesTheUnfoldedOneWithin1e4) {

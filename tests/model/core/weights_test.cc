@@ -14,6 +14,7 @@
 
 #include "model/core/engine.h"
 #include "model/core/torch_file.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
@@ -22,14 +23,10 @@ namespace fs = std::filesystem;
 
 class WeightsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("fer_weights_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 
-  fs::path dir_;
+  const test_support::TempDir scratch_{"fer_weights_test_"};
+  const fs::path dir_ = scratch_.path();
 };
 
 void ExpectSameState(LlaNet a, LlaNet b, double tolerance = 0) {

@@ -16,6 +16,7 @@
 #include "model/core/labels.h"
 #include "model/training/packed_dataset.h"
 #include "model/training/readers.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
@@ -24,27 +25,9 @@ namespace fs = std::filesystem;
 
 const fs::path kFer2013Val = fs::path(FER_SHARED_DATA) / "fer2013" / "val";
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device random;
-    path_ = fs::temp_directory_path() /
-            ("fer_balance_test_" + std::to_string(random()) + std::to_string(random()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
 // Real faces: the first per_class FER2013 validation faces of every class, in
 // a tree built under dir, read at 48x48 grey. Empty set when unavailable.
-PackedDataset RealFaces(const TempDir& dir, size_t per_class) {
+PackedDataset RealFaces(const test_support::TempDir& dir, size_t per_class) {
 #ifdef FER_WITH_OPENCV
   const fs::path tree = dir / "tree";
   for (const auto& entry : fs::directory_iterator(kFer2013Val)) {
@@ -174,12 +157,12 @@ TEST(ExtraSourcesTest, ParsesPathsWithClassListsInOneOrManySpecs) {
 
 TEST(ExtraSamplesTest, AddsOnlyChosenClassesConvertedToTheTargetFaces) {
   REQUIRE_REAL_FACES();
-  TempDir dir;
+  const test_support::TempDir dir("fer_balance_test_");
   const PackedDataset faces = RealFaces(dir, 6);
   ASSERT_EQ(faces.size(), 42u);
   // The extra set travels through a file, as `pack --extra` reads it.
-  ASSERT_TRUE(faces.Write((dir / "extra.pack").string()).ok());
-  absl::StatusOr<PackedDataset> extra = PackedDataset::Read((dir / "extra.pack").string());
+  ASSERT_TRUE(faces.Write(dir / "extra.pack").ok());
+  absl::StatusOr<PackedDataset> extra = PackedDataset::Read(dir / "extra.pack");
   ASSERT_TRUE(extra.ok()) << extra.status();
 
   PackedDataset target(64, 3);
@@ -215,7 +198,7 @@ TEST(ExtraSamplesTest, AddsOnlyChosenClassesConvertedToTheTargetFaces) {
 
 TEST(RecropTest, KeepsTheCentreOfRealFacesAtTheirSize) {
   REQUIRE_REAL_FACES();
-  TempDir dir;
+  const test_support::TempDir dir("fer_balance_test_");
   PackedDataset faces = RealFaces(dir, 1);
   ASSERT_EQ(faces.size(), 7u);
   const PackedDataset original = faces;

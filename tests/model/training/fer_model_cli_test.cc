@@ -7,21 +7,22 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "tests/client/subprocess.h"
 #include "tests/model/training/png_fixtures.h"
+#include "tests/support/files.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
 
 namespace fs = std::filesystem;
-using client::test::RunResult;
+using test_support::RunResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -30,20 +31,9 @@ const char* const kCommands[] = {"init", "info", "convert", "bench", "pack", "tr
 
 class FerModelTest : public ::testing::Test {
  protected:
-  FerModelTest() {
-    std::random_device random;
-    dir_ = fs::temp_directory_path() /
-           ("fer_model_cli_test_" + std::to_string(random()) + std::to_string(random()));
-    fs::create_directories(dir_);
-  }
-  ~FerModelTest() override {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
-
   RunResult FerModel(std::vector<std::string> args) {
     args.insert(args.begin(), FER_MODEL_BIN);
-    return client::test::Run(args, dir_.string());
+    return test_support::Run(args, dir_.string());
   }
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 
@@ -62,7 +52,8 @@ class FerModelTest : public ::testing::Test {
     }
   }
 
-  fs::path dir_;
+  const test_support::TempDir scratch_{"fer_model_cli_test_"};
+  const fs::path dir_ = scratch_.path();
 };
 
 #define REQUIRE_REAL_FACES()                                                           \
@@ -70,11 +61,9 @@ class FerModelTest : public ::testing::Test {
     GTEST_SKIP() << "needs the FER2013 faces of the shared data in " << kFer2013Train; \
   }
 
-std::string ReadText(const fs::path& path) { return client::test::ReadText(path.string()); }
-
 // The VERSION of the top-level CMakeLists.txt's project().
 std::string CMakeProjectVersion() {
-  const std::string text = ReadText(fs::path(FER_SOURCE_DIR) / "CMakeLists.txt");
+  const std::string text = test_support::ReadFile(std::string(FER_SOURCE_DIR) + "/CMakeLists.txt");
   std::smatch match;
   if (!std::regex_search(text, match, std::regex(R"(project\([^)]*VERSION ([0-9.]+))"))) return "";
   return match[1];

@@ -16,42 +16,18 @@
 
 #include "model/core/labels.h"
 #include "model/training/readers.h"
+#include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh folder under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device random;
-    path_ = fs::temp_directory_path() /
-            ("fer_packed_dataset_test_" + std::to_string(random()) + std::to_string(random()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
 const fs::path kFer2013Train = fs::path(FER_SHARED_DATA) / "fer2013" / "train";
 
-std::string ReadBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void WriteBytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary)
-      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using test_support::ReadFile;
+using test_support::WriteFile;
 
 void ExpectSameSets(const PackedDataset& a, const PackedDataset& b) {
   ASSERT_EQ(a.size(), b.size());
@@ -97,7 +73,8 @@ class PackedDatasetTest : public ::testing::Test {
 #endif
   }
 
-  TempDir dir_;
+  const test_support::TempDir scratch_{"fer_packed_dataset_test_"};
+  const fs::path dir_ = scratch_.path();
 };
 
 #define REQUIRE_REAL_FACES()                                           \
@@ -204,8 +181,8 @@ TEST_F(PackedDatasetTest, MissingFileIsNotFound) {
 
 TEST_F(PackedDatasetTest, ForeignFilesAreRejectedAsNotPacked) {
   std::vector<fs::path> foreign = {dir_ / "notes.txt", dir_ / "empty.pack"};
-  WriteBytes(foreign[0], "emotion,pixels,Usage\n0,1 2 3,Training\n");
-  WriteBytes(foreign[1], "");
+  WriteFile(foreign[0], "emotion,pixels,Usage\n0,1 2 3,Training\n");
+  WriteFile(foreign[1], "");
   if (fs::exists(kFer2013Train / "happy")) {
     foreign.push_back(fs::directory_iterator(kFer2013Train / "happy")->path());  // a JPEG
   }
@@ -235,10 +212,10 @@ TEST_F(PackedDatasetTest, EveryTruncationFailsWithAnError) {
   write.block_bytes = 4 * framed.face_bytes();  // several blocks
   const fs::path path = dir_ / "whole.pack";
   ASSERT_TRUE(framed.Write(path.string(), write).ok());
-  const std::string bytes = ReadBytes(path);
+  const std::string bytes = ReadFile(path);
   const fs::path cut = dir_ / "cut.pack";
   for (size_t length = 0; length < bytes.size(); length += (length < 400 ? 1 : 97)) {
-    WriteBytes(cut, bytes.substr(0, length));
+    WriteFile(cut, bytes.substr(0, length));
     absl::StatusOr<PackedDataset> read = PackedDataset::Read(cut.string());
     ASSERT_FALSE(read.ok()) << "a file cut at " << length << " of " << bytes.size() << " bytes";
     if (length >= 8) {
@@ -246,7 +223,7 @@ TEST_F(PackedDatasetTest, EveryTruncationFailsWithAnError) {
     }
   }
   // One byte too many is corrupt as well.
-  WriteBytes(cut, bytes + "x");
+  WriteFile(cut, bytes + "x");
   absl::StatusOr<PackedDataset> longer = PackedDataset::Read(cut.string());
   ASSERT_FALSE(longer.ok());
   EXPECT_EQ(longer.status().code(), absl::StatusCode::kDataLoss);
@@ -257,9 +234,9 @@ TEST_F(PackedDatasetTest, CorruptPixelsAreDataLoss) {
   PackedDataset data = RealFaces(2);
   const fs::path path = dir_ / "faces.pack";
   ASSERT_TRUE(data.Write(path.string()).ok());
-  std::string bytes = ReadBytes(path);
+  std::string bytes = ReadFile(path);
   bytes[bytes.size() - 40] ^= 0x5a;  // inside the zlib stream
-  WriteBytes(path, bytes);
+  WriteFile(path, bytes);
   absl::StatusOr<PackedDataset> read = PackedDataset::Read(path.string());
   ASSERT_FALSE(read.ok());
   EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << read.status();
@@ -287,7 +264,7 @@ TEST_F(PackedDatasetTest, HugeClaimedCountsFailWithoutAllocating) {
   };
   const fs::path path = dir_ / "hostile.pack";
   for (const std::string& bytes : files) {
-    WriteBytes(path, bytes);
+    WriteFile(path, bytes);
     absl::StatusOr<PackedDataset> read = PackedDataset::Read(path.string());
     ASSERT_FALSE(read.ok());
     EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << read.status();

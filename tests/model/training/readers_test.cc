@@ -21,6 +21,8 @@
 #include "model/core/image_ops.h"
 #include "model/core/labels.h"
 #include "tests/model/training/png_fixtures.h"
+#include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
 
 #ifdef FER_WITH_OPENCV
 #include <opencv2/core.hpp>
@@ -31,28 +33,10 @@ namespace fer {
 namespace {
 
 namespace fs = std::filesystem;
+using test_support::ReadFile;
+using test_support::WriteFile;
 
 const fs::path kFer2013Train = fs::path(FER_SHARED_DATA) / "fer2013" / "train";
-
-// A fresh folder under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device random;
-    path_ = fs::temp_directory_path() /
-            ("fer_readers_test_" + std::to_string(random()) + std::to_string(random()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
 
 // The sorted JPEGs of one FER2013 training class folder.
 std::vector<fs::path> Faces(const std::string& folder) {
@@ -77,10 +61,6 @@ std::vector<fs::path> CopyFaces(const std::string& folder, size_t skip, size_t n
   return copies;
 }
 
-void WriteText(const fs::path& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
 // The reference decode: OpenCV's own grey JPEG decoding.
 std::vector<uint8_t> DecodeGrey(const fs::path& path) {
 #ifdef FER_WITH_OPENCV
@@ -99,7 +79,8 @@ bool SameFace(const PackedDataset& data, size_t i, const std::vector<uint8_t>& e
 
 class ReadersTest : public ::testing::Test {
  protected:
-  TempDir dir_;
+  const test_support::TempDir scratch_{"fer_readers_test_"};
+  const fs::path dir_ = scratch_.path();
 };
 
 #ifdef FER_WITH_OPENCV
@@ -123,9 +104,9 @@ TEST_F(ReadersTest, ImageFolderMapsAliasesSkipsUnknownClassesAndKeepsSortedOrder
   CopyFaces("surprise", 0, 3, root / "Surprised" / "batch1");  // nested below the class
   CopyFaces("sad", 0, 6, root / "contempt");
   CopyFaces("fear", 0, 2, root / "fear");
-  WriteText(root / "fear" / "broken.jpg", "not a jpeg");
-  WriteText(root / "happy" / "notes.txt", "ignored: not an image");
-  WriteText(root / "labels.csv", "ignored: not in a class folder");
+  WriteFile(root / "fear" / "broken.jpg", "not a jpeg");
+  WriteFile(root / "happy" / "notes.txt", "ignored: not an image");
+  WriteFile(root / "labels.csv", "ignored: not in a class folder");
 
   absl::StatusOr<ReadResult> read = ReadImageFolder(root.string(), ReaderOptions());
   ASSERT_TRUE(read.ok()) << read.status();
@@ -226,10 +207,10 @@ TEST_F(ReadersTest, ImageFolderFailsClearlyForMissingRootAndBadOptions) {
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   ReaderOptions two_channels;
   two_channels.channels = 2;
-  EXPECT_EQ(ReadImageFolder(dir_.path().string(), two_channels).status().code(),
+  EXPECT_EQ(ReadImageFolder(dir_.string(), two_channels).status().code(),
             absl::StatusCode::kInvalidArgument);
 #ifndef FER_WITH_OPENCV
-  absl::StatusOr<ReadResult> no_decoder = ReadImageFolder(dir_.path().string(), {});
+  absl::StatusOr<ReadResult> no_decoder = ReadImageFolder(dir_.string(), {});
   ASSERT_FALSE(no_decoder.ok());
   EXPECT_EQ(no_decoder.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_NE(no_decoder.status().message().find("without OpenCV"), absl::string_view::npos);
@@ -294,17 +275,14 @@ TEST_F(ReadersTest, ImageFolderSkipsBombsOversizedAndBrokenImagesAndGoesOn) {
 #ifdef FER_WITH_OPENCV
   const fs::path root = dir_ / "tree";
   const std::vector<fs::path> happy = CopyFaces("happy", 0, 4, root / "happy");
-  WriteText(root / "happy" / "bomb.png", test::DeclaringPng(100000, 100000));
+  WriteFile(root / "happy" / "bomb.png", test::DeclaringPng(100000, 100000));
   // Decodable, but larger than the limit set below.
   ASSERT_TRUE(cv::imwrite((root / "happy" / "large.png").string(),
                           cv::Mat(200, 300, CV_8UC1, cv::Scalar(128))));
   // A real JPEG cut in half.
-  const std::string jpeg = [&] {
-    std::ifstream in(happy[0], std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }();
-  WriteText(root / "happy" / "truncated.jpg", jpeg.substr(0, jpeg.size() / 2));
-  WriteText(root / "happy" / "empty.png", "");
+  const std::string jpeg = ReadFile(happy[0]);
+  WriteFile(root / "happy" / "truncated.jpg", jpeg.substr(0, jpeg.size() / 2));
+  WriteFile(root / "happy" / "empty.png", "");
 
   ReaderOptions options;
   options.max_pixels = 100 * 100;
@@ -394,19 +372,19 @@ class AffWild2Test : public ReadersTest {
     fs::create_directories(annotations_);
     // vid_a: neutral x3, happiness x2 (frame 5's image is missing), not
     // annotated, anger, Other, disgust.
-    WriteText(
+    WriteFile(
         annotations_ / "vid_a.txt",
         "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise\n0\n0\n0\n4\n4\n-1\n1\n7\n2\n");
     MakeFrames("vid_a", 9, {5});
     // vid_b: the later header with Other; fear x2, sadness.
-    WriteText(annotations_ / "vid_b.txt",
+    WriteFile(annotations_ / "vid_b.txt",
               "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n3\n3\n5\n");
     MakeFrames("vid_b", 3, {});
     // vid_c_left: Windows line ends and a trailing blank line; surprise x2.
-    WriteText(annotations_ / "vid_c_left.txt",
+    WriteFile(annotations_ / "vid_c_left.txt",
               "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise\r\n6\r\n6\r\n\r\n");
     MakeFrames("vid_c_left", 2, {});
-    WriteText(annotations_ / "README.md", "not an annotation file");
+    WriteFile(annotations_ / "README.md", "not an annotation file");
   }
 
   // Frames 1..n of video from distinct real faces, except the missing ones.
@@ -478,7 +456,7 @@ TEST_F(AffWild2Test, StridesApplyToAnnotatedRunsBeforeDecoding) {
 }
 
 TEST_F(AffWild2Test, BadHeadersAndLabelsNameTheFileAndLine) {
-  WriteText(annotations_ / "vid_b.txt",
+  WriteFile(annotations_ / "vid_b.txt",
             "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise\n3\n9\n");
   absl::StatusOr<ReadResult> bad_label = ReadAffWild2(annotations_.string(), images_.string(), {});
   ASSERT_FALSE(bad_label.ok());
@@ -486,7 +464,7 @@ TEST_F(AffWild2Test, BadHeadersAndLabelsNameTheFileAndLine) {
   EXPECT_NE(bad_label.status().message().find("vid_b.txt:3"), absl::string_view::npos)
       << bad_label.status();
 
-  WriteText(annotations_ / "vid_b.txt",
+  WriteFile(annotations_ / "vid_b.txt",
             "Anger,Neutral,Disgust,Fear,Happiness,Sadness,Surprise\n3\n");
   absl::StatusOr<ReadResult> bad_header = ReadAffWild2(annotations_.string(), images_.string(), {});
   ASSERT_FALSE(bad_header.ok());
@@ -535,7 +513,7 @@ class Fer2013CsvTest : public ReadersTest {
       csv += absl::StrCat(code, ",", absl::StrJoin(pixels, " "), ",", usages_.back(), "\r\n");
     }
     csv_ = dir_ / "fer2013.csv";
-    WriteText(csv_, csv);
+    WriteFile(csv_, csv);
   }
 
   fs::path csv_;
@@ -598,7 +576,7 @@ TEST_F(ReadersTest, Fer2013CsvErrorsNameTheLine) {
   };
   for (const auto& [text, needle] : cases) {
     const fs::path path = dir_ / "bad.csv";
-    WriteText(path, text);
+    WriteFile(path, text);
     absl::StatusOr<ReadResult> read = ReadFer2013Csv(path.string(), "", {});
     ASSERT_FALSE(read.ok()) << needle;
     EXPECT_EQ(read.status().code(), absl::StatusCode::kInvalidArgument);
@@ -612,7 +590,7 @@ TEST_F(ReadersTest, Fer2013CsvAcceptsQuotesAnyColumnOrderAndNoUsage) {
   std::string pixels;
   for (int i = 0; i < 16; ++i) absl::StrAppend(&pixels, i ? " " : "", i * 16);
   const fs::path path = dir_ / "quoted.csv";
-  WriteText(path, "\"pixels\",\"Emotion\"\n\"" + pixels + "\",\"5\"\n");
+  WriteFile(path, "\"pixels\",\"Emotion\"\n\"" + pixels + "\",\"5\"\n");
   absl::StatusOr<ReadResult> read = ReadFer2013Csv(path.string(), "", {});
   ASSERT_TRUE(read.ok()) << read.status();
   ASSERT_EQ(read->data.size(), 1u);
@@ -627,12 +605,12 @@ TEST_F(ReadersTest, Fer2013CsvAcceptsQuotesAnyColumnOrderAndNoUsage) {
 // ------------------------------------------------------------ shared helpers
 
 TEST_F(ReadersTest, DetectDataFormatTellsTheThreeLayoutsApart) {
-  WriteText(dir_ / "faces.CSV", "emotion,pixels\n");
+  WriteFile(dir_ / "faces.CSV", "emotion,pixels\n");
   fs::create_directories(dir_ / "annotations");
-  WriteText(dir_ / "annotations" / "video1.txt", "Neutral\n");
+  WriteFile(dir_ / "annotations" / "video1.txt", "Neutral\n");
   fs::create_directories(dir_ / "tree" / "happy");
-  WriteText(dir_ / "tree" / "readme.txt", "a tree may hold text files too");
-  WriteText(dir_ / "model.pack", "x");
+  WriteFile(dir_ / "tree" / "readme.txt", "a tree may hold text files too");
+  WriteFile(dir_ / "model.pack", "x");
   EXPECT_EQ(DetectDataFormat((dir_ / "faces.CSV").string()).value(), DataFormat::kFer2013Csv);
   EXPECT_EQ(DetectDataFormat((dir_ / "annotations").string()).value(), DataFormat::kAffWild2);
   EXPECT_EQ(DetectDataFormat((dir_ / "tree").string()).value(), DataFormat::kFolder);

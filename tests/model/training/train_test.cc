@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "model/core/image_ops.h"
 #include "model/core/weights.h"
+#include "tests/support/temp_dir.h"
 
 namespace fer {
 namespace {
@@ -42,14 +43,10 @@ ModelMeta SmallMeta() {
 
 class TrainTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("fer_train_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-    torch::set_num_threads(2);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  void SetUp() override { torch::set_num_threads(2); }
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
+  const test_support::TempDir scratch_{"fer_train_test_"};
+  const fs::path dir_ = scratch_.path();
 };
 
 TEST_F(TrainTest, TenCropGivesTenFacesPerFaceInTorchvisionOrder) {
@@ -67,7 +64,8 @@ TEST_F(TrainTest, TenCropGivesTenFacesPerFaceInTorchvisionOrder) {
   const auto boxes = TenCropBoxes(resized, kInputSize);
   for (int face = 0; face < n; ++face) {
     for (int c = 0; c < 10; ++c) {
-      torch::Tensor expected = full[face].narrow(1, boxes[c].y, kInputSize).narrow(2, boxes[c].x, kInputSize);
+      torch::Tensor expected =
+          full[face].narrow(1, boxes[c].y, kInputSize).narrow(2, boxes[c].x, kInputSize);
       if (boxes[c].mirrored) expected = expected.flip({2});
       EXPECT_TRUE(torch::equal(crops[face * 10 + c], expected)) << "face " << face << " crop " << c;
     }
@@ -84,7 +82,8 @@ TEST_F(TrainTest, UnaugmentedCropEqualsTheTenCropCentreAndMirrorsFlipIt) {
   torch::Tensor a = SampleFaces(faces, kInputSize, &centre);
   torch::Tensor ten = TenCropFaces(faces, kInputSize);
   EXPECT_LT((a[0] - ten[4]).abs().max().item<float>(), 1e-3);
-  EXPECT_LT((SampleFaces(faces, kInputSize, &mirrored)[0] - ten[9]).abs().max().item<float>(), 1e-3);
+  EXPECT_LT((SampleFaces(faces, kInputSize, &mirrored)[0] - ten[9]).abs().max().item<float>(),
+            1e-3);
 }
 
 TEST_F(TrainTest, OneTrainingStepLowersTheLossOnAFixedBatch) {

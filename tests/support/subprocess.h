@@ -1,8 +1,9 @@
-// Runs programs for the end-to-end tests: a command to completion with its
-// exit status, stdout and stderr, or a long-running server to stop later.
-// POSIX only (posix_spawn), like the binaries under test.
-#ifndef FER_TESTS_CLIENT_SUBPROCESS_H_
-#define FER_TESTS_CLIENT_SUBPROCESS_H_
+// Runs programs for the tests that drive the project's binaries: a command to
+// completion with its exit status, stdout and stderr; a long-running child to
+// wait for or stop later; a shell command's output. POSIX only
+// (posix_spawn, popen), like the binaries under test.
+#ifndef FER_TESTS_SUPPORT_SUBPROCESS_H_
+#define FER_TESTS_SUPPORT_SUBPROCESS_H_
 
 #include <fcntl.h>
 #include <signal.h>
@@ -11,22 +12,21 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
-#include <iterator>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "tests/support/files.h"
+
 extern char** environ;
 
-namespace fer::client::test {
+namespace fer {
+namespace test_support {
 
-inline std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Starts argv with stdout and stderr sent to files and extra "NAME=value"
+// Starts argv (argv[0] looked up on PATH unless it holds a '/') with stdin
+// from /dev/null, stdout and stderr sent to files and extra "NAME=value"
 // entries added to the environment. Returns the pid, or -1. The same path for
 // both sends them to one file, in the order the program wrote them.
 inline pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
@@ -56,6 +56,13 @@ inline pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_
   return error == 0 ? pid : -1;
 }
 
+// The exit code of a waitpid status, 128 + signal for a signal, -1 otherwise.
+inline int ExitCodeOf(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
 // Waits for pid for at most timeout; kills it past that. Returns the exit
 // status, 128 + signal for a signal, or -1 when it had to be killed.
 inline int WaitFor(pid_t pid, std::chrono::seconds timeout) {
@@ -72,9 +79,7 @@ inline int WaitFor(pid_t pid, std::chrono::seconds timeout) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
+  return ExitCodeOf(status);
 }
 
 struct RunResult {
@@ -83,7 +88,8 @@ struct RunResult {
   std::string err;
 };
 
-// Runs argv to completion; scratch_dir holds its captured output.
+// Runs argv to completion (killed past timeout, exit_code -1); scratch_dir
+// holds its captured output. Not for use from several threads at once.
 inline RunResult Run(const std::vector<std::string>& argv, const std::string& scratch_dir,
                      std::chrono::seconds timeout = std::chrono::seconds(300),
                      const std::vector<std::string>& extra_env = {}) {
@@ -96,11 +102,29 @@ inline RunResult Run(const std::vector<std::string>& argv, const std::string& sc
     return result;
   }
   result.exit_code = WaitFor(pid, timeout);
-  result.out = ReadText(base + ".out");
-  result.err = ReadText(base + ".err");
+  result.out = ReadFile(base + ".out");
+  result.err = ReadFile(base + ".err");
   return result;
 }
 
-}  // namespace fer::client::test
+// Runs command with /bin/sh and puts its stdout in *output. Returns the
+// exit status, or -1 when the shell could not run or ended on a signal.
+inline int RunShell(const std::string& command, std::string* output) {
+  output->clear();
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) output->append(buffer, n);
+  const int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
-#endif  // FER_TESTS_CLIENT_SUBPROCESS_H_
+// Whether name is a program on PATH.
+inline bool HaveProgram(const std::string& name) {
+  return std::system(("command -v " + name + " > /dev/null 2>&1").c_str()) == 0;
+}
+
+}  // namespace test_support
+}  // namespace fer
+
+#endif  // FER_TESTS_SUPPORT_SUBPROCESS_H_
