@@ -366,6 +366,11 @@ void ExpectStreamAnsweredInOrderThenRefused(const grpc::Status& status,
   for (size_t i = 0; i < answered_ids.size(); ++i) EXPECT_EQ(answered_ids[i], i + 1);
 }
 
+// The load tests below are about signals, not admission: on a slow or busy
+// machine the batcher's time estimate could otherwise refuse their clients
+// RESOURCE_EXHAUSTED ("about 11s of work (limit 10s)") before the signal.
+constexpr char kNoQueueTimeBound[] = "--max_queue_time=1h";
+
 // SIGTERM while clients keep sending: health turns NOT_SERVING, every request
 // the server accepted is answered (OK), the others are refused UNAVAILABLE
 // (never dropped, cancelled or cut off), the open stream gets every frame it
@@ -374,7 +379,7 @@ TEST(FerServerTest, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
   const std::vector<std::string> faces = test_util::RealFaces(7);
   if (faces.size() < 7) GTEST_SKIP() << test_images::SkipMessage();
   TempDir dir;
-  ServerProcess server(dir);
+  ServerProcess server(dir, {kNoQueueTimeBound});
   ASSERT_TRUE(server.WaitServing()) << server.Log();
   EXPECT_THAT(server.Log(), HasSubstr("WARNING"));
   EXPECT_THAT(server.Log(), HasSubstr("UNTRAINED"));
@@ -413,7 +418,8 @@ TEST(FerServerTest, SigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero) {
   const size_t stopped = log.find("fer-server: stopped; requests answered: ");
   ASSERT_NE(stopped, std::string::npos) << log;
   const std::string summary = log.substr(stopped, log.find('\n', stopped) - stopped);
-  EXPECT_THAT(summary, HasSubstr(absl::StrCat("Classify OK=", total_ok, " ")));
+  // The count ends at a space (more codes follow) or a comma (none do).
+  EXPECT_THAT(summary, ::testing::ContainsRegex(absl::StrCat("Classify OK=", total_ok, "[ ,]")));
   EXPECT_THAT(summary, HasSubstr(absl::StrCat("ClassifyStream OK=", stream.answered_ids().size())));
   EXPECT_THAT(summary, ::testing::EndsWith("; in flight 0"));
   ExpectStreamAnsweredInOrderThenRefused(stream_status, stream.answered_ids());
@@ -522,7 +528,8 @@ TEST(FerServerTest, AfterSigkillUnderLoadARestartOnTheSamePortsServesNormally) {
   TempDir dir;
   test_util::Ports ports;
   {
-    ServerProcess server(dir, {}, grpc::InsecureChannelCredentials(), {}, "first.log");
+    ServerProcess server(dir, {kNoQueueTimeBound}, grpc::InsecureChannelCredentials(), {},
+                         "first.log");
     ports = server.ports();
     ASSERT_TRUE(server.WaitServing()) << server.Log();
     constexpr int kClients = 4;
