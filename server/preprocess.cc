@@ -13,8 +13,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "model/core/image_ops.h"
 #include "model/common/image_format.h"
+#include "model/core/image_ops.h"
 
 namespace fer {
 namespace {

@@ -17,8 +17,8 @@ absl::StatusOr<std::string> ResolveDevice(const std::string& device) {
         absl::StrCat("unknown device \"", device, "\" (auto, cpu, cuda or cuda:N)"));
   }
   int index = 0;
-  if (!rest.empty() && (!absl::ConsumePrefix(&rest, ":") || !absl::SimpleAtoi(rest, &index) ||
-                        index < 0)) {
+  if (!rest.empty() &&
+      (!absl::ConsumePrefix(&rest, ":") || !absl::SimpleAtoi(rest, &index) || index < 0)) {
     return absl::InvalidArgumentError(absl::StrCat("bad CUDA device \"", device, "\""));
   }
   if (!torch::cuda::is_available()) {

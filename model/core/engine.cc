@@ -1,13 +1,12 @@
 #include "model/core/engine.h"
 
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <dlfcn.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <cstring>
 #include <mutex>
-
-#include <c10/core/impl/VirtualGuardImpl.h>
-#include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "model/common/cpu_count.h"
@@ -54,9 +53,9 @@ class CpuRunner : public Runner {
     try {
       c10::InferenceMode inference;
       const int64_t size = model_->meta.input_size;
-      torch::Tensor input = torch::from_blob(const_cast<uint8_t*>(faces),
-                                             {n, size, size, model_->meta.input_channels()},
-                                             torch::kUInt8);
+      torch::Tensor input =
+          torch::from_blob(const_cast<uint8_t*>(faces),
+                           {n, size, size, model_->meta.input_channels()}, torch::kUInt8);
       torch::Tensor probs = model_->Probabilities(input).contiguous();
       std::memcpy(probabilities, probs.data_ptr<float>(), probs.numel() * sizeof(float));
     } catch (const std::exception& e) {
@@ -111,7 +110,8 @@ class CudaRunner : public Runner {
     auto pinned = torch::TensorOptions().pinned_memory(true);
     host_in_ = torch::empty({capacity, size, size, model_->meta.input_channels()},
                             pinned.dtype(torch::kUInt8));
-    host_out_ = torch::empty({capacity, model_->meta.arch.num_classes}, pinned.dtype(torch::kFloat32));
+    host_out_ =
+        torch::empty({capacity, model_->meta.arch.num_classes}, pinned.dtype(torch::kFloat32));
   }
 
   std::shared_ptr<const SharedModel> model_;
@@ -182,8 +182,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Load(const std::string& path,
     model->dtype = *dtype;
     model->net.To(model->device, *dtype);
     if (cuda) at::globalContext().setBenchmarkCuDNN(true);
-    return std::unique_ptr<Engine>(
-        new TorchEngine(std::move(model), *device, options.precision));
+    return std::unique_ptr<Engine>(new TorchEngine(std::move(model), *device, options.precision));
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("cannot prepare ", path, ": ", e.what()));
   }

@@ -13,12 +13,12 @@ struct Alias {
 };
 
 constexpr Alias kAliases[] = {
-    {"neutral", 0},   {"ne", 0},                                          //
-    {"anger", 1},     {"angry", 1},     {"an", 1},                        //
-    {"disgust", 2},   {"disgusted", 2}, {"di", 2},                        //
-    {"fear", 3},      {"fearful", 3},   {"fe", 3},                        //
-    {"happiness", 4}, {"happy", 4},     {"ha", 4},                        //
-    {"sadness", 5},   {"sad", 5},       {"sa", 5},                        //
+    {"neutral", 0},   {"ne", 0},                    //
+    {"anger", 1},     {"angry", 1},     {"an", 1},  //
+    {"disgust", 2},   {"disgusted", 2}, {"di", 2},  //
+    {"fear", 3},      {"fearful", 3},   {"fe", 3},  //
+    {"happiness", 4}, {"happy", 4},     {"ha", 4},  //
+    {"sadness", 5},   {"sad", 5},       {"sa", 5},  //
     {"surprise", 6},  {"surprised", 6}, {"su", 6},
 };
 

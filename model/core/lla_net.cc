@@ -12,10 +12,8 @@ constexpr int64_t kStageChannels[] = {64, 128, 256, 512};
 constexpr int64_t kBlocksPerStage = 2;
 
 torch::nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, bool bias) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
-                               .stride(stride)
-                               .padding(kernel / 2)
-                               .bias(bias));
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(bias));
 }
 
 }  // namespace
@@ -111,8 +109,8 @@ torch::Tensor GaussianBlur(const torch::Tensor& pixels, double sigma) {
   torch::Tensor column = kernel.view({1, 1, -1, 1}).expand({channels, 1, -1, 1}).contiguous();
   namespace F = torch::nn::functional;
   const int64_t pad = std::min(radius, std::min(pixels.size(2), pixels.size(3)) - 1);
-  torch::Tensor x = F::pad(pixels.contiguous(),
-                           F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReflect));
+  torch::Tensor x =
+      F::pad(pixels.contiguous(), F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReflect));
   if (pad < radius) {  // Tiny images: replicate beyond what reflection can give.
     x = F::pad(x, F::PadFuncOptions({radius - pad, radius - pad, radius - pad, radius - pad})
                       .mode(torch::kReplicate));

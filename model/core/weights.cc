@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "model/core/torch_file.h"
 #include "model/common/user_file.h"
+#include "model/core/torch_file.h"
 
 namespace fer {
 namespace {

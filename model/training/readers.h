@@ -33,8 +33,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "model/training/balance.h"
 #include "model/core/labels.h"
+#include "model/training/balance.h"
 #include "model/training/packed_dataset.h"
 
 namespace fer {

@@ -1,5 +1,8 @@
 #include "model/training/train.h"
 
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -13,14 +16,11 @@
 #include <random>
 #include <thread>
 
-#include <ATen/autocast_mode.h>
-#include <torch/version.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "model/common/progress.h"
 #include "model/core/device.h"
 #include "model/core/image_ops.h"
-#include "model/common/progress.h"
 #include "model/core/weights.h"
 
 namespace fer {
@@ -106,7 +106,8 @@ class BatchLoader {
         options_(options),
         epoch_(epoch),
         capacity_(std::max(1, threads) * kPrefetchPerThread) {
-    if (options.max_steps_per_epoch > 0) num_batches_ = std::min(num_batches_, options.max_steps_per_epoch);
+    if (options.max_steps_per_epoch > 0)
+      num_batches_ = std::min(num_batches_, options.max_steps_per_epoch);
     for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { Work(); });
   }
 
@@ -139,7 +140,9 @@ class BatchLoader {
       int index;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || next_build_ < std::min(num_batches_, next_out_ + capacity_); });
+        cv_.wait(lock, [&] {
+          return stopping_ || next_build_ < std::min(num_batches_, next_out_ + capacity_);
+        });
         if (stopping_ || next_build_ >= num_batches_) return;
         index = next_build_++;
       }
@@ -157,7 +160,8 @@ class BatchLoader {
     auto options = torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(pin_);
     Batch batch;
     batch.faces = torch::empty({batch_size_, size, size, data_.channels()}, options);
-    batch.labels = torch::empty({batch_size_}, torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pin_));
+    batch.labels = torch::empty({batch_size_},
+                                torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pin_));
     uint8_t* out = batch.faces.data_ptr<uint8_t>();
     int64_t* labels = batch.labels.data_ptr<int64_t>();
     const size_t bytes = data_.face_bytes();
@@ -245,8 +249,8 @@ absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& path, LlaNet& net,
     state.loss_scale = loss_scale.item<double>();
   } catch (const std::exception& e) {
     std::string what = e.what();
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot resume from checkpoint ", path, ": ", what.substr(0, what.find('\n'))));
+    return absl::InvalidArgumentError(absl::StrCat("cannot resume from checkpoint ", path, ": ",
+                                                   what.substr(0, what.find('\n'))));
   }
   return state;
 }
@@ -284,19 +288,21 @@ torch::Tensor SampleFaces(const torch::Tensor& faces_u8, int input_size,
                              .to(x.device(), /*non_blocking=*/false);
   torch::Tensor grid = F::affine_grid(affine, {n, x.size(1), input_size, input_size},
                                       /*align_corners=*/false);
-  return F::grid_sample(x, grid, F::GridSampleFuncOptions()
-                                     .mode(torch::kBilinear)
-                                     .padding_mode(torch::kBorder)
-                                     .align_corners(false));
+  return F::grid_sample(x, grid,
+                        F::GridSampleFuncOptions()
+                            .mode(torch::kBilinear)
+                            .padding_mode(torch::kBorder)
+                            .align_corners(false));
 }
 
 torch::Tensor TenCropFaces(const torch::Tensor& faces_u8, int input_size) {
   const int resized_size = TenCropResizeSize(input_size);
   torch::Tensor x = faces_u8.permute({0, 3, 1, 2}).to(torch::kFloat32);
-  torch::Tensor resized = F::interpolate(x, F::InterpolateFuncOptions()
-                                                .size(std::vector<int64_t>{resized_size, resized_size})
-                                                .mode(torch::kBilinear)
-                                                .align_corners(false));
+  torch::Tensor resized =
+      F::interpolate(x, F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{resized_size, resized_size})
+                            .mode(torch::kBilinear)
+                            .align_corners(false));
   std::vector<torch::Tensor> crops;
   for (const CropBox& box : TenCropBoxes(resized_size, input_size)) {
     torch::Tensor crop = resized.narrow(2, box.y, box.size).narrow(3, box.x, box.size);
@@ -356,10 +362,9 @@ absl::StatusOr<ConfusionMatrix> Evaluate(LlaNet net, const ModelMeta& meta,
   const int64_t size = data.face_size();
   for (size_t start = 0; start < data.size(); start += options.batch_size) {
     const int64_t n = std::min<int64_t>(options.batch_size, data.size() - start);
-    torch::Tensor faces =
-        torch::from_blob(const_cast<uint8_t*>(data.face(start)), {n, size, size, data.channels()},
-                         torch::kUInt8)
-            .to(device);
+    torch::Tensor faces = torch::from_blob(const_cast<uint8_t*>(data.face(start)),
+                                           {n, size, size, data.channels()}, torch::kUInt8)
+                              .to(device);
     torch::Tensor pixels = options.ten_crop ? TenCropFaces(faces, meta.input_size)
                                             : SampleFaces(faces, meta.input_size, nullptr);
     torch::Tensor probs;
@@ -374,7 +379,8 @@ absl::StatusOr<ConfusionMatrix> Evaluate(LlaNet net, const ModelMeta& meta,
     for (int64_t i = 0; i < n; ++i) {
       const int truth = data.label(start + i);
       if (truth >= 0 && truth < kNumClasses) {
-        if (auto s = confusion.Add(truth, static_cast<int>(predicted[i].item<int64_t>())); !s.ok()) {
+        if (auto s = confusion.Add(truth, static_cast<int>(predicted[i].item<int64_t>()));
+            !s.ok()) {
           return s;
         }
       }
@@ -403,9 +409,9 @@ double SecondsSince(Clock::time_point start) {
 absl::Status CheckTrainInputs(const ModelMeta& meta, const PackedDataset& train,
                               const PackedDataset& val, const TrainOptions& options) {
   if (train.channels() != meta.input_channels() || val.channels() != meta.input_channels()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "packed sets have ", train.channels(), " and ", val.channels(),
-        " channels; the model (color ", meta.color, ") takes ", meta.input_channels()));
+    return absl::InvalidArgumentError(absl::StrCat("packed sets have ", train.channels(), " and ",
+                                                   val.channels(), " channels; the model (color ",
+                                                   meta.color, ") takes ", meta.input_channels()));
   }
   if (options.batch_size < 2) return absl::InvalidArgumentError("batch size must be at least 2");
   if (train.size() < static_cast<size_t>(options.batch_size)) {

@@ -3,18 +3,18 @@
 #ifndef FER_MODEL_TRAIN_H_
 #define FER_MODEL_TRAIN_H_
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
-#include <torch/torch.h>
-
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "model/core/lla_net.h"
-#include "model/training/classification_report.h"
 #include "model/core/model_meta.h"
+#include "model/training/classification_report.h"
 #include "model/training/packed_dataset.h"
 
 namespace fer {
@@ -26,10 +26,10 @@ struct TrainOptions {
   double learning_rate = 0.01;
   double momentum = 0.9;
   double weight_decay = 5e-4;
-  double lr_decay = 0.9;       // lr = learning_rate * lr_decay^(epoch - decay_from), per epoch...
-  int decay_from_epoch = 0;    // ...from this epoch (0-based) on; constant before it.
-  bool flip = true;            // Random horizontal flip.
-  bool random_crop = true;     // Random crop of input_size from the face at TenCropResizeSize.
+  double lr_decay = 0.9;     // lr = learning_rate * lr_decay^(epoch - decay_from), per epoch...
+  int decay_from_epoch = 0;  // ...from this epoch (0-based) on; constant before it.
+  bool flip = true;          // Random horizontal flip.
+  bool random_crop = true;   // Random crop of input_size from the face at TenCropResizeSize.
   std::string device = "auto";
   std::string precision = "fp32";  // Autocast: fp32 (off), bf16, fp16 (CUDA, loss-scaled).
   int loader_threads = 4;
@@ -56,8 +56,7 @@ struct EpochResult {
 // options.out with meta.metrics filled in. Returns one result per epoch run in
 // this call (a resumed run returns only the epochs it ran).
 absl::StatusOr<std::vector<EpochResult>> Train(LlaNet net, ModelMeta meta,
-                                               const PackedDataset& train,
-                                               const PackedDataset& val,
+                                               const PackedDataset& train, const PackedDataset& val,
                                                const TrainOptions& options);
 
 // One optimisation step's building blocks, exposed for tests.

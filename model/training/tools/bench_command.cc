@@ -13,8 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "model/common/cpu_count.h"
-#include "model/core/engine.h"
 #include "model/common/json_text.h"
+#include "model/core/engine.h"
 #include "model/training/tools/commands.h"
 #include "model/training/tools/flags_util.h"
 

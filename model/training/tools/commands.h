@@ -11,8 +11,8 @@ int RunInfo(int argc, char** argv);   // Prints a weight file's meta and paramet
 int RunBench(int argc, char** argv);  // Raw forward throughput and latency.
 // Packs a data set (image folder, Aff-Wild2, FER2013 CSV).
 int RunPack(int argc, char** argv);
-int RunTrain(int argc, char** argv);  // The paper's training recipe on packed sets.
-int RunEval(int argc, char** argv);   // Accuracy, F1, score and confusion matrix.
+int RunTrain(int argc, char** argv);    // The paper's training recipe on packed sets.
+int RunEval(int argc, char** argv);     // Accuracy, F1, score and confusion matrix.
 int RunConvert(int argc, char** argv);  // Rewrites a weight file, optionally at fp16.
 
 }  // namespace fer

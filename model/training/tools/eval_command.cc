@@ -4,12 +4,12 @@
 #include <fstream>
 
 #include "absl/flags/flag.h"
+#include "model/core/weights.h"
 #include "model/training/packed_dataset.h"
 #include "model/training/tools/commands.h"
 #include "model/training/tools/data_input.h"
 #include "model/training/tools/flags_util.h"
 #include "model/training/train.h"
-#include "model/core/weights.h"
 #ifdef FER_WITH_OPENCV
 #include "model/training/heatmap.h"
 #endif

@@ -14,8 +14,8 @@
 #include "absl/strings/str_split.h"
 #include "model/common/cli_flags.h"
 #include "model/common/cpu_count.h"
-#include "model/training/readers.h"
 #include "model/core/torch_version.h"
+#include "model/training/readers.h"
 
 ABSL_FLAG(std::string, model, "", "weight file to read");
 ABSL_FLAG(std::string, out, "", "file to write");

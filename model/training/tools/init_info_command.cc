@@ -10,9 +10,9 @@
 #include "model/common/json_text.h"
 #include "model/core/labels.h"
 #include "model/core/lla_net.h"
+#include "model/core/weights.h"
 #include "model/training/tools/commands.h"
 #include "model/training/tools/flags_util.h"
-#include "model/core/weights.h"
 
 ABSL_FLAG(int, num_classes, 7, "init: number of output classes");
 ABSL_FLAG(int, attention_kernel, 3, "init: LLAM convolution kernel size, 3 or 1");

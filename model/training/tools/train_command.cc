@@ -4,12 +4,12 @@
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "model/core/weights.h"
 #include "model/training/packed_dataset.h"
 #include "model/training/tools/commands.h"
 #include "model/training/tools/data_input.h"
 #include "model/training/tools/flags_util.h"
 #include "model/training/train.h"
-#include "model/core/weights.h"
 
 // --color (init's flag) picks the channels image folders are read at when
 // training a new model.

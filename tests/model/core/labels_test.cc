@@ -19,10 +19,10 @@ TEST(LabelsTest, OrderIsAffWild2ExprOrder) {
 
 TEST(LabelsTest, EveryAliasOfTheSpecMapsToItsLabel) {
   const std::vector<std::pair<std::string, int>> cases = {
-      {"neutral", 0}, {"ne", 0},        {"anger", 1},     {"angry", 1},   {"an", 1},
-      {"disgust", 2}, {"disgusted", 2}, {"di", 2},        {"fear", 3},    {"fearful", 3},
-      {"fe", 3},      {"happiness", 4}, {"happy", 4},     {"ha", 4},      {"sadness", 5},
-      {"sad", 5},     {"sa", 5},        {"surprise", 6},  {"surprised", 6}, {"su", 6}};
+      {"neutral", 0}, {"ne", 0},        {"anger", 1},    {"angry", 1},     {"an", 1},
+      {"disgust", 2}, {"disgusted", 2}, {"di", 2},       {"fear", 3},      {"fearful", 3},
+      {"fe", 3},      {"happiness", 4}, {"happy", 4},    {"ha", 4},        {"sadness", 5},
+      {"sad", 5},     {"sa", 5},        {"surprise", 6}, {"surprised", 6}, {"su", 6}};
   for (const auto& [alias, label] : cases) {
     ASSERT_TRUE(LabelFromAlias(alias).has_value()) << alias;
     EXPECT_EQ(*LabelFromAlias(alias), label) << alias;

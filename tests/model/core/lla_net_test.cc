@@ -8,7 +8,7 @@
 namespace fer {
 namespace {
 
-constexpr int64_t kDefaultParameters = 23715783;  // The specification's count.
+constexpr int64_t kDefaultParameters = 23715783;   // The specification's count.
 constexpr int64_t kResNet18Parameters = 11180103;  // Same names without llam.
 
 std::set<std::string> StateDictNames(const LlaNet& net) {
@@ -76,8 +76,8 @@ TEST(LlaNetTest, ShapesThroughEveryBlockIncludingDownsamplingOnes) {
   out = torch::max_pool2d(out, 3, 2, 1);
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 64, 56, 56}));
   const std::vector<std::vector<int64_t>> expected = {
-      {2, 64, 56, 56}, {2, 64, 56, 56}, {2, 128, 28, 28}, {2, 128, 28, 28},
-      {2, 256, 14, 14}, {2, 256, 14, 14}, {2, 512, 7, 7}, {2, 512, 7, 7}};
+      {2, 64, 56, 56},  {2, 64, 56, 56},  {2, 128, 28, 28}, {2, 128, 28, 28},
+      {2, 256, 14, 14}, {2, 256, 14, 14}, {2, 512, 7, 7},   {2, 512, 7, 7}};
   size_t i = 0;
   for (auto* layer : {&net->layer1, &net->layer2, &net->layer3, &net->layer4}) {
     for (const auto& block : (*layer)->children()) {
@@ -97,8 +97,8 @@ TEST(LlaNetTest, LlamGatesTheCurrentFeaturesWithASigmoidOfBothInputs) {
   torch::Tensor previous = torch::randn({1, 8, 5, 5});
   torch::Tensor current = torch::randn({1, 8, 5, 5});
   torch::Tensor expected =
-      current * torch::sigmoid(torch::conv2d(torch::cat({previous, current}, 1),
-                                             llam->conv->weight, llam->conv->bias, 1, 1));
+      current * torch::sigmoid(torch::conv2d(torch::cat({previous, current}, 1), llam->conv->weight,
+                                             llam->conv->bias, 1, 1));
   EXPECT_TRUE(torch::allclose(llam->forward(previous, current), expected, 1e-6, 1e-6));
   EXPECT_EQ(llam->conv->weight.sizes(), (std::vector<int64_t>{8, 16, 3, 3}));
 }
@@ -110,18 +110,17 @@ TEST(LlaNetTest, DownsamplingBlockFeedsTheShortcutProjectionToLlam) {
   torch::NoGradGuard no_grad;
   torch::Tensor x = torch::randn({1, 64, 16, 16});
   torch::Tensor identity = block->downsample->forward(x);
-  torch::Tensor current =
-      torch::relu(block->bn2->forward(block->conv2->forward(
-                      torch::relu(block->bn1->forward(block->conv1->forward(x))))) +
-                  identity);
+  torch::Tensor current = torch::relu(block->bn2->forward(block->conv2->forward(torch::relu(
+                                          block->bn1->forward(block->conv1->forward(x))))) +
+                                      identity);
   EXPECT_TRUE(torch::allclose(block->forward(x), block->llam->forward(identity, current)));
 }
 
 TEST(LlaNetTest, GradientsReachEveryAttentionConvolution) {
   torch::manual_seed(3);
   LlaNet net;
-  torch::Tensor loss = torch::cross_entropy_loss(net->forward(torch::randn({2, 3, 64, 64})),
-                                                 torch::tensor({1, 4}));
+  torch::Tensor loss =
+      torch::cross_entropy_loss(net->forward(torch::randn({2, 3, 64, 64})), torch::tensor({1, 4}));
   loss.backward();
   int checked = 0;
   for (const auto& p : net->named_parameters()) {

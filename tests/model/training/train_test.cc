@@ -145,8 +145,8 @@ TEST_F(TrainTest, ResumingFromTheCheckpointGivesTheUninterruptedWeights) {
   ASSERT_TRUE(resumed_results.ok()) << resumed_results.status();
   // The best score so far comes back as it was saved (it decides whether a
   // resumed epoch replaces options.out).
-  EXPECT_THAT(resume_log, testing::HasSubstr(absl::StrFormat(
-                              "(best score %.4f)", (*first_results)[0].val.score)));
+  EXPECT_THAT(resume_log, testing::HasSubstr(
+                              absl::StrFormat("(best score %.4f)", (*first_results)[0].val.score)));
   ASSERT_EQ(resumed_results->size(), 1u) << "only the second epoch runs";
   EXPECT_EQ((*resumed_results)[0].epoch, 1);
 
