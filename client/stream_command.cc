@@ -323,6 +323,111 @@ absl::Status CheckFlags(const std::vector<std::string>& args) {
   return CheckDeadlineFlag();
 }
 
+// The face detector the flags ask for; null with --no_detect (each whole
+// frame is then one face).
+absl::StatusOr<std::unique_ptr<FaceDetector>> LoadDetector() {
+  if (absl::GetFlag(FLAGS_no_detect)) return std::unique_ptr<FaceDetector>();
+  absl::StatusOr<std::string> cascade = FindCascade(absl::GetFlag(FLAGS_cascade));
+  if (!cascade.ok()) return cascade.status();
+  return FaceDetector::Load(*cascade, DetectorOptions{absl::GetFlag(FLAGS_min_face)});
+}
+
+// Opens --camera, or else the video file args[0], into capture.
+absl::Status OpenSource(const std::vector<std::string>& args, bool camera,
+                        cv::VideoCapture* capture) {
+  if (!camera && !std::ifstream(args[0]).good()) {
+    return absl::NotFoundError(absl::StrCat(args[0], ": cannot open file"));
+  }
+  const bool opened = camera ? capture->open(absl::GetFlag(FLAGS_camera)) : capture->open(args[0]);
+  if (!opened || !capture->isOpened()) {
+    return absl::InvalidArgumentError(
+        camera ? absl::StrCat("cannot open camera ", absl::GetFlag(FLAGS_camera))
+               : absl::StrCat(args[0], ": not a video OpenCV can read"));
+  }
+  return absl::OkStatus();
+}
+
+// Fills in what the flags and the server's model say about the stream.
+void SetFromFlagsAndModel(const fer::v1::ModelInfo& info, StreamSettings* settings) {
+  settings->labels.assign(info.labels().begin(), info.labels().end());
+  const double smooth = absl::GetFlag(FLAGS_smooth);
+  settings->smoothing = smooth > 0;
+  settings->tracker = TrackerOptions{settings->smoothing ? smooth : 1.0,
+                                     absl::GetFlag(FLAGS_track_iou), kMaxMissedFrames};
+  settings->window = static_cast<size_t>(absl::GetFlag(FLAGS_window));
+  settings->frame_deadline = std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+}
+
+// The --annotate video writer, null when the flag is empty. Opened before the
+// first frame is sent, so that a path that cannot be written fails the run at
+// once rather than after the server's work.
+absl::StatusOr<std::unique_ptr<VideoAnnotator>> OpenAnnotator(
+    cv::VideoCapture& capture, const std::vector<std::string>& labels) {
+  const std::string annotate_path = absl::GetFlag(FLAGS_annotate);
+  if (annotate_path.empty()) return std::unique_ptr<VideoAnnotator>();
+  const double source_fps = capture.get(cv::CAP_PROP_FPS);
+  const cv::Size size(static_cast<int>(capture.get(cv::CAP_PROP_FRAME_WIDTH)),
+                      static_cast<int>(capture.get(cv::CAP_PROP_FRAME_HEIGHT)));
+  return VideoAnnotator::Open(
+      annotate_path, source_fps > 0 && source_fps < 1000 ? source_fps : kDefaultFps, size, labels);
+}
+
+// The progress line for files (null for cameras or with --noprogress), sized
+// by the file's frame count capped at --max_frames.
+std::unique_ptr<fer::ProgressBar> MakeProgress(cv::VideoCapture& capture, bool camera) {
+  const int64_t max_frames = absl::GetFlag(FLAGS_max_frames);
+  int64_t total = camera ? 0 : static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_COUNT));
+  if (total < 0) total = 0;
+  if (max_frames > 0 && (total == 0 || total > max_frames)) total = max_frames;
+  if (camera || !absl::GetFlag(FLAGS_progress)) return nullptr;
+  return std::make_unique<fer::ProgressBar>("stream", static_cast<size_t>(total));
+}
+
+// The writer's side: decodes frames until the source ends, --max_frames is
+// reached, Ctrl-C is pressed or the stream breaks, and sends each with the
+// crops of its faces (shrunk to max_side). detector may be null.
+void SendFrames(cv::VideoCapture& capture, bool camera, FaceDetector* detector, int max_side,
+                FrameStream& stream) {
+  const int64_t max_frames = absl::GetFlag(FLAGS_max_frames);
+  const bool keep_images = !absl::GetFlag(FLAGS_annotate).empty();
+  const auto start = std::chrono::steady_clock::now();
+  const double fps = capture.get(cv::CAP_PROP_FPS);
+  double previous_ms = 0;
+  cv::Mat image;
+  for (uint64_t index = 0; max_frames == 0 || static_cast<int64_t>(index) < max_frames; ++index) {
+    if (g_interrupted.load() || !capture.read(image) || image.empty()) break;
+    PendingFrame pending;
+    pending.index = index;
+    // Files: the container's clock where it has one (still images have
+    // none), else the frame index; cameras: time since the first frame.
+    pending.timestamp_ms =
+        camera ? std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count()
+               : FrameTimestampMs(capture.get(cv::CAP_PROP_POS_MSEC), index, fps, previous_ms);
+    previous_ms = pending.timestamp_ms;
+    pending.boxes = detector != nullptr ? detector->Detect(image)
+                                        : std::vector<FaceBox>{{0, 0, image.cols, image.rows}};
+    fer::v1::ClassifyFrame message;
+    message.set_frame_id(index);
+    message.mutable_options()->set_ten_crop(absl::GetFlag(FLAGS_ten_crop));
+    for (const FaceBox& box : pending.boxes) AddFace(image, box, max_side, &message);
+    if (keep_images) pending.image = image.clone();
+    if (!stream.Send(std::move(pending), message)) break;
+  }
+}
+
+// The exit code of the run: the stream's failure, else a failure when some
+// frames could not be classified, else 0.
+int Summarize(const absl::Status& outcome, const ResultSink& sink) {
+  if (!outcome.ok()) return Fail("stream", outcome);
+  if (sink.failed_frames() > 0) {
+    return Fail("stream", absl::InvalidArgumentError(
+                              absl::StrCat(sink.failed_frames(), " of ", sink.answered(),
+                                           " frames could not be classified")));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int RunStream(int argc, char** argv) {
@@ -338,108 +443,35 @@ int RunStream(int argc, char** argv) {
 
   // Everything local is checked before the first frame is sent.
   const bool camera = absl::GetFlag(FLAGS_camera) >= 0;
-  std::unique_ptr<FaceDetector> detector;
-  if (!absl::GetFlag(FLAGS_no_detect)) {
-    absl::StatusOr<std::string> cascade = FindCascade(absl::GetFlag(FLAGS_cascade));
-    if (!cascade.ok()) return Fail("stream", cascade.status());
-    absl::StatusOr<std::unique_ptr<FaceDetector>> loaded =
-        FaceDetector::Load(*cascade, DetectorOptions{absl::GetFlag(FLAGS_min_face)});
-    if (!loaded.ok()) return Fail("stream", loaded.status());
-    detector = *std::move(loaded);
-  }
-  if (!camera && !std::ifstream(args[0]).good()) {
-    return Fail("stream", absl::NotFoundError(absl::StrCat(args[0], ": cannot open file")));
-  }
+  absl::StatusOr<std::unique_ptr<FaceDetector>> detector = LoadDetector();
+  if (!detector.ok()) return Fail("stream", detector.status());
   cv::VideoCapture capture;
-  const bool opened = camera ? capture.open(absl::GetFlag(FLAGS_camera)) : capture.open(args[0]);
-  if (!opened || !capture.isOpened()) {
-    return Fail("stream",
-                absl::InvalidArgumentError(
-                    camera ? absl::StrCat("cannot open camera ", absl::GetFlag(FLAGS_camera))
-                           : absl::StrCat(args[0], ": not a video OpenCV can read")));
-  }
+  if (absl::Status s = OpenSource(args, camera, &capture); !s.ok()) return Fail("stream", s);
 
   absl::StatusOr<Connection> connection = Connection::Open(ConnectionOptionsFromFlags(true));
   if (!connection.ok()) return Fail("stream", connection.status());
   absl::StatusOr<fer::v1::ModelInfo> info = connection->FetchModelInfo();
   if (!info.ok()) return Fail("stream", info.status());
-
-  settings.labels.assign(info->labels().begin(), info->labels().end());
-  const double smooth = absl::GetFlag(FLAGS_smooth);
-  settings.smoothing = smooth > 0;
-  settings.tracker = TrackerOptions{settings.smoothing ? smooth : 1.0,
-                                    absl::GetFlag(FLAGS_track_iou), kMaxMissedFrames};
-  settings.window = static_cast<size_t>(absl::GetFlag(FLAGS_window));
-  settings.frame_deadline = std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+  SetFromFlagsAndModel(*info, &settings);
   const int input_size =
       info->input_size() > 0 ? static_cast<int>(info->input_size()) : kDefaultInputSize;
   const int max_side = kSendSideFactor * input_size;
-
-  // Opened before the first frame is sent, so that a path that cannot be
-  // written fails the run at once rather than after the server's work.
-  const std::string annotate_path = absl::GetFlag(FLAGS_annotate);
-  std::unique_ptr<VideoAnnotator> annotator;
-  if (!annotate_path.empty()) {
-    const double source_fps = capture.get(cv::CAP_PROP_FPS);
-    const cv::Size size(static_cast<int>(capture.get(cv::CAP_PROP_FRAME_WIDTH)),
-                        static_cast<int>(capture.get(cv::CAP_PROP_FRAME_HEIGHT)));
-    absl::StatusOr<std::unique_ptr<VideoAnnotator>> opened = VideoAnnotator::Open(
-        annotate_path, source_fps > 0 && source_fps < 1000 ? source_fps : kDefaultFps, size,
-        settings.labels);
-    if (!opened.ok()) return Fail("stream", opened.status());
-    annotator = *std::move(opened);
-  }
-
-  const int64_t max_frames = absl::GetFlag(FLAGS_max_frames);
-  int64_t total = camera ? 0 : static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_COUNT));
-  if (total < 0) total = 0;
-  if (max_frames > 0 && (total == 0 || total > max_frames)) total = max_frames;
-  std::unique_ptr<fer::ProgressBar> progress;
-  if (!camera && absl::GetFlag(FLAGS_progress)) {
-    progress = std::make_unique<fer::ProgressBar>("stream", static_cast<size_t>(total));
-  }
+  absl::StatusOr<std::unique_ptr<VideoAnnotator>> annotator =
+      OpenAnnotator(capture, settings.labels);
+  if (!annotator.ok()) return Fail("stream", annotator.status());
+  std::unique_ptr<fer::ProgressBar> progress = MakeProgress(capture, camera);
 
   std::signal(SIGINT, OnInterrupt);
-  ResultSink sink(settings, std::move(annotator));
+  ResultSink sink(settings, *std::move(annotator));
   absl::Status outcome;
   {
     FrameStream stream(*connection, settings, &sink, progress.get());
-    const auto start = std::chrono::steady_clock::now();
-    const double fps = capture.get(cv::CAP_PROP_FPS);
-    double previous_ms = 0;
-    cv::Mat image;
-    for (uint64_t index = 0; max_frames == 0 || static_cast<int64_t>(index) < max_frames; ++index) {
-      if (g_interrupted.load() || !capture.read(image) || image.empty()) break;
-      PendingFrame pending;
-      pending.index = index;
-      // Files: the container's clock where it has one (still images have
-      // none), else the frame index; cameras: time since the first frame.
-      pending.timestamp_ms =
-          camera
-              ? std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                    .count()
-              : FrameTimestampMs(capture.get(cv::CAP_PROP_POS_MSEC), index, fps, previous_ms);
-      previous_ms = pending.timestamp_ms;
-      pending.boxes = detector != nullptr ? detector->Detect(image)
-                                          : std::vector<FaceBox>{{0, 0, image.cols, image.rows}};
-      fer::v1::ClassifyFrame message;
-      message.set_frame_id(index);
-      message.mutable_options()->set_ten_crop(absl::GetFlag(FLAGS_ten_crop));
-      for (const FaceBox& box : pending.boxes) AddFace(image, box, max_side, &message);
-      if (!annotate_path.empty()) pending.image = image.clone();
-      if (!stream.Send(std::move(pending), message)) break;
-    }
+    SendFrames(capture, camera, detector->get(), max_side, stream);
     outcome = stream.Finish(*connection);
   }
   sink.Close();
   if (progress != nullptr) progress->Finish(absl::StrCat(sink.answered(), " frames"));
-  if (!outcome.ok()) return Fail("stream", outcome);
-  if (sink.failed_frames() > 0) {
-    return Fail("stream", absl::InvalidArgumentError(
-                              absl::StrCat(sink.failed_frames(), " of ", sink.answered(),
-                                           " frames could not be classified")));
-  }
-  return 0;
+  return Summarize(outcome, sink);
 }
 
 }  // namespace fer::client

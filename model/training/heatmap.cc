@@ -74,17 +74,37 @@ absl::Status FileError(int error_number, const std::string& message) {
 
 double Luminance(const cv::Vec3b& bgr) { return 0.114 * bgr[0] + 0.587 * bgr[1] + 0.299 * bgr[2]; }
 
-cv::Mat Render(const ConfusionMatrix& confusion, const HeatmapOptions& options) {
-  const int cell = options.cell_size;
-  const int pad = std::max(1, cell / kCellsPerPadding);
-  const auto& names = LabelNames();
+// Where every part of the image goes and how large its text is, from the cell
+// size, the label names, the widest count and the title.
+struct Layout {
+  int cell = 0;
+  int pad = 0;
+  double label_scale = 0;
+  double count_scale = 0;
+  double share_scale = 0;
+  double title_scale = 0;
+  int line_height = 0;
+  // Horizontal: row names | grid | colour bar and its ticks.
+  int grid_left = 0;
+  int grid_side = 0;
+  int bar_left = 0;
+  int bar_width = 0;
+  int image_width = 0;
+  // Vertical: title | "predicted" | column names | grid.
+  int caption_top = 0;
+  int names_top = 0;
+  int grid_top = 0;
+  int image_height = 0;
+};
 
-  // Fonts: label names fit a cell; counts fit a cell.
+// Label names fit a cell; so do counts.
+void ChooseFontScales(const ConfusionMatrix& confusion, Layout* layout) {
+  const int inner = layout->cell - 2 * layout->pad;
   std::string longest_name(kPredictedCaption);
-  for (std::string_view name : names) {
+  for (std::string_view name : LabelNames()) {
     if (name.size() > longest_name.size()) longest_name = std::string(name);
   }
-  const double label_scale = FitScale(longest_name, cell - 2 * pad, kMaxLabelFontScale);
+  layout->label_scale = FitScale(longest_name, inner, kMaxLabelFontScale);
   std::string widest_count = "0";
   for (const auto& row : confusion.counts()) {
     for (int64_t n : row) {
@@ -92,109 +112,141 @@ cv::Mat Render(const ConfusionMatrix& confusion, const HeatmapOptions& options) 
       if (text.size() > widest_count.size()) widest_count = text;
     }
   }
-  const double count_scale = FitScale(widest_count, cell - 2 * pad, kMaxCountFontScale);
-  const double share_scale = label_scale * kShareToLabelScale;
-  const int line_height = TextSize("Ag", label_scale).height + pad;
+  layout->count_scale = FitScale(widest_count, inner, kMaxCountFontScale);
+  layout->share_scale = layout->label_scale * kShareToLabelScale;
+  layout->line_height = TextSize("Ag", layout->label_scale).height + layout->pad;
+}
 
-  // Horizontal layout: row names | grid | colour bar and its ticks.
-  int row_name_width = TextSize(kTrueCaption, label_scale).width;
-  for (std::string_view name : names) {
-    row_name_width = std::max(row_name_width, TextSize(std::string(name), label_scale).width);
+Layout ComputeLayout(const ConfusionMatrix& confusion, const HeatmapOptions& options) {
+  Layout l;
+  l.cell = options.cell_size;
+  l.pad = std::max(1, l.cell / kCellsPerPadding);
+  ChooseFontScales(confusion, &l);
+
+  int row_name_width = TextSize(kTrueCaption, l.label_scale).width;
+  for (std::string_view name : LabelNames()) {
+    row_name_width = std::max(row_name_width, TextSize(std::string(name), l.label_scale).width);
   }
-  const int grid_left = pad + row_name_width + pad;
-  const int grid_side = kNumClasses * cell;
-  const int bar_left = grid_left + grid_side + 2 * pad;
-  const int bar_width = std::max(1, cell / kCellsPerBarWidth);
-  const int tick_width = TextSize("100%", label_scale).width;
-  const int image_width = bar_left + bar_width + pad + tick_width + pad;
+  l.grid_left = l.pad + row_name_width + l.pad;
+  l.grid_side = kNumClasses * l.cell;
+  l.bar_left = l.grid_left + l.grid_side + 2 * l.pad;
+  l.bar_width = std::max(1, l.cell / kCellsPerBarWidth);
+  const int tick_width = TextSize("100%", l.label_scale).width;
+  l.image_width = l.bar_left + l.bar_width + l.pad + tick_width + l.pad;
 
-  // Vertical layout: title | "predicted" | column names | grid.
-  double title_scale = 0;
   int title_height = 0;
   if (!options.title.empty()) {
-    title_scale = FitScale(options.title, image_width - 2 * pad, label_scale * kTitleToLabelScale);
-    title_height = TextSize(options.title, title_scale).height + 2 * pad;
+    l.title_scale =
+        FitScale(options.title, l.image_width - 2 * l.pad, l.label_scale * kTitleToLabelScale);
+    title_height = TextSize(options.title, l.title_scale).height + 2 * l.pad;
   }
-  const int caption_top = pad + title_height;
-  const int names_top = caption_top + line_height;
-  const int grid_top = names_top + line_height;
-  const int image_height = grid_top + grid_side + pad;
+  l.caption_top = l.pad + title_height;
+  l.names_top = l.caption_top + l.line_height;
+  l.grid_top = l.names_top + l.line_height;
+  l.image_height = l.grid_top + l.grid_side + l.pad;
+  return l;
+}
 
-  cv::Mat image(image_height, image_width, CV_8UC3, kBackground);
+// The colour map as a 1 x (kColourLevels + 1) BGR lookup table.
+cv::Mat ColourTable() {
   cv::Mat ramp(1, kColourLevels + 1, CV_8UC1);
   for (int i = 0; i <= kColourLevels; ++i) ramp.at<uint8_t>(0, i) = static_cast<uint8_t>(i);
   cv::Mat lut;
   cv::applyColorMap(ramp, lut, kColorMap);
+  return lut;
+}
 
-  if (!options.title.empty()) {
-    cv::putText(image, options.title,
-                cv::Point(pad, pad + TextSize(options.title, title_scale).height), kFont,
-                title_scale, kInk, kThickness, cv::LINE_AA);
+int NamesCentreY(const Layout& l) { return l.names_top + l.line_height / 2; }
+
+// The title, "predicted" over the grid and "true" over the row names.
+void DrawCaptions(cv::Mat& image, const Layout& l, const std::string& title) {
+  if (!title.empty()) {
+    cv::putText(image, title, cv::Point(l.pad, l.pad + TextSize(title, l.title_scale).height),
+                kFont, l.title_scale, kInk, kThickness, cv::LINE_AA);
   }
   PutCentred(image, kPredictedCaption,
-             cv::Point(grid_left + grid_side / 2, caption_top + line_height / 2), label_scale,
-             kInk);
-  const int names_centre_y = names_top + line_height / 2;
-  const cv::Size true_size = TextSize(kTrueCaption, label_scale);
-  cv::putText(image, kTrueCaption, cv::Point(pad, names_centre_y + true_size.height / 2), kFont,
-              label_scale, kInk, kThickness, cv::LINE_AA);
+             cv::Point(l.grid_left + l.grid_side / 2, l.caption_top + l.line_height / 2),
+             l.label_scale, kInk);
+  const cv::Size true_size = TextSize(kTrueCaption, l.label_scale);
+  cv::putText(image, kTrueCaption, cv::Point(l.pad, NamesCentreY(l) + true_size.height / 2), kFont,
+              l.label_scale, kInk, kThickness, cv::LINE_AA);
+}
 
-  for (int t = 0; t < kNumClasses; ++t) {
-    const std::string name(names[t]);
-    const int row_top = grid_top + t * cell;
-    const cv::Size name_size = TextSize(name, label_scale);
-    cv::putText(
-        image, name,
-        cv::Point(grid_left - pad - name_size.width, row_top + cell / 2 + name_size.height / 2),
-        kFont, label_scale, kInk, kThickness, cv::LINE_AA);
-    PutCentred(image, name, cv::Point(grid_left + t * cell + cell / 2, names_centre_y), label_scale,
-               kInk);
+// Label t's name left of its row and above its column.
+void DrawLabelNames(cv::Mat& image, const Layout& l, int t) {
+  const std::string name(LabelNames()[t]);
+  const int row_top = l.grid_top + t * l.cell;
+  const cv::Size name_size = TextSize(name, l.label_scale);
+  cv::putText(
+      image, name,
+      cv::Point(l.grid_left - l.pad - name_size.width, row_top + l.cell / 2 + name_size.height / 2),
+      kFont, l.label_scale, kInk, kThickness, cv::LINE_AA);
+  PutCentred(image, name, cv::Point(l.grid_left + t * l.cell + l.cell / 2, NamesCentreY(l)),
+             l.label_scale, kInk);
+}
 
-    const int64_t row_total = confusion.TrueCount(t);
-    for (int p = 0; p < kNumClasses; ++p) {
-      const int64_t n = confusion.count(t, p);
-      const double share =
-          row_total == 0 ? 0.0 : static_cast<double>(n) / static_cast<double>(row_total);
-      const cv::Vec3b colour = ShareColour(lut, share);
-      const cv::Rect box(grid_left + p * cell, row_top, cell, cell);
-      cv::rectangle(image, box, cv::Scalar(colour[0], colour[1], colour[2]), cv::FILLED);
-      cv::rectangle(image, box, kBackground, kThickness);
+// One cell coloured by its share of the row, with its count and (when the
+// row has samples) that share, in ink that stays readable on the colour.
+void DrawCell(cv::Mat& image, const Layout& l, const cv::Mat& lut, int64_t n, int64_t row_total,
+              const cv::Rect& box) {
+  const double share =
+      row_total == 0 ? 0.0 : static_cast<double>(n) / static_cast<double>(row_total);
+  const cv::Vec3b colour = ShareColour(lut, share);
+  cv::rectangle(image, box, cv::Scalar(colour[0], colour[1], colour[2]), cv::FILLED);
+  cv::rectangle(image, box, kBackground, kThickness);
 
-      const cv::Scalar ink = Luminance(colour) > kDarkTextLuminance ? kInk : kLightInk;
-      const std::string count = absl::StrFormat("%d", n);
-      const cv::Point centre(box.x + cell / 2, box.y + cell / 2);
-      if (row_total == 0) {
-        PutCentred(image, count, centre, count_scale, ink);
-        continue;
-      }
-      // Count above, share of the row below, the pair centred in the cell.
-      const std::string percent = absl::StrFormat("%.0f%%", 100.0 * share);
-      const int count_height = TextSize(count, count_scale).height;
-      const int share_height = TextSize(percent, share_scale).height;
-      const int gap = pad / 2;
-      const int top = centre.y - (count_height + gap + share_height) / 2;
-      PutCentred(image, count, cv::Point(centre.x, top + count_height / 2), count_scale, ink);
-      PutCentred(image, percent, cv::Point(centre.x, top + count_height + gap + share_height / 2),
-                 share_scale, ink);
-    }
+  const cv::Scalar ink = Luminance(colour) > kDarkTextLuminance ? kInk : kLightInk;
+  const std::string count = absl::StrFormat("%d", n);
+  const cv::Point centre(box.x + l.cell / 2, box.y + l.cell / 2);
+  if (row_total == 0) {
+    PutCentred(image, count, centre, l.count_scale, ink);
+    return;
   }
+  // Count above, share of the row below, the pair centred in the cell.
+  const std::string percent = absl::StrFormat("%.0f%%", 100.0 * share);
+  const int count_height = TextSize(count, l.count_scale).height;
+  const int share_height = TextSize(percent, l.share_scale).height;
+  const int gap = l.pad / 2;
+  const int top = centre.y - (count_height + gap + share_height) / 2;
+  PutCentred(image, count, cv::Point(centre.x, top + count_height / 2), l.count_scale, ink);
+  PutCentred(image, percent, cv::Point(centre.x, top + count_height + gap + share_height / 2),
+             l.share_scale, ink);
+}
 
-  // Colour bar: 100% at the top, 0% at the bottom.
-  for (int y = 0; y < grid_side; ++y) {
-    const double share = 1.0 - static_cast<double>(y) / std::max(1, grid_side - 1);
+// The colour bar, 100% at the top and 0% at the bottom, and its ticks.
+void DrawColourBar(cv::Mat& image, const Layout& l, const cv::Mat& lut) {
+  for (int y = 0; y < l.grid_side; ++y) {
+    const double share = 1.0 - static_cast<double>(y) / std::max(1, l.grid_side - 1);
     const cv::Vec3b colour = ShareColour(lut, share);
-    cv::line(image, cv::Point(bar_left, grid_top + y),
-             cv::Point(bar_left + bar_width - 1, grid_top + y),
+    cv::line(image, cv::Point(l.bar_left, l.grid_top + y),
+             cv::Point(l.bar_left + l.bar_width - 1, l.grid_top + y),
              cv::Scalar(colour[0], colour[1], colour[2]));
   }
-  const int tick_left = bar_left + bar_width + pad;
-  const int tick_height = TextSize("0%", label_scale).height;
-  cv::putText(image, "100%", cv::Point(tick_left, grid_top + tick_height), kFont, label_scale, kInk,
-              kThickness, cv::LINE_AA);
-  cv::putText(image, "50%", cv::Point(tick_left, grid_top + grid_side / 2 + tick_height / 2), kFont,
-              label_scale, kInk, kThickness, cv::LINE_AA);
-  cv::putText(image, "0%", cv::Point(tick_left, grid_top + grid_side), kFont, label_scale, kInk,
-              kThickness, cv::LINE_AA);
+  const int tick_left = l.bar_left + l.bar_width + l.pad;
+  const int tick_height = TextSize("0%", l.label_scale).height;
+  cv::putText(image, "100%", cv::Point(tick_left, l.grid_top + tick_height), kFont, l.label_scale,
+              kInk, kThickness, cv::LINE_AA);
+  cv::putText(image, "50%", cv::Point(tick_left, l.grid_top + l.grid_side / 2 + tick_height / 2),
+              kFont, l.label_scale, kInk, kThickness, cv::LINE_AA);
+  cv::putText(image, "0%", cv::Point(tick_left, l.grid_top + l.grid_side), kFont, l.label_scale,
+              kInk, kThickness, cv::LINE_AA);
+}
+
+cv::Mat Render(const ConfusionMatrix& confusion, const HeatmapOptions& options) {
+  const Layout layout = ComputeLayout(confusion, options);
+  cv::Mat image(layout.image_height, layout.image_width, CV_8UC3, kBackground);
+  const cv::Mat lut = ColourTable();
+  DrawCaptions(image, layout, options.title);
+  for (int t = 0; t < kNumClasses; ++t) {
+    DrawLabelNames(image, layout, t);
+    const int64_t row_total = confusion.TrueCount(t);
+    for (int p = 0; p < kNumClasses; ++p) {
+      const cv::Rect box(layout.grid_left + p * layout.cell, layout.grid_top + t * layout.cell,
+                         layout.cell, layout.cell);
+      DrawCell(image, layout, lut, confusion.count(t, p), row_total, box);
+    }
+  }
+  DrawColourBar(image, layout, lut);
   return image;
 }
 

@@ -14,8 +14,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "model/core/labels.h"
 #include "model/common/user_file.h"
+#include "model/core/labels.h"
 
 // File layout, every integer little-endian:
 //
@@ -211,6 +211,298 @@ absl::Status CompressBlock(const uint8_t* pixels, size_t n, int face_size, int c
   return absl::OkStatus();
 }
 
+// Refuses a set whose face shape, labels or video ids the file cannot hold.
+absl::Status CheckWritable(const PackedDataset& data, const std::string& path) {
+  const int face_size = data.face_size();
+  const int channels = data.channels();
+  if (face_size < 1 || static_cast<uint32_t>(face_size) > kMaxFaceSize ||
+      (channels != 1 && channels != 3)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("cannot write %s: faces of %dx%d with %d channels are not supported", path,
+                        face_size, face_size, channels));
+  }
+  const size_t names = data.video_names().size();
+  for (size_t i = 0; i < data.size(); ++i) {
+    if (data.label(i) < 0 || data.label(i) >= kNumClasses) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("cannot write %s: face %d has label %d", path, i, data.label(i)));
+    }
+    if (data.video(i) < -1 || (names > 0 && data.video(i) >= static_cast<int32_t>(names))) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("cannot write %s: face %d has video id %d but the set names %d videos",
+                          path, i, data.video(i), names));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Faces per zlib block: as many as fit in block_bytes (capped), at least one.
+size_t FacesPerBlock(size_t face_bytes, size_t block_bytes) {
+  return std::max<size_t>(1, std::min(block_bytes, kMaxBlockBytes) / face_bytes);
+}
+
+// Everything of the file before the pixel blocks: magic, shape, source text,
+// video names, the label, video and frame columns, and the block table's size.
+std::string EncodeHeader(const PackedDataset& data, size_t per_block, size_t blocks) {
+  std::string header(kMagic, sizeof(kMagic));
+  PutU32(header, static_cast<uint32_t>(data.face_size()));
+  PutU32(header, static_cast<uint32_t>(data.channels()));
+  PutU64(header, data.size());
+  PutU32(header, static_cast<uint32_t>(data.source().size()));
+  header += data.source();
+  PutU32(header, static_cast<uint32_t>(data.video_names().size()));
+  for (const std::string& name : data.video_names()) {
+    PutU32(header, static_cast<uint32_t>(name.size()));
+    header += name;
+  }
+  header.append(reinterpret_cast<const char*>(data.labels().data()), data.size());
+  for (size_t i = 0; i < data.size(); ++i) PutU32(header, static_cast<uint32_t>(data.video(i)));
+  for (size_t i = 0; i < data.size(); ++i) PutU32(header, static_cast<uint32_t>(data.frame(i)));
+  PutU32(header, static_cast<uint32_t>(std::min<size_t>(per_block, UINT32_MAX)));
+  PutU64(header, blocks);
+  return header;
+}
+
+bool WriteBytes(std::FILE* file, const void* data, size_t n) {
+  return std::fwrite(data, 1, n, file) == n;
+}
+
+// Compresses the pixel blocks a wave of `threads` at a time and writes each
+// with its length, in order. A compression failure is returned as is; a failed
+// write clears *written (errno says why) and stops early with an OK status.
+absl::Status WriteBlocks(std::FILE* file, const PackedDataset& data, size_t per_block,
+                         size_t blocks, int threads, bool* written) {
+  std::vector<std::string> compressed(threads);
+  std::vector<absl::Status> statuses(threads);
+  for (size_t first = 0; *written && first < blocks; first += threads) {
+    const size_t wave = std::min<size_t>(threads, blocks - first);
+    ParallelFor(wave, threads, [&](size_t w) {
+      const size_t begin = (first + w) * per_block;
+      const size_t n = std::min(per_block, data.size() - begin);
+      statuses[w] =
+          CompressBlock(data.face(begin), n, data.face_size(), data.channels(), &compressed[w]);
+    });
+    for (size_t w = 0; w < wave && *written; ++w) {
+      if (!statuses[w].ok()) return statuses[w];
+      std::string length;
+      PutU64(length, compressed[w].size());
+      *written = WriteBytes(file, length.data(), length.size()) &&
+                 WriteBytes(file, compressed[w].data(), compressed[w].size());
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Moves the finished tmp file to path; tmp is removed when that fails.
+absl::Status RenameInto(const std::string& tmp, const std::string& path) {
+  std::error_code error;
+  std::filesystem::rename(tmp, path, error);
+  if (error) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", error.message()));
+  }
+  return absl::OkStatus();
+}
+
+// Opens path as a readable regular file (not a folder, fifo or device) and
+// wraps it in a reader that knows its size, or returns one clear error.
+absl::StatusOr<CheckedReader> OpenPacked(const std::string& path) {
+  absl::StatusOr<File> file = OpenRegularFile(path, "packed data set");
+  if (!file.ok()) return file.status();
+  struct stat info;
+  if (::fstat(::fileno(file->get()), &info) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot stat ", path, ": ", std::strerror(errno)));
+  }
+  return CheckedReader(path, std::move(*file), static_cast<uint64_t>(info.st_size));
+}
+
+// A file that starts like the magic but ends early is a truncated packed set
+// (DataLoss); anything else is foreign (InvalidArgument).
+absl::Status ReadMagic(CheckedReader& in, const std::string& path) {
+  const uint64_t file_size = in.remaining();
+  char magic[sizeof(kMagic)];
+  const size_t magic_bytes = static_cast<size_t>(std::min<uint64_t>(sizeof(magic), file_size));
+  if (absl::Status s = in.Read(magic, magic_bytes, "magic"); !s.ok()) return s;
+  if (std::memcmp(magic, kMagic, magic_bytes) != 0 || file_size == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " is not a packed data set (no FERPACK1 magic; pack images with `fer-model pack`)"));
+  }
+  if (magic_bytes < sizeof(kMagic)) return in.Truncated("magic", sizeof(kMagic) - magic_bytes);
+  return absl::OkStatus();
+}
+
+// The face shape and count that follow the magic.
+struct Shape {
+  uint32_t face_size = 0;
+  uint32_t channels = 0;
+  uint64_t count = 0;
+};
+
+absl::StatusOr<Shape> ReadShape(CheckedReader& in) {
+  Shape shape;
+  if (absl::Status s = in.ReadU32(&shape.face_size, "face size"); !s.ok()) return s;
+  if (absl::Status s = in.ReadU32(&shape.channels, "channel count"); !s.ok()) return s;
+  if (absl::Status s = in.ReadU64(&shape.count, "face count"); !s.ok()) return s;
+  if (shape.face_size < 1 || shape.face_size > kMaxFaceSize ||
+      (shape.channels != 1 && shape.channels != 3)) {
+    return in.Corrupt(absl::StrFormat("unsupported faces of %dx%d with %d channels",
+                                      shape.face_size, shape.face_size, shape.channels));
+  }
+  return shape;
+}
+
+// The free source text and the table of video names.
+absl::Status ReadNames(CheckedReader& in, std::string* source, std::vector<std::string>* names) {
+  uint32_t source_length = 0, name_count = 0;
+  if (absl::Status s = in.ReadU32(&source_length, "source length"); !s.ok()) return s;
+  if (source_length > in.remaining()) return in.Truncated("source text", source_length);
+  source->resize(source_length);
+  if (absl::Status s = in.Read(source->data(), source_length, "source text"); !s.ok()) return s;
+  if (absl::Status s = in.ReadU32(&name_count, "video name count"); !s.ok()) return s;
+  if (uint64_t{name_count} * 4 > in.remaining()) {
+    return in.Truncated("video names", uint64_t{name_count} * 4);
+  }
+  names->resize(name_count);
+  for (std::string& name : *names) {
+    uint32_t length = 0;
+    if (absl::Status s = in.ReadU32(&length, "video name length"); !s.ok()) return s;
+    if (length > in.remaining()) return in.Truncated("video name", length);
+    name.resize(length);
+    if (absl::Status s = in.Read(name.data(), length, "video name"); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// The per-face columns: labels in [0, kNumClasses), then video ids (-1 or
+// below name_count when there are names), then frame indices.
+absl::Status ReadFaceColumns(CheckedReader& in, uint64_t count, uint32_t name_count,
+                             std::vector<int8_t>* labels, std::vector<int32_t>* videos,
+                             std::vector<int32_t>* frames) {
+  // Nine bytes of labels, video ids and frame indices per face must fit.
+  if (count > in.remaining() / 9) return in.Truncated("labels, videos and frames", count * 9);
+  labels->resize(count);
+  if (absl::Status s = in.Read(labels->data(), count, "labels"); !s.ok()) return s;
+  for (uint64_t i = 0; i < count; ++i) {
+    if ((*labels)[i] < 0 || (*labels)[i] >= kNumClasses) {
+      return in.Corrupt(absl::StrFormat("face %d has label %d", i, (*labels)[i]));
+    }
+  }
+  std::vector<unsigned char> ints(count * 4);
+  for (std::vector<int32_t>* column : {videos, frames}) {
+    const bool is_videos = column == videos;
+    if (absl::Status s =
+            in.Read(ints.data(), ints.size(), is_videos ? "video ids" : "frame indices");
+        !s.ok()) {
+      return s;
+    }
+    column->resize(count);
+    for (uint64_t i = 0; i < count; ++i) {
+      (*column)[i] = static_cast<int32_t>(GetU32(ints.data() + 4 * i));
+    }
+  }
+  for (uint64_t i = 0; i < count; ++i) {
+    const int32_t v = (*videos)[i];
+    if (v < -1 || (name_count > 0 && v >= static_cast<int64_t>(name_count))) {
+      return in.Corrupt(absl::StrFormat("face %d has video id %d, but the set names %d videos", i,
+                                        v, name_count));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// How the pixels are cut into blocks.
+struct BlockTable {
+  uint32_t per_block = 0;
+  uint64_t blocks = 0;
+};
+
+// Reads the block table and checks that count faces of face_bytes each can
+// come out of what is left of the file, before the pixels are allocated.
+absl::StatusOr<BlockTable> ReadBlockTable(CheckedReader& in, uint64_t count, uint64_t fb) {
+  BlockTable table;
+  if (absl::Status s = in.ReadU32(&table.per_block, "faces per block"); !s.ok()) return s;
+  if (absl::Status s = in.ReadU64(&table.blocks, "block count"); !s.ok()) return s;
+  const uint64_t blocks = table.blocks;
+  if (table.per_block == 0 || blocks != (count + table.per_block - 1) / table.per_block) {
+    return in.Corrupt(absl::StrFormat("%d blocks of %d faces cannot hold %d faces", blocks,
+                                      table.per_block, count));
+  }
+  // Every block costs at least its 8-byte length, and deflate bounds how far
+  // the rest can expand.
+  if (blocks > in.remaining() / 8) return in.Truncated("block lengths", blocks * 8);
+  const uint64_t max_raw =
+      (in.remaining() - blocks * 8) * kMaxDeflateRatio + blocks * kDeflateSlack;
+  if (count > max_raw / fb) {
+    return in.Corrupt(
+        absl::StrFormat("%d faces of %d bytes cannot come out of the %d compressed bytes left",
+                        count, fb, in.remaining()));
+  }
+  return table;
+}
+
+// Reads the compressed bytes of one block of `faces` faces into *compressed.
+absl::Status ReadBlock(CheckedReader& in, uint64_t block, uint64_t faces, uint64_t fb,
+                       std::vector<unsigned char>* compressed) {
+  uint64_t length = 0;
+  if (absl::Status s = in.ReadU64(&length, "block length"); !s.ok()) return s;
+  if (length > in.remaining()) return in.Truncated(absl::StrCat("pixel block ", block), length);
+  if (faces * fb > length * kMaxDeflateRatio + kDeflateSlack) {
+    return in.Corrupt(absl::StrFormat("pixel block %d is too short for its faces", block));
+  }
+  compressed->resize(length);
+  return in.Read(compressed->data(), length, "pixel block");
+}
+
+// Turns one compressed block back into the pixels of its faces at dst.
+absl::Status DecodeBlock(const CheckedReader& in, const std::vector<unsigned char>& compressed,
+                         uint64_t block, uint64_t faces, int face_size, int channels,
+                         uint8_t* dst) {
+  const uint64_t fb = static_cast<uint64_t>(face_size) * face_size * channels;
+  uLongf produced = static_cast<uLongf>(faces * fb);
+  uLong consumed = static_cast<uLong>(compressed.size());
+  const int rc = uncompress2(dst, &produced, compressed.data(), &consumed);
+  if (rc != Z_OK || produced != faces * fb || consumed != compressed.size()) {
+    return in.Corrupt(absl::StrFormat(
+        "pixel block %d does not decompress to its %d faces (zlib code %d)", block, faces, rc));
+  }
+  for (uint64_t i = 0; i < faces; ++i) Unpredict(dst + i * fb, face_size, channels);
+  return absl::OkStatus();
+}
+
+// Reads the pixel blocks into *pixels (already sized for count faces): a wave
+// of `threads` blocks is read in order, then decoded in parallel.
+absl::Status ReadPixels(CheckedReader& in, const Shape& shape, const BlockTable& table, int threads,
+                        std::vector<uint8_t>* pixels) {
+  const uint64_t fb = uint64_t{shape.face_size} * shape.face_size * shape.channels;
+  const uint64_t per_block = table.per_block;
+  std::vector<std::vector<unsigned char>> compressed(threads);
+  std::vector<absl::Status> statuses(threads);
+  for (uint64_t first = 0; first < table.blocks; first += threads) {
+    const size_t wave = static_cast<size_t>(std::min<uint64_t>(threads, table.blocks - first));
+    for (size_t w = 0; w < wave; ++w) {
+      const uint64_t block = first + w;
+      const uint64_t faces = std::min<uint64_t>(per_block, shape.count - block * per_block);
+      if (absl::Status s = ReadBlock(in, block, faces, fb, &compressed[w]); !s.ok()) return s;
+    }
+    ParallelFor(wave, threads, [&](size_t w) {
+      const uint64_t block = first + w;
+      const uint64_t begin = block * per_block;
+      const uint64_t faces = std::min<uint64_t>(per_block, shape.count - begin);
+      statuses[w] = DecodeBlock(in, compressed[w], block, faces, static_cast<int>(shape.face_size),
+                                static_cast<int>(shape.channels), pixels->data() + begin * fb);
+    });
+    for (size_t w = 0; w < wave; ++w) {
+      if (!statuses[w].ok()) return statuses[w];
+    }
+  }
+  if (in.remaining() != 0) {
+    return in.Corrupt(absl::StrFormat("%d unexpected bytes after the last block", in.remaining()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 PackedDataset::PackedDataset(int face_size, int channels)
@@ -284,44 +576,10 @@ absl::Status PackedDataset::Write(const std::string& path) const {
 }
 
 absl::Status PackedDataset::Write(const std::string& path, const WriteOptions& options) const {
-  if (face_size_ < 1 || static_cast<uint32_t>(face_size_) > kMaxFaceSize ||
-      (channels_ != 1 && channels_ != 3)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("cannot write %s: faces of %dx%d with %d channels are not supported", path,
-                        face_size_, face_size_, channels_));
-  }
-  for (size_t i = 0; i < labels_.size(); ++i) {
-    if (labels_[i] < 0 || labels_[i] >= kNumClasses) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("cannot write %s: face %d has label %d", path, i, labels_[i]));
-    }
-    if (videos_[i] < -1 ||
-        (!video_names_.empty() && videos_[i] >= static_cast<int32_t>(video_names_.size()))) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("cannot write %s: face %d has video id %d but the set names %d videos",
-                          path, i, videos_[i], video_names_.size()));
-    }
-  }
-
-  std::string header(kMagic, sizeof(kMagic));
-  PutU32(header, static_cast<uint32_t>(face_size_));
-  PutU32(header, static_cast<uint32_t>(channels_));
-  PutU64(header, labels_.size());
-  PutU32(header, static_cast<uint32_t>(source_.size()));
-  header += source_;
-  PutU32(header, static_cast<uint32_t>(video_names_.size()));
-  for (const std::string& name : video_names_) {
-    PutU32(header, static_cast<uint32_t>(name.size()));
-    header += name;
-  }
-  header.append(reinterpret_cast<const char*>(labels_.data()), labels_.size());
-  for (int32_t v : videos_) PutU32(header, static_cast<uint32_t>(v));
-  for (int32_t f : frames_) PutU32(header, static_cast<uint32_t>(f));
-  const size_t fb = face_bytes();
-  const size_t per_block = std::max<size_t>(1, std::min(options.block_bytes, kMaxBlockBytes) / fb);
+  if (absl::Status s = CheckWritable(*this, path); !s.ok()) return s;
+  const size_t per_block = FacesPerBlock(face_bytes(), options.block_bytes);
   const size_t blocks = (labels_.size() + per_block - 1) / per_block;
-  PutU32(header, static_cast<uint32_t>(std::min<size_t>(per_block, UINT32_MAX)));
-  PutU64(header, blocks);
+  const std::string header = EncodeHeader(*this, per_block, blocks);
 
   // Written next to the target and renamed at the end, so that a crash or a
   // full disk never leaves a half-written file under the final name.
@@ -331,30 +589,13 @@ absl::Status PackedDataset::Write(const std::string& path, const WriteOptions& o
     return absl::PermissionDeniedError(
         absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
   }
-  auto write = [&](const void* data, size_t n) { return std::fwrite(data, 1, n, file.get()) == n; };
-  bool ok = write(header.data(), header.size());
-
-  const int threads = DefaultThreads(options.threads);
-  std::vector<std::string> compressed(threads);
-  std::vector<absl::Status> statuses(threads);
-  for (size_t first = 0; ok && first < blocks; first += threads) {
-    const size_t wave = std::min<size_t>(threads, blocks - first);
-    ParallelFor(wave, threads, [&](size_t w) {
-      const size_t begin = (first + w) * per_block;
-      const size_t n = std::min(per_block, labels_.size() - begin);
-      statuses[w] =
-          CompressBlock(pixels_.data() + begin * fb, n, face_size_, channels_, &compressed[w]);
-    });
-    for (size_t w = 0; w < wave && ok; ++w) {
-      if (!statuses[w].ok()) {
-        file.reset();
-        std::filesystem::remove(tmp);
-        return statuses[w];
-      }
-      std::string length;
-      PutU64(length, compressed[w].size());
-      ok = write(length.data(), length.size()) && write(compressed[w].data(), compressed[w].size());
-    }
+  bool ok = WriteBytes(file.get(), header.data(), header.size());
+  if (absl::Status s =
+          WriteBlocks(file.get(), *this, per_block, blocks, DefaultThreads(options.threads), &ok);
+      !s.ok()) {
+    file.reset();
+    std::filesystem::remove(tmp);
+    return s;
   }
   ok = ok && std::fflush(file.get()) == 0;
   const int saved_errno = errno;
@@ -365,15 +606,7 @@ absl::Status PackedDataset::Write(const std::string& path, const WriteOptions& o
     return absl::DataLossError(
         absl::StrCat("cannot write ", tmp, ": ", std::strerror(saved_errno)));
   }
-  std::error_code error;
-  std::filesystem::rename(tmp, path, error);
-  if (error) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", error.message()));
-  }
-  return absl::OkStatus();
+  return RenameInto(tmp, path);
 }
 
 absl::StatusOr<PackedDataset> PackedDataset::Read(const std::string& path) {
@@ -382,150 +615,26 @@ absl::StatusOr<PackedDataset> PackedDataset::Read(const std::string& path) {
 
 absl::StatusOr<PackedDataset> PackedDataset::Read(const std::string& path,
                                                   const ReadOptions& options) {
-  // A readable regular file (not a folder, fifo or device), or one clear error.
-  absl::StatusOr<File> file = OpenRegularFile(path, "packed data set");
-  if (!file.ok()) return file.status();
-  struct stat info;
-  if (::fstat(::fileno(file->get()), &info) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot stat ", path, ": ", std::strerror(errno)));
-  }
-  const uint64_t file_size = static_cast<uint64_t>(info.st_size);
-  CheckedReader in(path, std::move(*file), file_size);
-
-  // A file that starts like the magic but ends early is a truncated packed
-  // set; anything else is foreign.
-  char magic[sizeof(kMagic)];
-  const size_t magic_bytes = static_cast<size_t>(std::min<uint64_t>(sizeof(magic), file_size));
-  if (absl::Status s = in.Read(magic, magic_bytes, "magic"); !s.ok()) return s;
-  if (std::memcmp(magic, kMagic, magic_bytes) != 0 || file_size == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, " is not a packed data set (no FERPACK1 magic; pack images with `fer-model pack`)"));
-  }
-  if (magic_bytes < sizeof(kMagic)) return in.Truncated("magic", sizeof(kMagic) - magic_bytes);
-
-  uint32_t face_size = 0, channels = 0, source_length = 0, name_count = 0;
-  uint64_t count = 0;
-  if (absl::Status s = in.ReadU32(&face_size, "face size"); !s.ok()) return s;
-  if (absl::Status s = in.ReadU32(&channels, "channel count"); !s.ok()) return s;
-  if (absl::Status s = in.ReadU64(&count, "face count"); !s.ok()) return s;
-  if (face_size < 1 || face_size > kMaxFaceSize || (channels != 1 && channels != 3)) {
-    return in.Corrupt(absl::StrFormat("unsupported faces of %dx%d with %d channels", face_size,
-                                      face_size, channels));
-  }
-  PackedDataset data(static_cast<int>(face_size), static_cast<int>(channels));
-
-  if (absl::Status s = in.ReadU32(&source_length, "source length"); !s.ok()) return s;
-  if (source_length > in.remaining()) return in.Truncated("source text", source_length);
-  data.source_.resize(source_length);
-  if (absl::Status s = in.Read(data.source_.data(), source_length, "source text"); !s.ok()) {
+  absl::StatusOr<CheckedReader> in = OpenPacked(path);
+  if (!in.ok()) return in.status();
+  if (absl::Status s = ReadMagic(*in, path); !s.ok()) return s;
+  absl::StatusOr<Shape> shape = ReadShape(*in);
+  if (!shape.ok()) return shape.status();
+  PackedDataset data(static_cast<int>(shape->face_size), static_cast<int>(shape->channels));
+  if (absl::Status s = ReadNames(*in, &data.source_, &data.video_names_); !s.ok()) return s;
+  const uint32_t name_count = static_cast<uint32_t>(data.video_names_.size());
+  if (absl::Status s = ReadFaceColumns(*in, shape->count, name_count, &data.labels_, &data.videos_,
+                                       &data.frames_);
+      !s.ok()) {
     return s;
   }
-  if (absl::Status s = in.ReadU32(&name_count, "video name count"); !s.ok()) return s;
-  if (uint64_t{name_count} * 4 > in.remaining()) {
-    return in.Truncated("video names", uint64_t{name_count} * 4);
-  }
-  data.video_names_.resize(name_count);
-  for (std::string& name : data.video_names_) {
-    uint32_t length = 0;
-    if (absl::Status s = in.ReadU32(&length, "video name length"); !s.ok()) return s;
-    if (length > in.remaining()) return in.Truncated("video name", length);
-    name.resize(length);
-    if (absl::Status s = in.Read(name.data(), length, "video name"); !s.ok()) return s;
-  }
-
-  // Nine bytes of labels, video ids and frame indices per face must fit.
-  if (count > in.remaining() / 9) return in.Truncated("labels, videos and frames", count * 9);
-  data.labels_.resize(count);
-  if (absl::Status s = in.Read(data.labels_.data(), count, "labels"); !s.ok()) return s;
-  for (uint64_t i = 0; i < count; ++i) {
-    if (data.labels_[i] < 0 || data.labels_[i] >= kNumClasses) {
-      return in.Corrupt(absl::StrFormat("face %d has label %d", i, data.labels_[i]));
-    }
-  }
-  std::vector<unsigned char> ints(count * 4);
-  for (std::vector<int32_t>* column : {&data.videos_, &data.frames_}) {
-    const bool videos = column == &data.videos_;
-    if (absl::Status s = in.Read(ints.data(), ints.size(), videos ? "video ids" : "frame indices");
-        !s.ok()) {
-      return s;
-    }
-    column->resize(count);
-    for (uint64_t i = 0; i < count; ++i) {
-      (*column)[i] = static_cast<int32_t>(GetU32(ints.data() + 4 * i));
-    }
-  }
-  for (uint64_t i = 0; i < count; ++i) {
-    const int32_t v = data.videos_[i];
-    if (v < -1 || (name_count > 0 && v >= static_cast<int64_t>(name_count))) {
-      return in.Corrupt(absl::StrFormat("face %d has video id %d, but the set names %d videos", i,
-                                        v, name_count));
-    }
-  }
-  ints = {};
-
-  uint32_t per_block = 0;
-  uint64_t blocks = 0;
-  if (absl::Status s = in.ReadU32(&per_block, "faces per block"); !s.ok()) return s;
-  if (absl::Status s = in.ReadU64(&blocks, "block count"); !s.ok()) return s;
-  if (per_block == 0 || blocks != (count + per_block - 1) / per_block) {
-    return in.Corrupt(
-        absl::StrFormat("%d blocks of %d faces cannot hold %d faces", blocks, per_block, count));
-  }
-  const uint64_t fb = data.face_bytes();
-  // Every block costs at least its 8-byte length, and deflate bounds how far
-  // the rest can expand: check the whole pixel array against the file before
-  // allocating it.
-  if (blocks > in.remaining() / 8) return in.Truncated("block lengths", blocks * 8);
-  const uint64_t max_raw =
-      (in.remaining() - blocks * 8) * kMaxDeflateRatio + blocks * kDeflateSlack;
-  if (count > max_raw / fb) {
-    return in.Corrupt(
-        absl::StrFormat("%d faces of %d bytes cannot come out of the %d compressed bytes left",
-                        count, fb, in.remaining()));
-  }
-  data.pixels_.resize(count * fb);
-
-  const int threads = DefaultThreads(options.threads);
-  std::vector<std::vector<unsigned char>> compressed(threads);
-  std::vector<absl::Status> statuses(threads);
-  for (uint64_t first = 0; first < blocks; first += threads) {
-    const size_t wave = static_cast<size_t>(std::min<uint64_t>(threads, blocks - first));
-    for (size_t w = 0; w < wave; ++w) {
-      const uint64_t block = first + w;
-      const uint64_t faces = std::min<uint64_t>(per_block, count - block * per_block);
-      uint64_t length = 0;
-      if (absl::Status s = in.ReadU64(&length, "block length"); !s.ok()) return s;
-      if (length > in.remaining()) return in.Truncated(absl::StrCat("pixel block ", block), length);
-      if (faces * fb > length * kMaxDeflateRatio + kDeflateSlack) {
-        return in.Corrupt(absl::StrFormat("pixel block %d is too short for its faces", block));
-      }
-      compressed[w].resize(length);
-      if (absl::Status s = in.Read(compressed[w].data(), length, "pixel block"); !s.ok()) return s;
-    }
-    ParallelFor(wave, threads, [&](size_t w) {
-      const uint64_t block = first + w;
-      const uint64_t begin = block * per_block;
-      const uint64_t faces = std::min<uint64_t>(per_block, count - begin);
-      uint8_t* dst = data.pixels_.data() + begin * fb;
-      uLongf produced = static_cast<uLongf>(faces * fb);
-      uLong consumed = static_cast<uLong>(compressed[w].size());
-      const int rc = uncompress2(dst, &produced, compressed[w].data(), &consumed);
-      if (rc != Z_OK || produced != faces * fb || consumed != compressed[w].size()) {
-        statuses[w] = in.Corrupt(absl::StrFormat(
-            "pixel block %d does not decompress to its %d faces (zlib code %d)", block, faces, rc));
-        return;
-      }
-      for (uint64_t i = 0; i < faces; ++i) {
-        Unpredict(dst + i * fb, data.face_size_, data.channels_);
-      }
-      statuses[w] = absl::OkStatus();
-    });
-    for (size_t w = 0; w < wave; ++w) {
-      if (!statuses[w].ok()) return statuses[w];
-    }
-  }
-  if (in.remaining() != 0) {
-    return in.Corrupt(absl::StrFormat("%d unexpected bytes after the last block", in.remaining()));
+  absl::StatusOr<BlockTable> table = ReadBlockTable(*in, shape->count, data.face_bytes());
+  if (!table.ok()) return table.status();
+  data.pixels_.resize(shape->count * data.face_bytes());
+  if (absl::Status s =
+          ReadPixels(*in, *shape, *table, DefaultThreads(options.threads), &data.pixels_);
+      !s.ok()) {
+    return s;
   }
   return data;
 }

@@ -21,9 +21,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "model/core/image_ops.h"
-#include "model/common/user_file.h"
 #include "model/common/image_format.h"
+#include "model/common/user_file.h"
+#include "model/core/image_ops.h"
 
 #ifdef FER_WITH_OPENCV
 #include <opencv2/core.hpp>
@@ -742,6 +742,158 @@ int LabelFromFer2013Emotion(int emotion) {
   return emotion >= 0 && emotion < 7 ? kToLabel[emotion] : -1;
 }
 
+namespace {
+
+// Where FER2013's columns sit in a CSV file's header; usage is -1 when the
+// file has no Usage column.
+struct CsvColumns {
+  size_t count = 0;
+  int emotion = -1;
+  int pixels = -1;
+  int usage = -1;
+};
+
+// An empty usage keeps every row; anything else must name a FER2013 usage.
+absl::Status CheckUsage(absl::string_view usage) {
+  if (!usage.empty() &&
+      std::none_of(kFer2013Usages.begin(), kFer2013Usages.end(), [&](std::string_view u) {
+        return absl::EqualsIgnoreCase(AbslView(u), usage);
+      })) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown FER2013 usage '", usage, "' (one of ",
+                                                   "Training, PublicTest, PrivateTest", ")"));
+  }
+  return absl::OkStatus();
+}
+
+// Reads the header line and finds the emotion, pixels and (when filtering on
+// usage) Usage columns by name, in any order and case.
+absl::StatusOr<CsvColumns> ReadCsvHeader(std::ifstream& in, const std::string& csv_path,
+                                         absl::string_view usage) {
+  std::string header;
+  std::getline(in, header);
+  if (in.bad()) return absl::UnavailableError(absl::StrCat("cannot read CSV file ", csv_path));
+  if (absl::StartsWith(header, "\xEF\xBB\xBF")) header.erase(0, 3);  // UTF-8 byte order mark
+  std::vector<std::string> names = absl::StrSplit(StripLine(header), ',');
+  CsvColumns columns;
+  columns.count = names.size();
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string bare = Lower(Unquote(names[i]));
+    if (bare == "emotion") columns.emotion = static_cast<int>(i);
+    if (bare == "pixels") columns.pixels = static_cast<int>(i);
+    if (bare == "usage") columns.usage = static_cast<int>(i);
+  }
+  if (columns.emotion < 0 || columns.pixels < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        csv_path, ": the header '", StripLine(header),
+        "' lacks the emotion and pixels columns of FER2013's CSV (emotion,pixels,Usage)"));
+  }
+  if (!usage.empty() && columns.usage < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(csv_path, " has no Usage column to filter on"));
+  }
+  return columns;
+}
+
+// Up to kCsvChunk non-blank lines of the CSV file, with their 1-based line
+// numbers, and what parsing them produced.
+struct CsvChunk {
+  std::vector<std::string> lines;
+  std::vector<size_t> numbers;
+  std::vector<CsvRow> rows;
+  std::vector<uint8_t> grey;   // side^2 source pixels per line
+  std::vector<uint8_t> faces;  // face_bytes() converted pixels per line
+};
+
+// Reads the next chunk of lines; *line_number counts every line read. False
+// at the end of the file (or on a read error, which in.bad() tells).
+bool ReadCsvChunk(std::ifstream& in, size_t* line_number, CsvChunk* chunk) {
+  chunk->lines.clear();
+  chunk->numbers.clear();
+  for (std::string line; chunk->lines.size() < kCsvChunk && std::getline(in, line);) {
+    ++*line_number;
+    if (StripLine(line).empty()) continue;
+    chunk->lines.push_back(std::move(line));
+    chunk->numbers.push_back(*line_number);
+  }
+  return !chunk->lines.empty();
+}
+
+// The first row fixes the face side for the whole file: its pixel count must
+// be a square no larger than kMaxFaceSize^2.
+absl::StatusOr<size_t> FaceSide(const std::string& line, size_t line_number,
+                                const CsvColumns& columns, const std::string& csv_path) {
+  std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
+  const size_t n = fields.size() == columns.count ? CountValues(fields[columns.pixels]) : 0;
+  const size_t side = static_cast<size_t>(std::lround(std::sqrt(static_cast<double>(n))));
+  if (n == 0 || side * side != n || side > static_cast<size_t>(kMaxFaceSize)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(csv_path, ":", line_number, ": expected ", columns.count,
+                     " fields with the pixels of a square face, found ", fields.size(),
+                     " fields and ", n, " pixels"));
+  }
+  return side;
+}
+
+// Parses one CSV row: checks its fields, skips it (keep false) when its usage
+// is not the one asked for, and otherwise decodes its label and its side^2
+// grey pixels into grey and converts them into face (face_size, channels).
+void ParseCsvRow(absl::string_view line, const CsvColumns& columns, absl::string_view usage,
+                 size_t side, int face_size, int channels, uint8_t* grey, uint8_t* face,
+                 CsvRow* row) {
+  std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
+  if (fields.size() != columns.count) {
+    row->status = absl::InvalidArgumentError(
+        absl::StrCat(fields.size(), " fields where the header has ", columns.count));
+    return;
+  }
+  if (!usage.empty() && !absl::EqualsIgnoreCase(Unquote(fields[columns.usage]), usage)) return;
+  const absl::string_view code = Unquote(fields[columns.emotion]);
+  int emotion = -1;
+  const auto [end, error] = std::from_chars(code.data(), code.data() + code.size(), emotion);
+  row->label = LabelFromFer2013Emotion(emotion);
+  if (code.empty() || error != std::errc() || end != code.data() + code.size() || row->label < 0) {
+    row->status = absl::InvalidArgumentError(
+        absl::StrCat("emotion '", code, "' is not a FER2013 code in 0..6"));
+    return;
+  }
+  row->status = ParsePixels(fields[columns.pixels], side * side, grey);
+  if (!row->status.ok()) return;
+  ConvertFace(grey, static_cast<int>(side), 1, face, face_size, channels);
+  row->keep = true;
+}
+
+// Parses the chunk's rows on `threads` threads, then adds the kept faces to
+// data in file order and counts them (or the skipped ones) in report. The
+// first bad row fails the read with its line number.
+absl::Status AddCsvChunk(CsvChunk& chunk, const CsvColumns& columns, absl::string_view usage,
+                         size_t side, int threads, const std::string& csv_path, PackedDataset* data,
+                         ReadReport* report) {
+  const size_t fb = data->face_bytes();
+  const size_t n = chunk.lines.size();
+  chunk.rows.assign(n, CsvRow());
+  chunk.grey.resize(n * side * side);
+  chunk.faces.resize(n * fb);
+  ParallelFor(n, threads, [&](size_t i) {
+    ParseCsvRow(chunk.lines[i], columns, usage, side, data->face_size(), data->channels(),
+                &chunk.grey[i * side * side], &chunk.faces[i * fb], &chunk.rows[i]);
+  });
+  for (size_t i = 0; i < n; ++i) {
+    const CsvRow& row = chunk.rows[i];
+    if (!row.status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(csv_path, ":", chunk.numbers[i], ": ", row.status.message()));
+    }
+    if (!row.keep) {
+      ++report->skipped_usage;
+      continue;
+    }
+    ++report->found[row.label];
+    data->Add(&chunk.faces[i * fb], row.label);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<ReadResult> ReadFer2013Csv(const std::string& csv_path, std::string_view usage_name,
                                           const ReaderOptions& options) {
   const absl::string_view usage = AbslView(usage_name);
@@ -750,120 +902,37 @@ absl::StatusOr<ReadResult> ReadFer2013Csv(const std::string& csv_path, std::stri
   if (!fs::exists(csv_path, error)) {
     return absl::NotFoundError(absl::StrCat("CSV file ", csv_path, " does not exist"));
   }
-  if (!usage.empty() &&
-      std::none_of(kFer2013Usages.begin(), kFer2013Usages.end(), [&](std::string_view u) {
-        return absl::EqualsIgnoreCase(AbslView(u), usage);
-      })) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown FER2013 usage '", usage, "' (one of ",
-                                                   "Training, PublicTest, PrivateTest", ")"));
-  }
+  if (absl::Status s = CheckUsage(usage); !s.ok()) return s;
   // A folder, fifo or device is refused here (a fifo would block the stream).
   if (auto file = OpenRegularFile(csv_path, "CSV file"); !file.ok()) return file.status();
   const uint64_t file_size = fs::file_size(csv_path, error);
   std::ifstream in(csv_path, std::ios::binary);
   if (error || !in) return absl::UnavailableError(absl::StrCat("cannot read ", csv_path));
-
-  std::string header;
-  std::getline(in, header);
-  if (in.bad()) return absl::UnavailableError(absl::StrCat("cannot read CSV file ", csv_path));
-  if (absl::StartsWith(header, "\xEF\xBB\xBF")) header.erase(0, 3);  // UTF-8 byte order mark
-  std::vector<std::string> columns = absl::StrSplit(StripLine(header), ',');
-  int emotion_col = -1, pixels_col = -1, usage_col = -1;
-  for (size_t i = 0; i < columns.size(); ++i) {
-    const std::string bare = Lower(Unquote(columns[i]));
-    if (bare == "emotion") emotion_col = static_cast<int>(i);
-    if (bare == "pixels") pixels_col = static_cast<int>(i);
-    if (bare == "usage") usage_col = static_cast<int>(i);
-  }
-  if (emotion_col < 0 || pixels_col < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        csv_path, ": the header '", StripLine(header),
-        "' lacks the emotion and pixels columns of FER2013's CSV (emotion,pixels,Usage)"));
-  }
-  if (!usage.empty() && usage_col < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(csv_path, " has no Usage column to filter on"));
-  }
+  absl::StatusOr<CsvColumns> columns = ReadCsvHeader(in, csv_path, usage);
+  if (!columns.ok()) return columns.status();
 
   ReadReport report;
   std::optional<ReadResult> result;
   size_t side = 0;
   size_t line_number = 1;
-  std::vector<std::string> lines;
-  std::vector<size_t> numbers;
-  std::vector<CsvRow> rows;
-  std::vector<uint8_t> grey;
-  std::vector<uint8_t> faces;
+  CsvChunk chunk;
   const int threads = Threads(options.threads);
   if (options.progress) options.progress(0, file_size);
-  while (in) {
-    lines.clear();
-    numbers.clear();
-    for (std::string line; lines.size() < kCsvChunk && std::getline(in, line);) {
-      ++line_number;
-      if (StripLine(line).empty()) continue;
-      lines.push_back(std::move(line));
-      numbers.push_back(line_number);
-    }
-    if (lines.empty()) break;
+  while (in && ReadCsvChunk(in, &line_number, &chunk)) {
     if (!result) {
-      // The first row fixes the face side for the whole file.
-      std::vector<absl::string_view> fields = absl::StrSplit(lines[0], ',');
-      const size_t n = fields.size() == columns.size() ? CountValues(fields[pixels_col]) : 0;
-      side = static_cast<size_t>(std::lround(std::sqrt(static_cast<double>(n))));
-      if (n == 0 || side * side != n || side > static_cast<size_t>(kMaxFaceSize)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(csv_path, ":", numbers[0], ": expected ", columns.size(),
-                         " fields with the pixels of a square face, found ", fields.size(),
-                         " fields and ", n, " pixels"));
-      }
+      absl::StatusOr<size_t> first_side =
+          FaceSide(chunk.lines[0], chunk.numbers[0], *columns, csv_path);
+      if (!first_side.ok()) return first_side.status();
+      side = *first_side;
       const int size = options.face_size > 0
                            ? options.face_size
                            : std::min(kDefaultMaxFaceSize, static_cast<int>(side));
       result.emplace(ReadResult{PackedDataset(size, options.channels), ReadReport()});
     }
-    const size_t fb = result->data.face_bytes();
-    rows.assign(lines.size(), CsvRow());
-    grey.resize(lines.size() * side * side);
-    faces.resize(lines.size() * fb);
-    ParallelFor(lines.size(), threads, [&](size_t i) {
-      CsvRow& row = rows[i];
-      std::vector<absl::string_view> fields = absl::StrSplit(lines[i], ',');
-      if (fields.size() != columns.size()) {
-        row.status = absl::InvalidArgumentError(
-            absl::StrCat(fields.size(), " fields where the header has ", columns.size()));
-        return;
-      }
-      if (!usage.empty() && !absl::EqualsIgnoreCase(Unquote(fields[usage_col]), usage)) {
-        return;
-      }
-      const absl::string_view code = Unquote(fields[emotion_col]);
-      int emotion = -1;
-      const auto [end, error] = std::from_chars(code.data(), code.data() + code.size(), emotion);
-      row.label = LabelFromFer2013Emotion(emotion);
-      if (code.empty() || error != std::errc() || end != code.data() + code.size() ||
-          row.label < 0) {
-        row.status = absl::InvalidArgumentError(
-            absl::StrCat("emotion '", code, "' is not a FER2013 code in 0..6"));
-        return;
-      }
-      uint8_t* pixels = &grey[i * side * side];
-      row.status = ParsePixels(fields[pixels_col], side * side, pixels);
-      if (!row.status.ok()) return;
-      ConvertFace(pixels, static_cast<int>(side), 1, &faces[i * fb], result->data.face_size(),
-                  options.channels);
-      row.keep = true;
-    });
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (!rows[i].status.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(csv_path, ":", numbers[i], ": ", rows[i].status.message()));
-      }
-      if (!rows[i].keep) {
-        ++report.skipped_usage;
-        continue;
-      }
-      ++report.found[rows[i].label];
-      result->data.Add(&faces[i * fb], rows[i].label);
+    if (absl::Status s =
+            AddCsvChunk(chunk, *columns, usage, side, threads, csv_path, &result->data, &report);
+        !s.ok()) {
+      return s;
     }
     if (options.progress) {
       const std::streamoff at = in.tellg();
