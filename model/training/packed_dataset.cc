@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "model/common/parallel_for.h"
 #include "model/common/user_file.h"
 #include "model/core/labels.h"
 
@@ -65,24 +66,6 @@ int DefaultThreads(int requested) {
   if (requested > 0) return requested;
   const unsigned hw = std::thread::hardware_concurrency();
   return static_cast<int>(std::clamp(hw, 1u, 8u));
-}
-
-// Runs fn(i) for i in [0, n) on up to `threads` threads; fn must not throw.
-template <typename Fn>
-void ParallelFor(size_t n, int threads, Fn fn) {
-  const size_t workers = std::min<size_t>(n, static_cast<size_t>(std::max(threads, 1)));
-  if (workers <= 1) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::vector<std::thread> pool;
-  pool.reserve(workers);
-  for (size_t w = 0; w < workers; ++w) {
-    pool.emplace_back([&, w] {
-      for (size_t i = w; i < n; i += workers) fn(i);
-    });
-  }
-  for (std::thread& t : pool) t.join();
 }
 
 // Planar predictor of one face: out = (in - (left + up - upleft)) mod 256.

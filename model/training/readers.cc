@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "model/common/image_format.h"
+#include "model/common/parallel_for.h"
 #include "model/common/user_file.h"
 #include "model/core/image_ops.h"
 
@@ -51,26 +52,6 @@ std::string_view StdView(absl::string_view s) { return std::string_view(s.data()
 int Threads(int requested) {
   if (requested > 0) return requested;
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
-
-// Runs fn(i) for i in [0, n) on up to `threads` threads, handing out indices
-// one at a time because decoding times vary a lot between files.
-template <typename Fn>
-void ParallelFor(size_t n, int threads, Fn fn) {
-  const size_t workers = std::min<size_t>(n, static_cast<size_t>(std::max(threads, 1)));
-  if (workers <= 1) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> pool;
-  pool.reserve(workers);
-  for (size_t w = 0; w < workers; ++w) {
-    pool.emplace_back([&] {
-      for (size_t i = next++; i < n; i = next++) fn(i);
-    });
-  }
-  for (std::thread& t : pool) t.join();
 }
 
 absl::Status CheckOptions(const ReaderOptions& options) {
