@@ -165,6 +165,9 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const FerServerOpti
   auto service = ExpressionService::Create(options.service, engine, server->metrics_.get());
   if (!service.ok()) return service.status();
   server->service_ = std::move(*service);
+  server->oip_service_ =
+      std::make_unique<OipService>(server->service_.get(), engine, server->metrics_.get(),
+                                   options.service.max_faces_per_request);
 
   if (!options.metrics_address.empty()) {
     if (absl::Status status = server->metrics_->StartExposer(options.metrics_address);
@@ -190,6 +193,7 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const FerServerOpti
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->oip_service_.get());
   builder.SetMaxReceiveMessageSize(MaxMessageBytes(options.service));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {

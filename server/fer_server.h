@@ -1,5 +1,6 @@
 // The whole of a running fer-server but its flags and signals: the gRPC
-// server with the ExpressionClassifier service, standard health checking and
+// server with the ExpressionClassifier service, the Open Inference Protocol
+// (inference.GRPCInferenceService, server/oip_service.h), standard health checking and
 // reflection, and the Prometheus endpoint. server_main.cc drives it from flags
 // and SIGTERM; tests drive it in-process.
 //
@@ -26,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "model/core/engine.h"
+#include "server/oip_service.h"
 #include "server/server_metrics.h"
 #include "server/service.h"
 
@@ -124,6 +126,7 @@ class FerServer {
 
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<ExpressionService> service_;
+  std::unique_ptr<OipService> oip_service_;  // on service_
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

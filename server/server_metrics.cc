@@ -103,6 +103,8 @@ absl::string_view RpcName(Rpc rpc) {
       return "ClassifyStream";
     case Rpc::kGetModelInfo:
       return "GetModelInfo";
+    case Rpc::kModelInfer:
+      return "ModelInfer";
   }
   return "Unknown";
 }

@@ -6,7 +6,7 @@
 // Series that dashboards and alerts select on exist at zero from start-up, so
 // that rate() and absent() behave before the first request:
 //   fer_requests_total{rpc, code}   rpc in {Classify, ClassifyStream,
-//                                   GetModelInfo}, code in {OK,
+//                                   GetModelInfo, ModelInfer}, code in {OK,
 //                                   INVALID_ARGUMENT, DEADLINE_EXCEEDED,
 //                                   RESOURCE_EXHAUSTED, UNAVAILABLE}; other
 //                                   codes appear when first used;
@@ -60,10 +60,12 @@ namespace fer {
 class MetricsHttpServer;
 
 // The service's methods, as the `rpc` label names them.
-enum class Rpc { kClassify = 0, kClassifyStream = 1, kGetModelInfo = 2 };
-inline constexpr int kNumRpcs = 3;
+// kModelInfer is the Open Inference Protocol's (server/oip_service.h).
+enum class Rpc { kClassify = 0, kClassifyStream = 1, kGetModelInfo = 2, kModelInfer = 3 };
+inline constexpr int kNumRpcs = 4;
 
-// "Classify", "ClassifyStream", "GetModelInfo": the bare method names.
+// "Classify", "ClassifyStream", "GetModelInfo", "ModelInfer": the bare method
+// names.
 absl::string_view RpcName(Rpc rpc);
 
 // The `reason` label of faces refused at admission because the queue was full.

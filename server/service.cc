@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "model/common/cpu_count.h"
+#include "server/postprocess.h"
 #include "server/request_faces.h"
 #include "server/service_calls.h"
 #include "server/service_work.h"
@@ -226,6 +227,38 @@ void ExpressionService::PreprocessAndSubmit(Work* work) {
   // From here on work may be gone at any moment: the job's done owns it.
   status = batcher_->SubmitReserved(job);
   if (!status.ok()) job->done(status);  // refused, so the batcher never calls done
+}
+
+void ExpressionService::ClassifyFaces(const RequestFaces* faces,
+                                      const fer::v1::ClassifyOptions& options, absl::Time deadline,
+                                      const std::atomic<bool>* cancelled, FacesDone done) {
+  absl::Status refused = CheckServing();
+  if (refused.ok()) {
+    refused = CheckFaceCount(*faces, options_.max_faces_per_request, /*allow_empty=*/false);
+  }
+  if (!refused.ok()) {
+    done(refused, {});
+    return;
+  }
+  // Owned by its done, which frees it: as a UnaryCall's Work, it lives until
+  // the pipeline has answered.
+  auto* work = new Work;
+  work->faces = faces;
+  work->ten_crop = options.ten_crop();
+  work->deadline = deadline;
+  work->cancelled = cancelled;
+  work->done = [this, work, done = std::move(done)](absl::Status status) {
+    std::unique_ptr<Work> owned(work);
+    google::protobuf::RepeatedPtrField<fer::v1::Prediction> predictions;
+    if (status.ok()) {
+      FillPredictions(work->outputs, work->faces->size(), work->crops(), num_classes_,
+                      engine_->meta().labels, &predictions);
+      metrics_->AddFaces(work->faces->size());
+    }
+    owned.reset();
+    done(std::move(status), std::move(predictions));
+  };
+  Process(work);
 }
 
 absl::Status ExpressionService::RunBatch(int instance_index, absl::Span<const FaceRef> faces) {

@@ -81,6 +81,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -134,6 +135,26 @@ class ExpressionService final : public ExpressionServiceBase {
   // Whether the batcher looks wedged (Batcher::Stalled): work waits and no
   // batch has finished for longer than timeout. For the liveness probe.
   bool Stalled(absl::Duration timeout) const { return batcher_->Stalled(timeout); }
+
+  // Whether calls are taken now (Start has returned and Drain has not begun):
+  // the readiness of other front ends on this service (server/oip_service.h).
+  bool Serving() const { return CheckServing().ok(); }
+
+  // The outcome of ClassifyFaces: on OK one Prediction per face, in order.
+  using FacesDone =
+      std::function<void(absl::Status, google::protobuf::RepeatedPtrField<fer::v1::Prediction>)>;
+
+  // The entry point for front ends other than ExpressionClassifier (the Open
+  // Inference Protocol, server/oip_service.h): classifies *faces as Classify
+  // would, through the same admission, limits, preprocessing, batcher and
+  // drain, with Classify's status codes and messages. Calls done exactly
+  // once, possibly before returning and from any thread; done must not block.
+  // *faces and *cancelled (set it when the call is cancelled) must outlive
+  // that call. Counts the faces classified; the caller counts the request in
+  // fer_requests_total under its own rpc.
+  void ClassifyFaces(const google::protobuf::RepeatedPtrField<fer::v1::Image>* faces,
+                     const fer::v1::ClassifyOptions& options, absl::Time deadline,
+                     const std::atomic<bool>* cancelled, FacesDone done);
 
   // ExpressionClassifier. Classify: request is a serialized ClassifyRequest,
   // response gets a serialized ClassifyResponse; ClassifyStream reads
