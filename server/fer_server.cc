@@ -259,6 +259,7 @@ void FerServer::SetHealth(bool serving) {
   if (health == nullptr) return;
   health->SetServingStatus("", serving);
   health->SetServingStatus(kHealthServiceName, serving);
+  health->SetServingStatus(kOipServiceName, serving);
 }
 
 }  // namespace fer

@@ -4,8 +4,8 @@
 // reflection, and the Prometheus endpoint. server_main.cc drives it from flags
 // and SIGTERM; tests drive it in-process.
 //
-// Life cycle and what health says (for service "" and
-// "fer.v1.ExpressionClassifier"):
+// Life cycle and what health says (for service "",
+// "fer.v1.ExpressionClassifier" and "inference.GRPCInferenceService"):
 //   Create    ports open; NOT_SERVING; Classify and ClassifyStream answer
 //             UNAVAILABLE (GetModelInfo answers).
 //   Start     runs the warm-up batch, then SERVING; from then on a watchdog

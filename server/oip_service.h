@@ -41,6 +41,8 @@
 
 namespace fer {
 
+// The service's full name, which health also reports on (as on "").
+inline constexpr char kOipServiceName[] = "inference.GRPCInferenceService";
 // The one model's name, its tensors and the request parameter it reads.
 inline constexpr char kOipModelName[] = "lla-net";
 inline constexpr char kOipInputName[] = "IMAGE";
