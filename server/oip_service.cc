@@ -45,11 +45,13 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 // The IMAGE input's element count N from its metadata: one input, named
 // IMAGE, of BYTES, shape [N] with N at most max_faces.
 absl::Status ReadInputMetadata(const ModelInferRequest& request, int max_faces, int* count) {
-  if (request.inputs_size() != 1 || request.inputs(0).name() != kOipInputName) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the model takes one input, ", kOipInputName, "; the request has ", request.inputs_size(),
-        request.inputs_size() == 1 ? " named \"" : "",
-        request.inputs_size() == 1 ? absl::StrCat(request.inputs(0).name(), "\"") : ""));
+  if (request.inputs_size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("the model takes one input, ", kOipInputName,
+                                                   "; the request has ", request.inputs_size()));
+  }
+  if (request.inputs(0).name() != kOipInputName) {
+    return absl::InvalidArgumentError(absl::StrCat("the model takes one input, ", kOipInputName,
+                                                   ", not \"", request.inputs(0).name(), "\""));
   }
   const ModelInferRequest::InferInputTensor& input = request.inputs(0);
   if (input.datatype() != kBytesType) {
