@@ -378,7 +378,7 @@ TEST_F(OipServiceTest, MoreFacesThanTheLimitOrNoneAreInvalidArgument) {
   Start();
   ExpectInvalid(InferRequest(Faces(kMaxFaces + 1), false), "the limit is 4");
   ExpectInvalid(InferRequest(Faces(kMaxFaces + 1), true), "the limit is 4");
-  ExpectInvalid(InferRequest({}, false), "");
+  ExpectInvalid(InferRequest({}, false), "no faces");
   EXPECT_EQ(ModelFaces(), 0);
   ModelInferResponse response;
   EXPECT_TRUE(Infer(InferRequest(Faces(kMaxFaces), false), &response).ok());
