@@ -1,7 +1,7 @@
 // fer-model bench: raw forward throughput and latency of the inference engine,
 // the ceiling the server is measured against. Each row runs one batch size,
 // thread count and precision on random faces, through Runner::Classify exactly
-// as the server calls it (8-bit faces in, probabilities out). --attention adds,
+// as the server calls it (8-bit faces in, probabilities out). --attention_maps adds,
 // after each row, the same row with attention maps asked for (the cost of maps).
 #include <algorithm>
 #include <chrono>
@@ -25,7 +25,7 @@ ABSL_FLAG(std::string, thread_counts, "",
 ABSL_FLAG(std::string, precisions, "", "bench: precisions to measure (default --precision)");
 ABSL_FLAG(double, seconds, 5.0, "bench: measuring time per row, after warm-up");
 ABSL_FLAG(int, warmup, 2, "bench: untimed batches before each row");
-ABSL_FLAG(bool, attention, false,
+ABSL_FLAG(bool, attention_maps, false,
           "bench: also measure every row with attention maps (Runner::Classify's maps)");
 
 namespace fer {
@@ -134,10 +134,10 @@ void PrintJson(const std::string& device, const std::vector<Row>& rows) {
 }  // namespace
 
 int RunBench(int argc, char** argv) {
-  if (!ParseCommandFlags(
-          argc, argv,
-          "fer-model bench --model=FILE [--batch_sizes=1,8,32] [--device] "
-          "[--precisions=fp32,bf16] [--thread_counts=1,2] [--seconds] [--attention] [--json]")) {
+  if (!ParseCommandFlags(argc, argv,
+                         "fer-model bench --model=FILE [--batch_sizes=1,8,32] [--device] "
+                         "[--precisions=fp32,bf16] [--thread_counts=1,2] [--seconds] "
+                         "[--attention_maps] [--json]")) {
     return 2;
   }
   const std::string path = absl::GetFlag(FLAGS_model);
@@ -158,7 +158,7 @@ int RunBench(int argc, char** argv) {
       std::mt19937 rng(42);  // The same faces for every engine.
       for (int batch : grid->batches) {
         for (bool attention : {false, true}) {
-          if (attention && !absl::GetFlag(FLAGS_attention)) continue;
+          if (attention && !absl::GetFlag(FLAGS_attention_maps)) continue;
           Row row{precision, thread_count, batch, attention};
           if (auto s = MeasureRow(**engine, *runner, rng, seconds, &row); !s.ok()) {
             return Fail("bench", s);
