@@ -37,27 +37,45 @@ struct SharedModel {
   torch::Device device{torch::kCPU};
   torch::ScalarType dtype = torch::kFloat32;
 
-  // 8-bit faces (N x H x W x C, on device) to float probabilities (N x classes).
-  torch::Tensor Probabilities(const torch::Tensor& faces) const {
+  // 8-bit faces (N x H x W x C, on device) to float probabilities (N x classes);
+  // when attention is not null, also the faces' attention maps (N x h x w fp32).
+  torch::Tensor Probabilities(const torch::Tensor& faces, torch::Tensor* attention) const {
     torch::Tensor x = NormalizeFaces(faces, meta).to(dtype);
-    return torch::softmax(net.Forward(x).to(torch::kFloat32), 1);
+    return torch::softmax(net.Forward(x, attention).to(torch::kFloat32), 1);
   }
 };
+
+// The checks every runner makes before a batch.
+absl::Status CheckBatch(const SharedModel& model, int n, const float* attention) {
+  if (n < 1) return absl::InvalidArgumentError("a batch needs at least one face");
+  if (attention != nullptr && !model.net.HasAttention()) {
+    return absl::InvalidArgumentError("attention maps asked of a model without attention modules");
+  }
+  return absl::OkStatus();
+}
 
 class CpuRunner : public Runner {
  public:
   explicit CpuRunner(std::shared_ptr<const SharedModel> model) : model_(std::move(model)) {}
 
-  absl::Status Classify(const uint8_t* faces, int n, float* probabilities) override {
-    if (n < 1) return absl::InvalidArgumentError("a batch needs at least one face");
+  using Runner::Classify;
+  absl::Status Classify(const uint8_t* faces, int n, float* probabilities,
+                        float* attention) override {
+    if (auto s = CheckBatch(*model_, n, attention); !s.ok()) return s;
     try {
       c10::InferenceMode inference;
       const int64_t size = model_->meta.input_size;
       torch::Tensor input =
           torch::from_blob(const_cast<uint8_t*>(faces),
                            {n, size, size, model_->meta.input_channels()}, torch::kUInt8);
-      torch::Tensor probs = model_->Probabilities(input).contiguous();
+      torch::Tensor maps;
+      torch::Tensor probs =
+          model_->Probabilities(input, attention != nullptr ? &maps : nullptr).contiguous();
       std::memcpy(probabilities, probs.data_ptr<float>(), probs.numel() * sizeof(float));
+      if (attention != nullptr) {
+        maps = maps.contiguous();
+        std::memcpy(attention, maps.data_ptr<float>(), maps.numel() * sizeof(float));
+      }
     } catch (const std::exception& e) {
       return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
     }
@@ -78,22 +96,33 @@ class CudaRunner : public Runner {
         stream_(c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA)
                     .getStreamFromGlobalPool(model_->device, /*isHighPriority=*/false)) {}
 
-  absl::Status Classify(const uint8_t* faces, int n, float* probabilities) override {
-    if (n < 1) return absl::InvalidArgumentError("a batch needs at least one face");
+  using Runner::Classify;
+  absl::Status Classify(const uint8_t* faces, int n, float* probabilities,
+                        float* attention) override {
+    if (auto s = CheckBatch(*model_, n, attention); !s.ok()) return s;
     try {
       c10::InferenceMode inference;
       c10::StreamGuard guard(stream_);
       const int64_t size = model_->meta.input_size;
       const int64_t channels = model_->meta.input_channels();
-      Reserve(n);
+      Reserve(n, attention != nullptr);
       torch::Tensor host_in = host_in_.narrow(0, 0, n);
       std::memcpy(host_in.data_ptr<uint8_t>(), faces, n * size * size * channels);
       torch::Tensor device_in = host_in.to(model_->device, /*non_blocking=*/true);
-      torch::Tensor probs = model_->Probabilities(device_in);
+      torch::Tensor maps;
+      torch::Tensor probs = model_->Probabilities(device_in, attention ? &maps : nullptr);
       torch::Tensor host_out = host_out_.narrow(0, 0, n);
       host_out.copy_(probs, /*non_blocking=*/true);
+      torch::Tensor host_maps;
+      if (attention != nullptr) {
+        host_maps = host_maps_.narrow(0, 0, n);
+        host_maps.copy_(maps, /*non_blocking=*/true);
+      }
       stream_.synchronize();
       std::memcpy(probabilities, host_out.data_ptr<float>(), host_out.numel() * sizeof(float));
+      if (attention != nullptr) {
+        std::memcpy(attention, host_maps.data_ptr<float>(), host_maps.numel() * sizeof(float));
+      }
     } catch (const std::exception& e) {
       return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
     }
@@ -101,22 +130,31 @@ class CudaRunner : public Runner {
   }
 
  private:
-  // Grows the pinned buffers to hold n faces (in powers of two, never shrinking).
-  void Reserve(int64_t n) {
-    if (host_in_.defined() && host_in_.size(0) >= n) return;
-    int64_t capacity = 1;
-    while (capacity < n) capacity *= 2;
-    const int64_t size = model_->meta.input_size;
-    auto pinned = torch::TensorOptions().pinned_memory(true);
-    host_in_ = torch::empty({capacity, size, size, model_->meta.input_channels()},
-                            pinned.dtype(torch::kUInt8));
-    host_out_ =
-        torch::empty({capacity, model_->meta.arch.num_classes}, pinned.dtype(torch::kFloat32));
+  // Grows the pinned buffers to hold n faces (in powers of two, never
+  // shrinking), and n attention maps when maps is set (allocated on first use,
+  // so runners never asked for maps hold no buffer for them).
+  void Reserve(int64_t n, bool maps) {
+    auto pinned = torch::TensorOptions().pinned_memory(true).dtype(torch::kFloat32);
+    if (!host_in_.defined() || host_in_.size(0) < n) {
+      int64_t capacity = 1;
+      while (capacity < n) capacity *= 2;
+      const int64_t size = model_->meta.input_size;
+      host_in_ = torch::empty({capacity, size, size, model_->meta.input_channels()},
+                              pinned.dtype(torch::kUInt8));
+      host_out_ = torch::empty({capacity, model_->meta.arch.num_classes}, pinned);
+      host_maps_ = torch::Tensor();
+    }
+    if (maps && !host_maps_.defined()) {
+      // The map's side, as the network computes it (Engine::attention_height).
+      int64_t side = model_->meta.input_size;
+      for (int halvings = 0; halvings < 4; ++halvings) side = (side + 1) / 2;
+      host_maps_ = torch::empty({host_in_.size(0), side, side}, pinned);
+    }
   }
 
   std::shared_ptr<const SharedModel> model_;
   c10::Stream stream_;
-  torch::Tensor host_in_, host_out_;
+  torch::Tensor host_in_, host_out_, host_maps_;
 };
 
 class TorchEngine : public Engine {

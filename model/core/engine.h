@@ -39,7 +39,20 @@ class Runner {
   // faces: n consecutive 8-bit faces of face_bytes() each (input_size x
   // input_size x input_channels, channels interleaved). Writes n x num_classes
   // softmax probabilities to probabilities. n must be >= 1.
-  virtual absl::Status Classify(const uint8_t* faces, int n, float* probabilities) = 0;
+  // attention: nullptr, or room for n x Engine::attention_size() floats, which
+  // receive each face's attention map from the same forward pass (row-major,
+  // attention_height() x attention_width(), values in [0, 1], face-crop
+  // orientation: row 0 is the top of the crop; docs/model.md, "Attention
+  // maps"). Asking for maps does not change the probabilities. A model without
+  // attention modules (attention_size() == 0) answers InvalidArgument to a
+  // non-null attention.
+  virtual absl::Status Classify(const uint8_t* faces, int n, float* probabilities,
+                                float* attention) = 0;
+
+  // Classify without attention maps.
+  absl::Status Classify(const uint8_t* faces, int n, float* probabilities) {
+    return Classify(faces, n, probabilities, nullptr);
+  }
 };
 
 class Engine {
@@ -62,10 +75,28 @@ class Engine {
   size_t face_bytes() const {
     return static_cast<size_t>(meta().input_size) * meta().input_size * meta().input_channels();
   }
+  // Shape of one face's attention map (Runner::Classify): the grid of the last
+  // stage, input_size / 16 rounded up per side (7 x 7 for 112 x 112 faces), or
+  // 0 x 0 when the model has no attention modules.
+  int attention_height() const { return AttentionSide(); }
+  int attention_width() const { return AttentionSide(); }
+  size_t attention_size() const {
+    return static_cast<size_t>(attention_height()) * attention_width();
+  }
 
   // Bytes of device memory the process holds through LibTorch's allocator;
   // 0 on the CPU.
   virtual int64_t DeviceMemoryBytes() const = 0;
+
+ private:
+  // The stem keeps the size; the max-pool and the first convolution of stages
+  // 2-4 (3x3, stride 2, padding 1) each halve it, rounding up.
+  int AttentionSide() const {
+    if (!meta().arch.attention) return 0;
+    int side = meta().input_size;
+    for (int halvings = 0; halvings < 4; ++halvings) side = (side + 1) / 2;
+    return side;
+  }
 };
 
 }  // namespace fer

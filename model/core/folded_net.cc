@@ -73,24 +73,35 @@ torch::Tensor FoldedNet::Conv::Apply(const torch::Tensor& x) const {
   return torch::conv2d(x, weight, bias, stride, padding);
 }
 
-torch::Tensor FoldedNet::Gate(const torch::Tensor& current, const torch::Tensor& logits) {
-  if (current.scalar_type() == torch::kFloat32) return current.mul_(logits.sigmoid());
+torch::Tensor FoldedNet::Gate(const torch::Tensor& current, const torch::Tensor& logits,
+                              torch::Tensor* map) {
+  if (current.scalar_type() == torch::kFloat32) {
+    torch::Tensor m = logits.sigmoid();
+    if (map != nullptr) *map = m.mean(1);
+    return current.mul_(m);
+  }
   // At reduced precision the sigmoid and the product run in fp32 and only the
   // result is rounded: the attention map multiplies every activation, so its
   // rounding error would otherwise compound over the eight blocks.
-  return current.to(torch::kFloat32)
-      .mul_(logits.to(torch::kFloat32).sigmoid_())
-      .to(current.scalar_type());
+  torch::Tensor m = logits.to(torch::kFloat32).sigmoid_();
+  if (map != nullptr) *map = m.mean(1);
+  return current.to(torch::kFloat32).mul_(m).to(current.scalar_type());
 }
 
-torch::Tensor FoldedNet::Forward(const torch::Tensor& x) const {
+torch::Tensor FoldedNet::Forward(const torch::Tensor& x, torch::Tensor* attention) const {
+  TORCH_CHECK(attention == nullptr || HasAttention(),
+              "attention map asked of a network without LLAM");
   torch::Tensor out = stem_.Apply(x).relu_();
   out = torch::max_pool2d(out, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
   for (const Block& b : blocks_) {
     torch::Tensor identity = b.downsample ? b.downsample->Apply(out) : out;
     torch::Tensor current = b.conv2.Apply(b.conv1.Apply(out).relu_());
     current = current.add_(identity).relu_();
-    if (b.llam) current = Gate(current, b.llam->Apply(torch::cat({identity, current}, 1)));
+    if (b.llam) {
+      // The served map is the last block's (docs/model.md, "Attention maps").
+      torch::Tensor* map = &b == &blocks_.back() ? attention : nullptr;
+      current = Gate(current, b.llam->Apply(torch::cat({identity, current}, 1)), map);
+    }
     out = current;
   }
   // The head in fp32: a 512-wide mean and a 512 -> 7 product cost nothing

@@ -27,7 +27,14 @@ class FoldedNet {
   // Returns N x num_classes fp32 logits. At bf16/fp16 the convolutions run at
   // that precision; each attention gate (sigmoid and product) and the head
   // (pooling and the fully connected layer) run in fp32.
-  torch::Tensor Forward(const torch::Tensor& x) const;
+  // When attention is not null, the same pass also stores the served attention
+  // map there (LlaNetImpl::ForwardWithAttention: the mean over channels of the
+  // last LLAM's M), N x H/16 x W/16 (rounded up) fp32 in [0, 1], reduced in
+  // fp32 from the fp32 sigmoid of the gate. Requires HasAttention() then.
+  torch::Tensor Forward(const torch::Tensor& x, torch::Tensor* attention = nullptr) const;
+
+  // Whether the network has LLAMs (and so an attention map to give).
+  bool HasAttention() const { return !blocks_.empty() && blocks_.back().llam.has_value(); }
 
  private:
   struct Conv {
@@ -41,8 +48,10 @@ class FoldedNet {
   };
 
   // current (*) sigmoid(logits), in place when fp32; computed in fp32 and
-  // rounded back to current's dtype otherwise.
-  static torch::Tensor Gate(const torch::Tensor& current, const torch::Tensor& logits);
+  // rounded back to current's dtype otherwise. When map is not null, stores
+  // the fp32 mean over channels of sigmoid(logits) there (N x H x W).
+  static torch::Tensor Gate(const torch::Tensor& current, const torch::Tensor& logits,
+                            torch::Tensor* map);
   static Conv FoldConvBn(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn);
 
   Conv stem_;

@@ -25,7 +25,11 @@ LlamImpl::LlamImpl(int64_t channels, int64_t kernel_size) {
 }
 
 torch::Tensor LlamImpl::forward(const torch::Tensor& previous, const torch::Tensor& current) {
-  return current * torch::sigmoid(conv->forward(torch::cat({previous, current}, 1)));
+  return current * Map(previous, current);
+}
+
+torch::Tensor LlamImpl::Map(const torch::Tensor& previous, const torch::Tensor& current) {
+  return torch::sigmoid(conv->forward(torch::cat({previous, current}, 1)));
 }
 
 BasicBlockImpl::BasicBlockImpl(int64_t in_channels, int64_t channels, int64_t stride,
@@ -43,11 +47,20 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_channels, int64_t channels, int64_t st
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
+  return ForwardWithAttention(x, nullptr);
+}
+
+torch::Tensor BasicBlockImpl::ForwardWithAttention(const torch::Tensor& x,
+                                                   torch::Tensor* attention) {
+  TORCH_CHECK(attention == nullptr || llam, "attention map asked of a block without LLAM");
   torch::Tensor identity = downsample ? downsample->forward(x) : x;
   torch::Tensor out = torch::relu(bn1->forward(conv1->forward(x)));
   out = bn2->forward(conv2->forward(out));
   out = torch::relu(out + identity);
-  return llam ? llam->forward(identity, out) : out;
+  if (!llam) return out;
+  torch::Tensor map = llam->Map(identity, out);
+  if (attention != nullptr) *attention = map.mean(1).to(torch::kFloat32);
+  return out * map;
 }
 
 LlaNetImpl::LlaNetImpl(const ArchOptions& arch) : arch_(arch) {
@@ -79,9 +92,21 @@ LlaNetImpl::LlaNetImpl(const ArchOptions& arch) : arch_(arch) {
 }
 
 torch::Tensor LlaNetImpl::forward(const torch::Tensor& x) {
+  return ForwardWithAttention(x, nullptr);
+}
+
+torch::Tensor LlaNetImpl::ForwardWithAttention(const torch::Tensor& x, torch::Tensor* attention) {
+  TORCH_CHECK(attention == nullptr || arch_.attention,
+              "attention map asked of a network without LLAM");
   torch::Tensor out = torch::relu(bn1->forward(conv1->forward(x)));
   out = torch::max_pool2d(out, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
-  out = layer4->forward(layer3->forward(layer2->forward(layer1->forward(out))));
+  out = layer3->forward(layer2->forward(layer1->forward(out)));
+  // layer4 block by block: the served map is its last block's.
+  const auto blocks = layer4->children();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    auto block = std::dynamic_pointer_cast<BasicBlockImpl>(blocks[i]);
+    out = block->ForwardWithAttention(out, i + 1 == blocks.size() ? attention : nullptr);
+  }
   out = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
   return fc->forward(out);
 }

@@ -18,6 +18,9 @@ class LlamImpl : public torch::nn::Module {
  public:
   LlamImpl(int64_t channels, int64_t kernel_size);
   torch::Tensor forward(const torch::Tensor& previous, const torch::Tensor& current);
+  // The attention map M = sigmoid(conv([previous : current])), C x H x W per
+  // sample; forward(previous, current) is current * Map(previous, current).
+  torch::Tensor Map(const torch::Tensor& previous, const torch::Tensor& current);
 
   torch::nn::Conv2d conv{nullptr};
 };
@@ -30,6 +33,10 @@ class BasicBlockImpl : public torch::nn::Module {
  public:
   BasicBlockImpl(int64_t in_channels, int64_t channels, int64_t stride, const ArchOptions& arch);
   torch::Tensor forward(const torch::Tensor& x);
+  // forward(x) that also stores in *attention (when not null) the mean over
+  // channels of this block's LLAM map M: N x H x W fp32 in [0, 1]. Requires
+  // the block to have an LLAM when attention is not null.
+  torch::Tensor ForwardWithAttention(const torch::Tensor& x, torch::Tensor* attention);
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
@@ -45,6 +52,11 @@ class LlaNetImpl : public torch::nn::Module {
   explicit LlaNetImpl(const ArchOptions& arch = ArchOptions());
   // x: N x 3 x H x W normalised input. Returns N x num_classes logits.
   torch::Tensor forward(const torch::Tensor& x);
+  // forward(x) that, when attention is not null, also stores the served
+  // attention map of the same pass (docs/model.md, "Attention maps"): the mean
+  // over channels of the last LLAM's M (layer4.1), N x ceil(H/16) x ceil(W/16)
+  // fp32 in [0, 1]. Requires arch().attention when attention is not null.
+  torch::Tensor ForwardWithAttention(const torch::Tensor& x, torch::Tensor* attention);
 
   const ArchOptions& arch() const { return arch_; }
   // Number of trainable parameters (23,715,783 for the default).

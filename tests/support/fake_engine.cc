@@ -9,19 +9,36 @@ class FakeEngine::FakeRunner final : public Runner {
  public:
   explicit FakeRunner(FakeEngine* engine) : engine_(engine) {}
 
-  absl::Status Classify(const uint8_t* faces, int n, float* probabilities) override {
+  using Runner::Classify;
+  absl::Status Classify(const uint8_t* faces, int n, float* probabilities,
+                        float* attention) override {
     engine_->Enter(n);
     const size_t face_bytes = engine_->face_bytes();
     const int classes = engine_->num_classes();
     for (int i = 0; i < n; ++i) {
       const std::vector<float> row = Probabilities(faces + i * face_bytes, face_bytes, classes);
       std::copy(row.begin(), row.end(), probabilities + static_cast<size_t>(i) * classes);
+      if (attention != nullptr) {
+        Attention(faces + i * face_bytes, attention + i * engine_->attention_size());
+      }
     }
     engine_->Leave(n);
     return absl::OkStatus();
   }
 
  private:
+  // A trivial deterministic map: each cell is the first channel of the pixel
+  // at its top-left corner (cells are 16 pixels apart), over 255.
+  void Attention(const uint8_t* face, float* map) const {
+    const int side = engine_->meta().input_size, channels = engine_->meta().input_channels();
+    for (int r = 0; r < engine_->attention_height(); ++r) {
+      for (int c = 0; c < engine_->attention_width(); ++c) {
+        const uint8_t pixel = face[(static_cast<size_t>(16 * r) * side + 16 * c) * channels];
+        *map++ = pixel / 255.0f;
+      }
+    }
+  }
+
   FakeEngine* const engine_;
 };
 

@@ -1,7 +1,8 @@
 // fer-model bench: raw forward throughput and latency of the inference engine,
 // the ceiling the server is measured against. Each row runs one batch size,
 // thread count and precision on random faces, through Runner::Classify exactly
-// as the server calls it (8-bit faces in, probabilities out).
+// as the server calls it (8-bit faces in, probabilities out). --attention_maps adds,
+// after each row, the same row with attention maps asked for (the cost of maps).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +25,8 @@ ABSL_FLAG(std::string, thread_counts, "",
 ABSL_FLAG(std::string, precisions, "", "bench: precisions to measure (default --precision)");
 ABSL_FLAG(double, seconds, 5.0, "bench: measuring time per row, after warm-up");
 ABSL_FLAG(int, warmup, 2, "bench: untimed batches before each row");
+ABSL_FLAG(bool, attention_maps, false,
+          "bench: also measure every row with attention maps (Runner::Classify's maps)");
 
 namespace fer {
 namespace {
@@ -32,6 +35,7 @@ struct Row {
   std::string precision;
   int threads = 0;
   int batch = 0;
+  bool attention = false;  // Whether the row asked for attention maps.
   int iterations = 0;
   double faces_per_s = 0, p50_ms = 0, p90_ms = 0, p99_ms = 0;
 };
@@ -78,15 +82,17 @@ absl::Status MeasureRow(Engine& engine, Runner& runner, std::mt19937& rng, doubl
   std::vector<uint8_t> faces(engine.face_bytes() * batch);
   for (auto& v : faces) v = static_cast<uint8_t>(rng());
   std::vector<float> probs(static_cast<size_t>(batch) * engine.num_classes());
+  std::vector<float> maps(row->attention ? batch * engine.attention_size() : 0);
+  float* const attention = row->attention ? maps.data() : nullptr;
   for (int i = 0; i < absl::GetFlag(FLAGS_warmup); ++i) {
-    if (auto s = runner.Classify(faces.data(), batch, probs.data()); !s.ok()) return s;
+    if (auto s = runner.Classify(faces.data(), batch, probs.data(), attention); !s.ok()) return s;
   }
   std::vector<double> latencies;
   const auto start = std::chrono::steady_clock::now();
   double elapsed = 0;
   while (elapsed < seconds || latencies.size() < 3) {
     const auto t0 = std::chrono::steady_clock::now();
-    if (auto s = runner.Classify(faces.data(), batch, probs.data()); !s.ok()) return s;
+    if (auto s = runner.Classify(faces.data(), batch, probs.data(), attention); !s.ok()) return s;
     const auto t1 = std::chrono::steady_clock::now();
     latencies.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     elapsed = std::chrono::duration<double>(t1 - start).count();
@@ -102,12 +108,13 @@ absl::Status MeasureRow(Engine& engine, Runner& runner, std::mt19937& rng, doubl
 // One table row on stdout as soon as it is measured, under a header before the first.
 void PrintTableRow(const std::string& device, const std::string& path, bool first, const Row& row) {
   if (first) {
-    std::printf("device %s, model %s\n%-9s %7s %6s %12s %9s %9s %9s %6s\n", device.c_str(),
-                path.c_str(), "precision", "threads", "batch", "faces/s", "p50 ms", "p90 ms",
-                "p99 ms", "iters");
+    std::printf("device %s, model %s\n%-9s %7s %6s %4s %12s %9s %9s %9s %6s\n", device.c_str(),
+                path.c_str(), "precision", "threads", "batch", "maps", "faces/s", "p50 ms",
+                "p90 ms", "p99 ms", "iters");
   }
-  std::printf("%-9s %7d %6d %12.1f %9.2f %9.2f %9.2f %6d\n", row.precision.c_str(), row.threads,
-              row.batch, row.faces_per_s, row.p50_ms, row.p90_ms, row.p99_ms, row.iterations);
+  std::printf("%-9s %7d %6d %4s %12.1f %9.2f %9.2f %9.2f %6d\n", row.precision.c_str(), row.threads,
+              row.batch, row.attention ? "yes" : "no", row.faces_per_s, row.p50_ms, row.p90_ms,
+              row.p99_ms, row.iterations);
   std::fflush(stdout);
 }
 
@@ -116,7 +123,8 @@ void PrintJson(const std::string& device, const std::vector<Row>& rows) {
   for (const Row& r : rows) {
     items.push_back(absl::StrCat(
         "{\"device\": ", JsonString(device), ", \"precision\": ", JsonString(r.precision),
-        ", \"threads\": ", r.threads, ", \"batch\": ", r.batch, ", \"iterations\": ", r.iterations,
+        ", \"threads\": ", r.threads, ", \"batch\": ", r.batch,
+        ", \"attention\": ", r.attention ? "true" : "false", ", \"iterations\": ", r.iterations,
         ", \"faces_per_s\": ", JsonNumber(r.faces_per_s), ", \"p50_ms\": ", JsonNumber(r.p50_ms),
         ", \"p90_ms\": ", JsonNumber(r.p90_ms), ", \"p99_ms\": ", JsonNumber(r.p99_ms), "}"));
   }
@@ -128,7 +136,8 @@ void PrintJson(const std::string& device, const std::vector<Row>& rows) {
 int RunBench(int argc, char** argv) {
   if (!ParseCommandFlags(argc, argv,
                          "fer-model bench --model=FILE [--batch_sizes=1,8,32] [--device] "
-                         "[--precisions=fp32,bf16] [--thread_counts=1,2] [--seconds] [--json]")) {
+                         "[--precisions=fp32,bf16] [--thread_counts=1,2] [--seconds] "
+                         "[--attention_maps] [--json]")) {
     return 2;
   }
   const std::string path = absl::GetFlag(FLAGS_model);
@@ -148,12 +157,15 @@ int RunBench(int argc, char** argv) {
       auto runner = (*engine)->NewRunner();
       std::mt19937 rng(42);  // The same faces for every engine.
       for (int batch : grid->batches) {
-        Row row{precision, thread_count, batch};
-        if (auto s = MeasureRow(**engine, *runner, rng, seconds, &row); !s.ok()) {
-          return Fail("bench", s);
+        for (bool attention : {false, true}) {
+          if (attention && !absl::GetFlag(FLAGS_attention_maps)) continue;
+          Row row{precision, thread_count, batch, attention};
+          if (auto s = MeasureRow(**engine, *runner, rng, seconds, &row); !s.ok()) {
+            return Fail("bench", s);
+          }
+          if (!json) PrintTableRow(device, path, rows.empty(), row);
+          rows.push_back(row);
         }
-        if (!json) PrintTableRow(device, path, rows.empty(), row);
-        rows.push_back(row);
       }
     }
   }

@@ -49,7 +49,7 @@ const std::map<std::string, std::vector<std::string>>& CommandFlags() {
       {"convert", {"model", "out", "half"}},
       {"bench",
        {"model", "batch_sizes", "thread_counts", "precisions", "seconds", "warmup", "device",
-        "precision", "threads", "json"}},
+        "precision", "threads", "attention_maps", "json"}},
       {"pack",
        {"data", "out", "format", "images", "size", "color", "usage", "stride", "extra", "recrop",
         "max_image_pixels", "threads"}},

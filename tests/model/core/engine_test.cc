@@ -98,6 +98,113 @@ TEST_F(EngineTest, RunnerReturnsTheSoftmaxOfTheNetworkOnNormalisedFaces) {
   EXPECT_NEAR(got.sum(1).min().item<double>(), 1.0, 1e-5);
 }
 
+// The folded network's map (the engine's) against the training network's, on
+// the same weights and input. bf16 convolutions shift each sigmoid by up to a
+// few bf16 ulps after eight rounded blocks; the channel mean of 512 of them
+// stays well within the looser bar.
+constexpr double kFp32AttentionTolerance = 1e-5;
+constexpr double kBf16AttentionTolerance = 0.02;
+
+TEST_F(EngineTest, FoldedNetworkGivesTheTrainingNetworksAttentionMaps) {
+  LlaNet net = NetWithRandomStatistics(13);
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::randn({3, 3, kTestInputSize, kTestInputSize});
+  torch::Tensor expected;
+  net->ForwardWithAttention(x, &expected);
+  ASSERT_EQ(expected.sizes(), (std::vector<int64_t>{3, 2, 2}));
+  for (auto [dtype, tolerance] : {std::pair{torch::kFloat32, kFp32AttentionTolerance},
+                                  std::pair{torch::kBFloat16, kBf16AttentionTolerance}}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    FoldedNet folded = FoldedNet::Fold(net);
+    folded.To(torch::kCPU, dtype);
+    ASSERT_TRUE(folded.HasAttention());
+    torch::Tensor map;
+    torch::Tensor input = x.to(dtype).contiguous(torch::MemoryFormat::ChannelsLast);
+    torch::Tensor logits = folded.Forward(input, &map);
+    ASSERT_EQ(map.sizes(), expected.sizes());
+    EXPECT_EQ(map.scalar_type(), torch::kFloat32);
+    const double delta = (map - expected).abs().max().item<double>();
+    std::printf("%s: largest attention difference %.3g\n", c10::toString(dtype), delta);
+    EXPECT_LT(delta, tolerance);
+    EXPECT_TRUE(torch::equal(logits, folded.Forward(input)));
+  }
+}
+
+// The devices and precisions this machine can run the engine at.
+std::vector<std::pair<std::string, std::string>> DevicePrecisions() {
+  std::vector<std::pair<std::string, std::string>> all = {{"cpu", "fp32"}, {"cpu", "bf16"}};
+  if (ResolveDevice("cuda").ok()) {
+    for (const char* precision : {"fp32", "bf16", "fp16"}) all.push_back({"cuda", precision});
+  }
+  return all;
+}
+
+TEST_F(EngineTest, RunnerReturnsAttentionMapsWithoutChangingProbabilities) {
+  LlaNet net = NetWithRandomStatistics(14);
+  ModelMeta meta = DefaultMeta();
+  meta.input_size = kTestInputSize;
+  ASSERT_TRUE(SaveWeightFile(Path("w.pt"), net, meta).ok());
+  const int n = 5;
+  std::vector<uint8_t> faces(kTestInputSize * kTestInputSize * n);
+  std::mt19937 rng(5);
+  for (auto& v : faces) v = static_cast<uint8_t>(rng());
+  torch::NoGradGuard no_grad;
+  torch::Tensor expected;
+  net->ForwardWithAttention(
+      NormalizeFaces(
+          torch::from_blob(faces.data(), {n, kTestInputSize, kTestInputSize, 1}, torch::kUInt8),
+          meta),
+      &expected);
+
+  for (const auto& [device, precision] : DevicePrecisions()) {
+    SCOPED_TRACE(device + " " + precision);
+    auto engine = Engine::Load(Path("w.pt"), EngineOptions{device, precision, 0});
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    ASSERT_EQ((*engine)->attention_height(), 2);
+    ASSERT_EQ((*engine)->attention_width(), 2);
+    auto runner = (*engine)->NewRunner();
+    std::vector<float> plain(n * 7), with_maps(n * 7), maps(n * (*engine)->attention_size(), -1);
+    ASSERT_TRUE(runner->Classify(faces.data(), n, plain.data()).ok());
+    ASSERT_TRUE(runner->Classify(faces.data(), n, with_maps.data(), maps.data()).ok());
+    EXPECT_EQ(plain, with_maps);
+    torch::Tensor got = torch::from_blob(maps.data(), {n, 2, 2});
+    EXPECT_GE(got.min().item<double>(), 0.0);
+    EXPECT_LE(got.max().item<double>(), 1.0);
+    const double tolerance =
+        precision == "fp32" ? kFp32AttentionTolerance : kBf16AttentionTolerance;
+    EXPECT_LT((got - expected).abs().max().item<double>(), tolerance);
+  }
+}
+
+TEST_F(EngineTest, AttentionMapOfThe112ModelIs7By7AndPlainModelsHaveNone) {
+  torch::manual_seed(15);
+  ASSERT_TRUE(SaveWeightFile(Path("w.pt"), LlaNet(), DefaultMeta()).ok());
+  auto engine = Engine::Load(Path("w.pt"), EngineOptions{"cpu", "fp32", 0});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  ASSERT_EQ((*engine)->meta().input_size, 112);
+  EXPECT_EQ((*engine)->attention_height(), 7);
+  EXPECT_EQ((*engine)->attention_width(), 7);
+  std::vector<uint8_t> face((*engine)->face_bytes());
+  std::mt19937 rng(6);
+  for (auto& v : face) v = static_cast<uint8_t>(rng());
+  std::vector<float> probs(7), map(49, -1);
+  ASSERT_TRUE((*engine)->NewRunner()->Classify(face.data(), 1, probs.data(), map.data()).ok());
+  for (float v : map) {
+    EXPECT_GE(v, 0.0f);
+    EXPECT_LE(v, 1.0f);
+  }
+  EXPECT_NE(*std::min_element(map.begin(), map.end()), *std::max_element(map.begin(), map.end()));
+
+  const ArchOptions plain{7, 3, /*attention=*/false};
+  ASSERT_TRUE(SaveWeightFile(Path("plain.pt"), LlaNet(plain), DefaultMeta(plain)).ok());
+  engine = Engine::Load(Path("plain.pt"), EngineOptions{"cpu", "fp32", 0});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_EQ((*engine)->attention_size(), 0u);
+  EXPECT_EQ((*engine)->NewRunner()->Classify(face.data(), 1, probs.data(), map.data()).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*engine)->NewRunner()->Classify(face.data(), 1, probs.data()).ok());
+}
+
 TEST_F(EngineTest, CountsTheParametersOfTheNetworkBeforeFolding) {
   // The specification's count, as tests/model/core/lla_net_test.cc asserts it.
   constexpr int64_t kDefaultParameters = 23715783;

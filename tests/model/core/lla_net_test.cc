@@ -116,6 +116,54 @@ TEST(LlaNetTest, DownsamplingBlockFeedsTheShortcutProjectionToLlam) {
   EXPECT_TRUE(torch::allclose(block->forward(x), block->llam->forward(identity, current)));
 }
 
+// The served map recomputed from the model specification (docs/model.md:
+// M = sigmoid(f([F_pre : F_cur])), f a 3x3 convolution with bias) with plain
+// torch ops on the network's own intermediate features: the input of layer4.1
+// comes from the modules, the last block and its LLAM are written out here.
+torch::Tensor ReferenceAttention(LlaNet& net, const torch::Tensor& x) {
+  torch::Tensor out = torch::relu(net->bn1->forward(net->conv1->forward(x)));
+  out = torch::max_pool2d(out, 3, 2, 1);
+  out = net->layer3->forward(net->layer2->forward(net->layer1->forward(out)));
+  out = net->layer4[0]->as<BasicBlockImpl>()->forward(out);
+  auto* last = net->layer4[1]->as<BasicBlockImpl>();
+  const torch::Tensor f_pre = out;  // Shapes match: the block input itself.
+  torch::Tensor f_cur = torch::relu(last->bn1->forward(last->conv1->forward(out)));
+  f_cur = torch::relu(last->bn2->forward(last->conv2->forward(f_cur)) + f_pre);
+  torch::Tensor m = torch::sigmoid(torch::conv2d(torch::cat({f_pre, f_cur}, 1),
+                                                 last->llam->conv->weight, last->llam->conv->bias,
+                                                 /*stride=*/1, /*padding=*/1));
+  return m.mean(1);
+}
+
+TEST(LlaNetTest, ServedAttentionIsTheChannelMeanOfTheLastLlamMapFromTheSpec) {
+  torch::manual_seed(4);
+  LlaNet net;
+  net->eval();
+  torch::NoGradGuard no_grad;
+  for (int size : {32, 40}) {
+    SCOPED_TRACE(size);
+    torch::Tensor x = torch::randn({2, 3, size, size});
+    torch::Tensor map;
+    torch::Tensor logits = net->ForwardWithAttention(x, &map);
+    const int64_t side = (size + 15) / 16;  // 2 for 32, 3 for 40 (rounding up).
+    ASSERT_EQ(map.sizes(), (std::vector<int64_t>{2, side, side}));
+    EXPECT_EQ(map.scalar_type(), torch::kFloat32);
+    EXPECT_LT((map - ReferenceAttention(net, x)).abs().max().item<double>(), 1e-6);
+    EXPECT_GE(map.min().item<double>(), 0.0);
+    EXPECT_LE(map.max().item<double>(), 1.0);
+    // Asking for the map does not change the logits.
+    EXPECT_TRUE(torch::equal(logits, net->forward(x)));
+  }
+}
+
+TEST(LlaNetTest, AttentionMapOfANetworkWithoutLlamIsAnError) {
+  LlaNet plain(ArchOptions{7, 3, false});
+  torch::NoGradGuard no_grad;
+  torch::Tensor map;
+  EXPECT_THROW(plain->ForwardWithAttention(torch::randn({1, 3, 32, 32}), &map), c10::Error);
+  EXPECT_EQ(plain->ForwardWithAttention(torch::randn({1, 3, 32, 32}), nullptr).size(1), 7);
+}
+
 TEST(LlaNetTest, GradientsReachEveryAttentionConvolution) {
   torch::manual_seed(3);
   LlaNet net;
