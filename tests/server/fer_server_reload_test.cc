@@ -1,6 +1,7 @@
 // The fer-server binary reloading --model on SIGHUP while clients keep
 // calling: no call fails, answers admitted after the reload and /metrics name
-// the new version, and a corrupt file leaves the old model serving.
+// the new version, and a corrupt file or one that fails its warm-up leaves the
+// old model serving.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -194,12 +195,20 @@ TEST(FerServerReloadTest, SighupSwapsTheModelUnderLoadAndACorruptFileKeepsTheOld
   ASSERT_TRUE(WaitForReloads(server, "failed", 1)) << server.Log();
   clients.SetPhase(Clients::kAfter);  // counts afresh
   ASSERT_TRUE(WaitForAnswers(&clients, kAnswers)) << server.Log();
+
+  // A file that loads but answers NaN: refused at its warm-up, before serving.
+  ASSERT_TRUE(test_util::WriteOverflowingModel(test_util::TestModelPath(), next).ok());
+  ReplaceFile(next, model);
+  server.process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitForReloads(server, "failed", 2)) << server.Log();
+  clients.SetPhase(Clients::kAfter);
+  ASSERT_TRUE(WaitForAnswers(&clients, kAnswers)) << server.Log();
   clients.Stop();
   EXPECT_EQ(clients.failed(), 0);
   EXPECT_EQ(clients.wrong_version(), 0);
   metrics = server.Metrics();
   EXPECT_EQ(MetricValue(metrics, "fer_model_reloads_total{result=\"ok\"}"), 1);
-  EXPECT_EQ(MetricValue(metrics, "fer_model_reloads_total{result=\"failed\"}"), 1);
+  EXPECT_EQ(MetricValue(metrics, "fer_model_reloads_total{result=\"failed\"}"), 2);
   EXPECT_EQ(MetricValue(metrics, absl::StrCat("fer_model_info{device=\"cpu\",precision=\"fp32\","
                                               "version=\"",
                                               kSecondVersion, "\"}")),
@@ -213,6 +222,7 @@ TEST(FerServerReloadTest, SighupSwapsTheModelUnderLoadAndACorruptFileKeepsTheOld
   EXPECT_THAT(log, HasSubstr(absl::StrCat("serving version \"", kSecondVersion, "\"\n")));
   EXPECT_THAT(log, HasSubstr(absl::StrCat("reload of ", model, " failed, still serving version \"",
                                           kSecondVersion, "\": ")));
+  EXPECT_THAT(log, HasSubstr("NaN or infinite probabilities in the warm-up batch"));
   EXPECT_THAT(log, HasSubstr("; in flight 0"));
 }
 
