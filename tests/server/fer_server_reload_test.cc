@@ -152,7 +152,7 @@ bool WaitForAnswers(Clients* clients, int calls) {
   return false;
 }
 
-TEST(FerServerReloadTest, SighupSwapsTheModelUnderLoadAndACorruptFileKeepsTheOldOne) {
+TEST(FerServerReloadTest, SighupSwapsTheModelUnderLoadAndABadFileKeepsTheOldOne) {
   const test_support::TempDir dir("fer_server_reload_test_");
   const std::string model = dir / "model.pt";
   const std::string next = dir / "next.pt";
