@@ -139,6 +139,10 @@ absl::Status ValidateBatcherOptions(const BatcherOptions& options);
 struct FaceRef {
   const uint8_t* pixels = nullptr;
   float* output = nullptr;
+  // Opaque to the batcher, handed to the runner with the face: which model
+  // the face is to run on (the service's model generation, see
+  // ExpressionService::Reload). Null when the runner has one model only.
+  const void* context = nullptr;
 };
 
 // Computes the outputs of faces on model instance `instance` and returns OK, or

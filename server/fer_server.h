@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -108,6 +109,18 @@ class FerServer {
 
   // Warm-up, then SERVING. Returns the warm-up's error, staying NOT_SERVING.
   absl::Status Start();
+
+  // Serves loaded (a new model, or the error loading it failed with) instead
+  // of the model served now, without refusing any call
+  // (ExpressionService::Reload: warmed up beside the old model, calls in
+  // flight finish on the old one; on any error the old model keeps serving
+  // and the error is returned). Counted in fer_model_reloads_total. Fails
+  // with FAILED_PRECONDITION once Shutdown has begun.
+  absl::Status ReloadModel(absl::StatusOr<std::unique_ptr<Engine>> loaded) {
+    return service_->Reload(std::move(loaded));
+  }
+  // The version of the model served now (ExpressionService::model_version).
+  std::string model_version() const { return service_->model_version(); }
 
   // NOT_SERVING, drain for at most drain_timeout, stop. Returns once every
   // accepted call is answered and the gRPC server has stopped. Idempotent.

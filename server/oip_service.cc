@@ -194,25 +194,26 @@ class OipService::InferCall final : public grpc::ServerUnaryReactor {
     if (status.ok()) status = ReadOptions(*request, &options);
     if (status.ok()) status = ReadImages(*request, count, &faces_, &raw_);
     if (!status.ok()) {
-      Answer(status, {});
+      Answer(status, {}, "");
       return;
     }
     oip_->service_->ClassifyFaces(
         &faces_, options, DeadlineOf(*context), &cancelled_,
-        [this](absl::Status done, RepeatedPtrField<fer::v1::Prediction> predictions) {
-          Answer(std::move(done), predictions);
-        });
+        [this](absl::Status done, RepeatedPtrField<fer::v1::Prediction> predictions,
+               std::string version) { Answer(std::move(done), predictions, version); });
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
   void OnDone() override { delete this; }
 
  private:
-  void Answer(const absl::Status& status,
-              const RepeatedPtrField<fer::v1::Prediction>& predictions) {
+  // version: of the model that produced the predictions (it changes on a
+  // reload, so it is not the server's current one).
+  void Answer(const absl::Status& status, const RepeatedPtrField<fer::v1::Prediction>& predictions,
+              const std::string& version) {
     if (status.ok()) {
       response_->set_model_name(kOipModelName);
-      response_->set_model_version(oip_->engine_->meta().version);
+      response_->set_model_version(version);
       response_->set_id(request_->id());
       FillOutput(predictions, oip_->engine_->num_classes(), raw_, response_);
     }
@@ -243,9 +244,10 @@ absl::Status OipService::CheckModel(const std::string& name, const std::string& 
     return absl::NotFoundError(
         absl::StrCat("no model \"", name, "\"; this server serves \"", kOipModelName, "\""));
   }
-  if (!version.empty() && version != engine_->meta().version) {
+  const std::string served = service_->model_version();
+  if (!version.empty() && version != served) {
     return absl::NotFoundError(absl::StrCat("no version \"", version, "\" of ", kOipModelName,
-                                            "; the server has \"", engine_->meta().version, "\""));
+                                            "; the server has \"", served, "\""));
   }
   return absl::OkStatus();
 }
@@ -286,7 +288,9 @@ grpc::ServerUnaryReactor* OipService::ModelMetadata(grpc::CallbackServerContext*
   absl::Status status = CheckModel(request->name(), request->version());
   if (!status.ok()) return FinishNow(context, status);
   response->set_name(kOipModelName);
-  if (!engine_->meta().version.empty()) response->add_versions(engine_->meta().version);
+  if (const std::string served = service_->model_version(); !served.empty()) {
+    response->add_versions(served);
+  }
   response->set_platform(kPlatform);
   inference::ModelMetadataResponse::TensorMetadata* input = response->add_inputs();
   input->set_name(kOipInputName);

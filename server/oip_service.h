@@ -51,8 +51,9 @@ inline constexpr char kOipTenCropParameter[] = "ten_crop";
 
 class OipService final : public inference::GRPCInferenceService::CallbackService {
  public:
-  // Serves service's model; service, engine (the one service serves) and
-  // metrics must outlive this. max_faces_per_request is the service's limit
+  // Serves service's model; service, engine (the one service started with:
+  // reloads keep its number of classes, and versions are asked of service)
+  // and metrics must outlive this. max_faces_per_request is the service's limit
   // (ServiceOptions), checked here before a request's images are copied.
   OipService(ExpressionService* service, const Engine* engine, ServerMetrics* metrics,
              int max_faces_per_request);

@@ -9,7 +9,11 @@
 //      fer.v1.ExpressionClassifier and calls are answered UNAVAILABLE while the
 //      warm-up batch runs;
 //   3. health says SERVING;
-//   4. on SIGTERM or SIGINT: health NOT_SERVING, new calls UNAVAILABLE, the
+//   4. on SIGHUP: --model is read again and served once warmed up, without
+//      refusing a call; calls in flight finish on the model they started on.
+//      If the file cannot be loaded or warmed up, the old model keeps serving.
+//      One line on stdout says which (fer_model_reloads_total counts both);
+//   5. on SIGTERM or SIGINT: health NOT_SERVING, new calls UNAVAILABLE, the
 //      accepted work runs for at most --drain_timeout, then the process exits
 //      with status 0.
 #include <pthread.h>
@@ -141,11 +145,12 @@ absl::Status ParseFlags(int argc, char** argv) {
 // Signals are taken by sigwait (AwaitSignalAndDrain), in the calling thread
 // only: block them before any other thread (LibTorch's, gRPC's) exists, so
 // that all inherit the mask. Returns the blocked set.
-sigset_t BlockShutdownSignals() {
+sigset_t BlockServerSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
@@ -286,13 +291,37 @@ void PrintStartupLine(const ServerConfig& config, const Engine& engine, const Fe
   std::fflush(stdout);
 }
 
-// Waits for one of `signals` (blocked by BlockShutdownSignals), then drains
-// the server for at most drain_timeout and says what was answered, so that
-// logs (and tests) can check that nothing accepted was left unanswered:
-// "in flight 0".
-void AwaitSignalAndDrain(const sigset_t& signals, absl::Duration drain_timeout, FerServer* server) {
+// SIGHUP: reloads config.model_path and says on one line how it went. The
+// signal thread is busy meanwhile, so a SIGTERM that arrives during a reload
+// is taken once the reload has ended.
+void ReloadOnSignal(const ServerConfig& config, FerServer* server) {
+  std::printf("fer-server: SIGHUP received; reloading %s\n", config.model_path.c_str());
+  std::fflush(stdout);
+  const absl::Status status = server->ReloadModel(Engine::Load(config.model_path, config.engine));
+  if (status.ok()) {
+    std::printf("fer-server: reloaded %s: serving version \"%s\"\n", config.model_path.c_str(),
+                server->model_version().c_str());
+  } else {
+    std::printf("fer-server: reload of %s failed, still serving version \"%s\": %s\n",
+                config.model_path.c_str(), server->model_version().c_str(),
+                std::string(status.message()).c_str());
+  }
+  std::fflush(stdout);
+}
+
+// Waits for one of `signals` (blocked by BlockServerSignals), reloading the
+// model on each SIGHUP; on SIGTERM or SIGINT drains the server for at most
+// config.drain_timeout and says what was answered, so that logs (and tests)
+// can check that nothing accepted was left unanswered: "in flight 0".
+void AwaitSignalAndDrain(const sigset_t& signals, const ServerConfig& config, FerServer* server) {
+  const absl::Duration drain_timeout = config.drain_timeout;
   int signal = 0;
-  sigwait(&signals, &signal);
+  for (;;) {
+    signal = 0;
+    sigwait(&signals, &signal);
+    if (signal != SIGHUP) break;
+    ReloadOnSignal(config, server);
+  }
   std::printf("fer-server: %s received; draining for at most %s\n",
               signal == SIGTERM ? "SIGTERM" : "SIGINT",
               absl::FormatDuration(drain_timeout).c_str());
@@ -305,7 +334,7 @@ void AwaitSignalAndDrain(const sigset_t& signals, absl::Duration drain_timeout, 
 
 int Run(int argc, char** argv) {
   if (absl::Status status = ParseFlags(argc, argv); !status.ok()) return Fail(status.message());
-  const sigset_t signals = BlockShutdownSignals();
+  const sigset_t signals = BlockServerSignals();
   const absl::StatusOr<ServerConfig> config = ConfigFromFlags();
   if (!config.ok()) return Fail(config.status().message());
 
@@ -318,7 +347,7 @@ int Run(int argc, char** argv) {
   if (absl::Status status = (*server)->Start(); !status.ok()) return Fail(status.message());
   std::printf("fer-server: SERVING\n");
   std::fflush(stdout);
-  AwaitSignalAndDrain(signals, config->drain_timeout, server->get());
+  AwaitSignalAndDrain(signals, *config, server->get());
   return 0;
 }
 

@@ -214,14 +214,21 @@ void ServerMetrics::RegisterModelFamilies(const MetricsOptions& options) {
   using prometheus::BuildGauge;
   prometheus::Registry& registry = *registry_;
 
-  BuildGauge()
-      .Name("fer_model_info")
-      .Help("Model served by this instance (always 1).")
-      .Register(registry)
-      .Add({{"version", options.model_version.empty() ? "unknown" : options.model_version},
-            {"device", options.device},
-            {"precision", options.precision}})
-      .Set(1);
+  device_ = options.device;
+  precision_ = options.precision;
+  model_info_family_ = &BuildGauge()
+                            .Name("fer_model_info")
+                            .Help("Model served by this instance (always 1).")
+                            .Register(registry);
+  SetModelVersion(options.model_version);
+  auto& reloads = prometheus::BuildCounter()
+                      .Name("fer_model_reloads_total")
+                      .Help(
+                          "Model reloads (SIGHUP) by result: ok (swapped in) or failed "
+                          "(the served model stayed).")
+                      .Register(registry);
+  reloads_ok_ = &reloads.Add({{"result", "ok"}});
+  reloads_failed_ = &reloads.Add({{"result", "failed"}});
   gpu_memory_bytes_ = &BuildGauge()
                            .Name("fer_gpu_memory_bytes")
                            .Help("GPU memory held by the process (0 on CPU instances).")
@@ -299,6 +306,17 @@ void ServerMetrics::OnQueueFull(int faces) { dropped_[kQueueFullIndex]->Incremen
 void ServerMetrics::SetGpuMemoryBytes(int64_t bytes) {
   gpu_memory_bytes_->Set(static_cast<double>(bytes));
 }
+
+void ServerMetrics::SetModelVersion(const std::string& version) {
+  std::lock_guard<std::mutex> lock(model_info_mu_);
+  if (model_info_ != nullptr) model_info_family_->Remove(model_info_);
+  model_info_ = &model_info_family_->Add({{"version", version.empty() ? "unknown" : version},
+                                          {"device", device_},
+                                          {"precision", precision_}});
+  model_info_->Set(1);
+}
+
+void ServerMetrics::OnModelReload(bool ok) { (ok ? reloads_ok_ : reloads_failed_)->Increment(); }
 
 void ServerMetrics::OnBatch(const BatchStats& stats) {
   batch_size_->Observe(stats.size);

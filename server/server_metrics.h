@@ -117,6 +117,11 @@ class ServerMetrics : public BatcherObserver {
   // faces (model faces) were refused at admission because the queue was full.
   void OnQueueFull(int faces);
   void SetGpuMemoryBytes(int64_t bytes);
+  // The served model is now `version` (after a reload): fer_model_info's one
+  // series carries it from now on. Thread-safe.
+  void SetModelVersion(const std::string& version);
+  // A model reload ended: fer_model_reloads_total{result="ok"|"failed"}.
+  void OnModelReload(bool ok);
 
   // BatcherObserver.
   void OnBatch(const BatchStats& stats) override;
@@ -154,6 +159,15 @@ class ServerMetrics : public BatcherObserver {
   prometheus::Gauge* inflight_requests_ = nullptr;
   prometheus::Gauge* active_streams_ = nullptr;
   prometheus::Gauge* gpu_memory_bytes_ = nullptr;
+  prometheus::Counter* reloads_ok_ = nullptr;
+  prometheus::Counter* reloads_failed_ = nullptr;
+  // fer_model_info: its labels but the version, and its one series, which
+  // SetModelVersion replaces under model_info_mu_.
+  prometheus::Family<prometheus::Gauge>* model_info_family_ = nullptr;
+  std::string device_;
+  std::string precision_;
+  std::mutex model_info_mu_;
+  prometheus::Gauge* model_info_ = nullptr;  // guarded by model_info_mu_
   // Indexed by DropReason; the last one is queue_full.
   std::array<prometheus::Counter*, 6> dropped_{};  // the batcher's reasons, then queue_full
 };

@@ -32,10 +32,10 @@ constexpr uint8_t kWarmupPixel = 128;
 ExpressionService::ExpressionService(const ServiceOptions& options, Engine* engine,
                                      ServerMetrics* metrics)
     : options_(options),
-      engine_(engine),
       metrics_(metrics),
       num_classes_(engine->num_classes()),
-      face_bytes_(engine->face_bytes()) {}
+      face_bytes_(engine->face_bytes()),
+      gpu_(absl::StartsWith(engine->device(), "cuda")) {}
 
 absl::StatusOr<std::unique_ptr<ExpressionService>> ExpressionService::Create(
     const ServiceOptions& options, Engine* engine, ServerMetrics* metrics) {
@@ -62,10 +62,11 @@ absl::StatusOr<std::unique_ptr<ExpressionService>> ExpressionService::Create(
   const size_t max_batch = static_cast<size_t>(std::max(1, resolved.batching.max_batch_size));
   service->instances_.resize(std::max(1, resolved.batching.num_instances));
   for (Instance& instance : service->instances_) {
-    instance.runner = engine->NewRunner();
     instance.inputs.resize(max_batch * service->face_bytes_);
     instance.outputs.resize(max_batch * service->num_classes_);
   }
+  // The caller keeps the first engine; later ones (Reload) are the service's.
+  service->generation_ = service->NewGeneration(std::shared_ptr<Engine>(engine, [](Engine*) {}));
   ExpressionService* self = service.get();
   auto batcher = Batcher::Create(
       resolved.batching,
@@ -81,15 +82,33 @@ absl::StatusOr<std::unique_ptr<ExpressionService>> ExpressionService::Create(
 
 ExpressionService::~ExpressionService() { Drain(absl::InfiniteDuration()); }
 
-absl::Status ExpressionService::WarmUp(size_t index, int faces) {
-  Instance& instance = instances_[index];
-  std::fill_n(instance.inputs.begin(), faces * face_bytes_, kWarmupPixel);
+std::shared_ptr<ExpressionService::Generation> ExpressionService::NewGeneration(
+    std::shared_ptr<Engine> engine) const {
+  auto generation = std::make_shared<Generation>();
+  generation->version = engine->meta().version;
+  for (size_t i = 0; i < instances_.size(); ++i) generation->runners.push_back(engine->NewRunner());
+  generation->engine = std::move(engine);
+  return generation;
+}
+
+std::shared_ptr<const ExpressionService::Generation> ExpressionService::CurrentGeneration() const {
+  std::lock_guard<std::mutex> lock(generation_mu_);
+  return generation_;
+}
+
+std::string ExpressionService::model_version() const { return CurrentGeneration()->version; }
+
+absl::Status ExpressionService::WarmUp(const Generation& generation, size_t index, int faces) {
+  // Buffers of its own: the instance's are its worker's, busy while a reload
+  // warms up.
+  std::vector<uint8_t> inputs(faces * face_bytes_, kWarmupPixel);
+  std::vector<float> outputs(faces * num_classes_);
+  Runner* runner = generation.runners[index].get();
   // Twice: the first run pays for lazy initialisation, the second is what a
   // batch of this size costs, and seeds the batcher's estimate.
   for (int run = 0; run < 2; ++run) {
     const absl::Time begin = absl::Now();
-    if (absl::Status status =
-            instance.runner->Classify(instance.inputs.data(), faces, instance.outputs.data());
+    if (absl::Status status = runner->Classify(inputs.data(), faces, outputs.data());
         !status.ok()) {
       return absl::Status(status.code(), absl::StrCat("warm-up batch on instance ", index,
                                                       " failed: ", status.message()));
@@ -98,9 +117,7 @@ absl::Status ExpressionService::WarmUp(size_t index, int faces) {
   }
   // A model that answers NaN (finite weights can still overflow) would serve
   // NaN probabilities to every client: refuse it here.
-  const auto outputs = instance.outputs.begin();
-  if (!std::all_of(outputs, outputs + faces * num_classes_,
-                   [](float p) { return std::isfinite(p); })) {
+  if (!std::all_of(outputs.begin(), outputs.end(), [](float p) { return std::isfinite(p); })) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the model answers NaN or infinite probabilities in the warm-up batch on instance ", index,
         "; its weights are broken (overflowing or diverged)"));
@@ -108,19 +125,49 @@ absl::Status ExpressionService::WarmUp(size_t index, int faces) {
   return absl::OkStatus();
 }
 
-absl::Status ExpressionService::Start() {
-  if (options_.warmup) {
-    const bool gpu = absl::StartsWith(engine_->device(), "cuda");
-    const int faces = gpu ? options_.batching.max_batch_size : kCpuWarmupFaces;
-    // No call is admitted before state_ is kServing, so the workers are idle
-    // and the runners free to use here.
-    for (size_t i = 0; i < instances_.size(); ++i) {
-      if (absl::Status status = WarmUp(i, faces); !status.ok()) return status;
-    }
-    if (gpu) metrics_->SetGpuMemoryBytes(engine_->DeviceMemoryBytes());
+absl::Status ExpressionService::WarmUpAll(const Generation& generation) {
+  if (!options_.warmup) return absl::OkStatus();
+  const int faces = gpu_ ? options_.batching.max_batch_size : kCpuWarmupFaces;
+  for (size_t i = 0; i < instances_.size(); ++i) {
+    if (absl::Status status = WarmUp(generation, i, faces); !status.ok()) return status;
   }
+  if (gpu_) metrics_->SetGpuMemoryBytes(generation.engine->DeviceMemoryBytes());
+  return absl::OkStatus();
+}
+
+absl::Status ExpressionService::Start() {
+  // No call is admitted before state_ is kServing, so no worker uses the
+  // runners warmed up here.
+  if (absl::Status status = WarmUpAll(*CurrentGeneration()); !status.ok()) return status;
   State starting = State::kStarting;
   state_.compare_exchange_strong(starting, State::kServing);
+  return absl::OkStatus();
+}
+
+absl::Status ExpressionService::Reload(absl::StatusOr<std::unique_ptr<Engine>> loaded) {
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  absl::Status status = loaded.status();
+  if (status.ok()) status = SwapIn(std::shared_ptr<Engine>(*std::move(loaded)));
+  metrics_->OnModelReload(status.ok());
+  if (status.ok()) metrics_->SetModelVersion(model_version());
+  return status;
+}
+
+absl::Status ExpressionService::SwapIn(std::shared_ptr<Engine> engine) {
+  if (state_.load() != State::kServing) {
+    return absl::FailedPreconditionError("the service is not serving (starting or draining)");
+  }
+  if (engine->face_bytes() != face_bytes_ || engine->num_classes() != num_classes_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the new model takes ", engine->meta().input_size, "x", engine->meta().input_size, " ",
+        engine->meta().color, " faces and gives ", engine->num_classes(),
+        " classes, unlike the served one; changing that needs a restart"));
+  }
+  std::shared_ptr<const Generation> next = NewGeneration(std::move(engine));
+  if (absl::Status status = WarmUpAll(*next); !status.ok()) return status;
+  // The old generation goes when the last call admitted under it is answered.
+  std::lock_guard<std::mutex> lock(generation_mu_);
+  generation_ = std::move(next);
   return absl::OkStatus();
 }
 
@@ -191,6 +238,7 @@ void ExpressionService::Process(Work* work) {
     Complete(&work->done, admitted);
     return;
   }
+  work->generation = CurrentGeneration();
   preprocess_pool_->Schedule([this, work] { PreprocessAndSubmit(work); });
 }
 
@@ -218,6 +266,7 @@ void ExpressionService::PreprocessAndSubmit(Work* work) {
   for (int i = 0; i < model_faces; ++i) {
     job->faces[i].pixels = work->pixels.data() + static_cast<size_t>(i) * face_bytes_;
     job->faces[i].output = work->outputs.data() + static_cast<size_t>(i) * num_classes_;
+    job->faces[i].context = work->generation.get();  // alive while work is
   }
   job->deadline = work->deadline;
   job->is_cancelled = [cancelled = work->cancelled] {
@@ -237,7 +286,7 @@ void ExpressionService::ClassifyFaces(const RequestFaces* faces,
     refused = CheckFaceCount(*faces, options_.max_faces_per_request, /*allow_empty=*/false);
   }
   if (!refused.ok()) {
-    done(refused, {});
+    done(refused, {}, "");
     return;
   }
   // Owned by its done, which frees it: as a UnaryCall's Work, it lives until
@@ -250,26 +299,47 @@ void ExpressionService::ClassifyFaces(const RequestFaces* faces,
   work->done = [this, work, done = std::move(done)](absl::Status status) {
     std::unique_ptr<Work> owned(work);
     google::protobuf::RepeatedPtrField<fer::v1::Prediction> predictions;
+    std::string version;
     if (status.ok()) {
       FillPredictions(work->outputs, work->faces->size(), work->crops(), num_classes_,
-                      engine_->meta().labels, &predictions);
+                      work->generation->engine->meta().labels, &predictions);
+      version = work->generation->version;
       metrics_->AddFaces(work->faces->size());
     }
     owned.reset();
-    done(std::move(status), std::move(predictions));
+    done(std::move(status), std::move(predictions), std::move(version));
   };
   Process(work);
 }
 
 absl::Status ExpressionService::RunBatch(int instance_index, absl::Span<const FaceRef> faces) {
+  // Faces of two generations meet in one batch only around a reload: the
+  // batch then runs as one model call per generation, in queue order.
+  size_t begin = 0;
+  while (begin < faces.size()) {
+    size_t end = begin + 1;
+    while (end < faces.size() && faces[end].context == faces[begin].context) ++end;
+    const auto* generation = static_cast<const Generation*>(faces[begin].context);
+    if (absl::Status status =
+            RunOnGeneration(*generation, instance_index, faces.subspan(begin, end - begin));
+        !status.ok()) {
+      return status;
+    }
+    begin = end;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ExpressionService::RunOnGeneration(const Generation& generation, int instance_index,
+                                                absl::Span<const FaceRef> faces) {
   Instance& instance = instances_[instance_index];
+  Runner* runner = generation.runners[instance_index].get();
   const int n = static_cast<int>(faces.size());
   for (int i = 0; i < n; ++i) {
     std::memcpy(instance.inputs.data() + static_cast<size_t>(i) * face_bytes_, faces[i].pixels,
                 face_bytes_);
   }
-  if (absl::Status status =
-          instance.runner->Classify(instance.inputs.data(), n, instance.outputs.data());
+  if (absl::Status status = runner->Classify(instance.inputs.data(), n, instance.outputs.data());
       !status.ok()) {
     return status;
   }
@@ -277,9 +347,7 @@ absl::Status ExpressionService::RunBatch(int instance_index, absl::Span<const Fa
     std::memcpy(faces[i].output, instance.outputs.data() + static_cast<size_t>(i) * num_classes_,
                 num_classes_ * sizeof(float));
   }
-  if (absl::StartsWith(engine_->device(), "cuda")) {
-    metrics_->SetGpuMemoryBytes(engine_->DeviceMemoryBytes());
-  }
+  if (gpu_) metrics_->SetGpuMemoryBytes(generation.engine->DeviceMemoryBytes());
   return absl::OkStatus();
 }
 
@@ -316,15 +384,17 @@ grpc::ServerUnaryReactor* ExpressionService::GetModelInfo(
     grpc::CallbackServerContext* context, const fer::v1::GetModelInfoRequest* /*request*/,
     fer::v1::ModelInfo* response) {
   const absl::Time start = absl::Now();
-  const ModelMeta& meta = engine_->meta();
+  const std::shared_ptr<const Generation> generation = CurrentGeneration();
+  const Engine* engine = generation->engine.get();
+  const ModelMeta& meta = engine->meta();
   for (const std::string& label : meta.labels) response->add_labels(label);
   response->set_input_size(meta.input_size);
   response->set_color(meta.color);
   response->set_version(meta.version);
   response->set_trained_on(meta.trained_on);
-  response->set_parameters(static_cast<uint64_t>(engine_->num_parameters()));
-  response->set_device(engine_->device());
-  response->set_precision(engine_->precision());
+  response->set_parameters(static_cast<uint64_t>(engine->num_parameters()));
+  response->set_device(engine->device());
+  response->set_precision(engine->precision());
   response->set_max_batch_size(options_.batching.max_batch_size);
   response->set_max_queue_delay_us(
       static_cast<uint32_t>(absl::ToInt64Microseconds(options_.batching.max_queue_delay)));

@@ -75,6 +75,17 @@
 // frames it has read and then ends it with UNAVAILABLE, and runs the accepted
 // work through the batcher for at most the drain timeout (what is still queued
 // then fails with UNAVAILABLE).
+//
+// Versions and reload: the model is held as a generation (its Engine, one
+// Runner per instance, its version), and every call or frame holds the
+// generation it was admitted under until it is answered: its faces run on that
+// generation's runners, and its answer carries that generation's version
+// (ClassifyResponse.model_version, FrameResult.model_version). Reload builds
+// and warms a new generation beside the serving one, then swaps it in; work
+// admitted before the swap still finishes on the old one, which is freed when
+// its last call is answered. A batch never runs faces of two generations in
+// one model call: the batcher may form a batch that straddles a swap, and it
+// then runs as one call per generation.
 #ifndef FER_SERVER_SERVICE_H_
 #define FER_SERVER_SERVICE_H_
 
@@ -85,6 +96,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -140,9 +152,12 @@ class ExpressionService final : public ExpressionServiceBase {
   // the readiness of other front ends on this service (server/oip_service.h).
   bool Serving() const { return CheckServing().ok(); }
 
-  // The outcome of ClassifyFaces: on OK one Prediction per face, in order.
+  // The outcome of ClassifyFaces: on OK one Prediction per face, in order,
+  // and the version of the model that produced them (see "Versions and
+  // reload" above); on error no predictions and an empty version.
   using FacesDone =
-      std::function<void(absl::Status, google::protobuf::RepeatedPtrField<fer::v1::Prediction>)>;
+      std::function<void(absl::Status, google::protobuf::RepeatedPtrField<fer::v1::Prediction>,
+                         std::string model_version)>;
 
   // The entry point for front ends other than ExpressionClassifier (the Open
   // Inference Protocol, server/oip_service.h): classifies *faces as Classify
@@ -155,6 +170,21 @@ class ExpressionService final : public ExpressionServiceBase {
   void ClassifyFaces(const google::protobuf::RepeatedPtrField<fer::v1::Image>* faces,
                      const fer::v1::ClassifyOptions& options, absl::Time deadline,
                      const std::atomic<bool>* cancelled, FacesDone done);
+
+  // Model reload (see "Versions and reload" above). loaded is the new model,
+  // or the error loading it failed with. Creates its runners and warms them
+  // up (as Start does, beside the model serving meanwhile), then swaps it in:
+  // calls admitted from then on run on it. On any error the serving model
+  // stays and the error is returned: loading failed, the service is not
+  // serving (starting or draining: FAILED_PRECONDITION), the new model takes
+  // other faces or gives other classes (FAILED_PRECONDITION: that needs a
+  // restart), or its warm-up fails. Counts the outcome in
+  // fer_model_reloads_total and points fer_model_info at the served version.
+  // Thread-safe; reloads run one at a time. The engine is destroyed once no
+  // call uses it any more (possibly on a gRPC or batcher thread).
+  absl::Status Reload(absl::StatusOr<std::unique_ptr<Engine>> loaded);
+  // The version of the model calls are admitted under now.
+  std::string model_version() const;
 
   // ExpressionClassifier. Classify: request is a serialized ClassifyRequest,
   // response gets a serialized ClassifyResponse; ClassifyStream reads
@@ -172,6 +202,7 @@ class ExpressionService final : public ExpressionServiceBase {
   class UnaryCall;
   class StreamCall;
   struct Work;
+  struct Generation;  // a loaded model, in service_work.h
 
   ExpressionService(const ServiceOptions& options, Engine* engine, ServerMetrics* metrics);
 
@@ -187,11 +218,24 @@ class ExpressionService final : public ExpressionServiceBase {
   // INVALID_ARGUMENT). Each OK is followed by one SubmitReserved or Unreserve
   // of the batcher.
   absl::Status Admit(int faces, absl::Time deadline);
-  // Runs the warm-up batch of `faces` faces on instance `index` and checks
-  // that its outputs are finite.
-  absl::Status WarmUp(size_t index, int faces);
-  // The batcher's BatchRunner.
+  // Runs the warm-up batch of `faces` faces on instance `index` of
+  // generation and checks that its outputs are finite.
+  absl::Status WarmUp(const Generation& generation, size_t index, int faces);
+  // WarmUp on every instance (if options.warmup).
+  absl::Status WarmUpAll(const Generation& generation);
+  // Reload's work, under reload_mu_: checks, builds and warms the new
+  // generation and swaps it in.
+  absl::Status SwapIn(std::shared_ptr<Engine> engine);
+  // A generation of engine with one fresh Runner per instance.
+  std::shared_ptr<Generation> NewGeneration(std::shared_ptr<Engine> engine) const;
+  // The generation calls are admitted under now; never null.
+  std::shared_ptr<const Generation> CurrentGeneration() const;
+  // The batcher's BatchRunner: runs each run of faces of one generation (see
+  // FaceRef::context) as one model call.
   absl::Status RunBatch(int instance, absl::Span<const FaceRef> faces);
+  // One model call of faces on instance `instance_index` of generation.
+  absl::Status RunOnGeneration(const Generation& generation, int instance_index,
+                               absl::Span<const FaceRef> faces);
   // Whether calls are accepted now; if not, the status to refuse them with.
   absl::Status CheckServing() const;
 
@@ -202,19 +246,25 @@ class ExpressionService final : public ExpressionServiceBase {
   void UnregisterStream(StreamCall* stream);
 
   const ServiceOptions options_;
-  Engine* const engine_;
   ServerMetrics* const metrics_;
+  // What every generation takes and gives (Reload refuses a model that
+  // differs), and where the models run.
   const int num_classes_;
   const size_t face_bytes_;
+  const bool gpu_;
 
-  // Per instance: its Runner and staging buffers for one batch of inputs and
-  // outputs; touched only by that instance's worker (and Start, before).
+  // Per instance: staging buffers for one batch of inputs and outputs;
+  // touched only by that instance's worker.
   struct Instance {
-    std::unique_ptr<Runner> runner;
     std::vector<uint8_t> inputs;
     std::vector<float> outputs;
   };
   std::vector<Instance> instances_;
+
+  // The serving generation; replaced whole by Reload.
+  mutable std::mutex generation_mu_;
+  std::shared_ptr<const Generation> generation_;  // guarded by generation_mu_
+  std::mutex reload_mu_;                          // held by Reload throughout
 
   enum class State { kStarting, kServing, kDraining };
   std::atomic<State> state_{State::kStarting};

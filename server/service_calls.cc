@@ -128,7 +128,8 @@ void ExpressionService::UnaryCall::OnWorkDone(absl::Status status) {
   if (status.ok()) {
     ClassifyResponse answer;
     FillPredictions(work_.outputs, work_.faces->size(), work_.crops(), service_->num_classes_,
-                    service_->engine_->meta().labels, answer.mutable_predictions());
+                    work_.generation->engine->meta().labels, answer.mutable_predictions());
+    answer.set_model_version(work_.generation->version);
     status = SerializeTo(answer, response_);
     if (status.ok()) service_->metrics_->AddFaces(work_.faces->size());
   }
@@ -249,6 +250,7 @@ ExpressionService::StreamCall::Frame* ExpressionService::StreamCall::QueueLocked
   }
   // Answered at once (a frame with no faces has no predictions, as the API
   // promises).
+  if (raw->result.status().code() == 0) raw->result.set_model_version(service_->model_version());
   raw->request = ClassifyFrame();
   raw->seq = window_.AddAnsweredFrame();
   return nullptr;
@@ -258,8 +260,9 @@ void ExpressionService::StreamCall::OnFrameDone(Frame* frame, const absl::Status
   // The frame is not done yet, so nothing else touches its result.
   if (status.ok()) {
     FillPredictions(frame->work.outputs, frame->request.faces_size(), frame->work.crops(),
-                    service_->num_classes_, service_->engine_->meta().labels,
+                    service_->num_classes_, frame->work.generation->engine->meta().labels,
                     frame->result.mutable_predictions());
+    frame->result.set_model_version(frame->work.generation->version);
     service_->metrics_->AddFaces(frame->request.faces_size());
   } else {
     SetError(&frame->result, status);

@@ -7,16 +7,30 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "fer/v1/expression.pb.h"
+#include "model/core/engine.h"
 #include "server/preprocess.h"
 #include "server/service.h"
 
 namespace fer {
+
+// One loaded model as the service runs it: shared by every call admitted
+// under it, so that it lives until the last of them is answered (see
+// "Versions and reload" in service.h). Immutable once built, but for the
+// runners' own state, which only the instance's worker (or warm-up, before the
+// generation serves) touches.
+struct ExpressionService::Generation {
+  std::shared_ptr<Engine> engine;
+  std::vector<std::unique_ptr<Runner>> runners;  // one per instance
+  std::string version;                           // engine->meta().version
+};
 
 // One request's or one frame's faces on their way through admission,
 // preprocessing and the batcher.
@@ -28,6 +42,10 @@ struct ExpressionService::Work {
   const std::atomic<bool>* cancelled = nullptr;
   // Called exactly once. It may destroy this Work, so it is moved out first.
   std::function<void(absl::Status)> done;
+
+  // Set by Process on admission: the model the faces run on, whose version
+  // and labels the answer carries.
+  std::shared_ptr<const Generation> generation;
 
   // Filled by Process: every model face's input, then its probabilities.
   std::vector<uint8_t> pixels;

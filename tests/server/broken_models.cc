@@ -49,4 +49,12 @@ absl::Status WriteOverflowingModel(const std::string& from, const std::string& t
   return SaveWeightFile(to, loaded->net, loaded->meta);
 }
 
+absl::Status WriteModelWithVersion(const std::string& from, const std::string& to,
+                                   const std::string& version) {
+  absl::StatusOr<LoadedModel> loaded = LoadWeightFile(from);
+  if (!loaded.ok()) return loaded.status();
+  loaded->meta.version = version;
+  return SaveWeightFile(to, loaded->net, loaded->meta);
+}
+
 }  // namespace fer::test_util

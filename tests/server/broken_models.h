@@ -20,6 +20,11 @@ absl::Status WriteModelWithNan(const std::string& from, const std::string& to,
 // NaN probabilities.
 absl::Status WriteOverflowingModel(const std::string& from, const std::string& to);
 
+// Not broken: the weight file at from with its meta version set to version,
+// written to to (a second model to reload, told apart by its version).
+absl::Status WriteModelWithVersion(const std::string& from, const std::string& to,
+                                   const std::string& version);
+
 }  // namespace fer::test_util
 
 #endif  // FER_TESTS_SERVER_BROKEN_MODELS_H_

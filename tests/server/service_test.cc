@@ -968,5 +968,163 @@ TEST_F(FakeEngineServiceTest, MetricsExpositionPassesPromtool) {
   }
 }
 
+// ------------------------------------------------------------------ reload
+
+// A grey face that needs no data set: the reload tests are about which model
+// answers, not what it answers.
+fer::v1::Image SyntheticFace(int shade) {
+  return Encoded(test_images::Encode(cv::Mat(48, 48, CV_8UC1, cv::Scalar(shade)), ".png"));
+}
+
+std::unique_ptr<Engine> FakeModel(const std::string& version, int input_size = 32) {
+  auto engine = std::make_unique<FakeEngine>(input_size);
+  engine->set_version(version);
+  return engine;
+}
+
+TEST_F(FakeEngineServiceTest, AnswersAndFramesNameTheModelVersion) {
+  StartServer();
+  ClassifyRequest request;
+  *request.add_faces() = SyntheticFace(90);
+  ClassifyResponse response;
+  ASSERT_TRUE(Classify(request, &response).ok());
+  EXPECT_EQ(response.model_version(), "fake");
+
+  auto context = Context();
+  auto stream = stub_->ClassifyStream(context.get());
+  ClassifyFrame frame;
+  frame.set_frame_id(7);
+  *frame.add_faces() = SyntheticFace(90);
+  ASSERT_TRUE(stream->Write(frame));
+  ASSERT_TRUE(stream->Write(ClassifyFrame()));  // no faces: answered at once
+  ASSERT_TRUE(stream->WritesDone());
+  FrameResult result;
+  ASSERT_TRUE(stream->Read(&result));
+  EXPECT_EQ(result.status().code(), 0) << result.status().message();
+  EXPECT_EQ(result.model_version(), "fake");
+  ASSERT_TRUE(stream->Read(&result));
+  EXPECT_EQ(result.model_version(), "fake");
+  EXPECT_FALSE(stream->Read(&result));
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(FakeEngineServiceTest, ACallInFlightDuringAReloadFinishesOnTheModelItStartedOn) {
+  StartServer();
+  const int64_t warm_up_faces = fake_.faces_received();
+  fake_.Hold();  // the first call waits inside the old model
+  ClassifyResponse before;
+  std::thread first([&] {
+    ClassifyRequest request;
+    *request.add_faces() = SyntheticFace(60);
+    const grpc::Status status = Classify(request, &before);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  });
+  ASSERT_TRUE(fake_.WaitForFacesReceived(warm_up_faces + 1, kConditionTimeout));
+
+  // Warmed up and swapped in while the old model still holds a batch.
+  ASSERT_TRUE(server_->ReloadModel(FakeModel("v2")).ok());
+  EXPECT_EQ(server_->model_version(), "v2");
+  fer::v1::ModelInfo info;
+  ASSERT_TRUE(stub_->GetModelInfo(Context().get(), fer::v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.version(), "v2");
+
+  ClassifyResponse after;
+  std::thread second([&] {
+    ClassifyRequest request;
+    *request.add_faces() = SyntheticFace(200);
+    const grpc::Status status = Classify(request, &after);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  });
+  fake_.Open();
+  first.join();
+  second.join();
+  EXPECT_EQ(before.model_version(), "fake");
+  EXPECT_EQ(after.model_version(), "v2");
+  EXPECT_EQ(fake_.faces_received(), warm_up_faces + 1);  // the second call ran on v2
+
+  const std::string metrics = server_->metrics()->Serialize();
+  EXPECT_EQ(MetricValue(metrics, "fer_model_reloads_total{result=\"ok\"}"), 1);
+  EXPECT_EQ(MetricValue(metrics, "fer_model_reloads_total{result=\"failed\"}"), 0);
+  EXPECT_EQ(
+      MetricValue(metrics, "fer_model_info{version=\"v2\",device=\"cpu\",precision=\"fp32\"}"), 1);
+  EXPECT_EQ(metrics.find("version=\"fake\""), std::string::npos) << metrics;
+}
+
+TEST_F(FakeEngineServiceTest, AReloadUnderConcurrentLoadFailsNoCall) {
+  FerServerOptions options = TestOptions();
+  options.service.batching.num_instances = 2;
+  StartServer(options);
+  constexpr int kClients = 6;
+  constexpr int kCallsAfterReload = 5;  // per client, started after the swap
+  std::atomic<bool> reloaded{false};
+  std::atomic<int> calls_before{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      int after = 0;
+      while (after < kCallsAfterReload) {
+        const bool started_after = reloaded.load();
+        ClassifyRequest request;
+        for (int i = 0; i <= c % 3; ++i) *request.add_faces() = SyntheticFace(40 * c + i);
+        ClassifyResponse response;
+        const grpc::Status status = Classify(request, &response);
+        if (!status.ok()) {
+          failed.fetch_add(1);
+          ADD_FAILURE() << status.error_message();
+          return;
+        }
+        if (started_after) {
+          EXPECT_EQ(response.model_version(), "v2");
+          ++after;
+        } else {
+          EXPECT_THAT(response.model_version(), ::testing::AnyOf("fake", "v2"));
+          calls_before.fetch_add(1);
+        }
+      }
+    });
+  }
+  // Calls are flowing before the reload begins.
+  ASSERT_TRUE(WaitFor([&] { return calls_before.load() >= kClients; }));
+  ASSERT_TRUE(server_->ReloadModel(FakeModel("v2")).ok());
+  reloaded.store(true);
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(failed.load(), 0);
+  const std::string metrics = server_->metrics()->Serialize();
+  EXPECT_EQ(MetricValue(metrics, "fer_model_reloads_total{result=\"ok\"}"), 1);
+}
+
+TEST_F(FakeEngineServiceTest, AFailedReloadKeepsTheOldModelServingAndIsCounted) {
+  StartServer();
+  const absl::Status unreadable =
+      server_->ReloadModel(absl::DataLossError("model.pt: not a weight file"));
+  EXPECT_TRUE(absl::IsDataLoss(unreadable)) << unreadable;
+  // Another input size needs a restart (the preprocessing is sized for it).
+  const absl::Status other_size = server_->ReloadModel(FakeModel("v64", 64));
+  EXPECT_TRUE(absl::IsFailedPrecondition(other_size)) << other_size;
+  EXPECT_THAT(std::string(other_size.message()), ::testing::HasSubstr("restart"));
+  EXPECT_EQ(server_->model_version(), "fake");
+
+  ClassifyRequest request;
+  *request.add_faces() = SyntheticFace(120);
+  ClassifyResponse response;
+  ASSERT_TRUE(Classify(request, &response).ok());
+  EXPECT_EQ(response.model_version(), "fake");
+  const std::string metrics = server_->metrics()->Serialize();
+  EXPECT_EQ(MetricValue(metrics, "fer_model_reloads_total{result=\"ok\"}"), 0);
+  EXPECT_EQ(MetricValue(metrics, "fer_model_reloads_total{result=\"failed\"}"), 2);
+  EXPECT_EQ(
+      MetricValue(metrics, "fer_model_info{version=\"fake\",device=\"cpu\",precision=\"fp32\"}"),
+      1);
+}
+
+TEST_F(FakeEngineServiceTest, AReloadAfterDrainIsRefusedAndChangesNothing) {
+  StartServer();
+  server_->Shutdown(absl::Seconds(10));
+  const absl::Status status = server_->ReloadModel(FakeModel("v2"));
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_EQ(server_->model_version(), "fake");
+}
+
 }  // namespace
 }  // namespace fer

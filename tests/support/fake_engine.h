@@ -27,6 +27,9 @@ class FakeEngine final : public Engine {
   explicit FakeEngine(int input_size = 32);
   ~FakeEngine() override;
 
+  // Sets meta().version ("fake" unless set); before the engine is served.
+  void set_version(const std::string& version) { meta_.version = version; }
+
   // The probabilities the fake gives one face of face_bytes bytes: num_classes
   // positive values that sum to 1 and depend on every pixel.
   static std::vector<float> Probabilities(const uint8_t* face, size_t face_bytes, int num_classes);
