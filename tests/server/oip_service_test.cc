@@ -416,19 +416,6 @@ TEST_F(OipServiceTest, EachModelInferIsCountedUnderItsOwnRpc) {
 
 // The service as fer-server registers it: health reports on it, and
 // reflection lists it.
-std::vector<std::string> LengthDelimited(const std::string& bytes, int field) {
-  google::protobuf::UnknownFieldSet set;
-  std::vector<std::string> values;
-  if (!set.ParseFromString(bytes)) return values;
-  for (int i = 0; i < set.field_count(); ++i) {
-    if (set.field(i).number() == field &&
-        set.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
-      values.push_back(set.field(i).length_delimited());
-    }
-  }
-  return values;
-}
-
 TEST(OipFerServerTest, FerServerServesItWithHealthAndReflection) {
   FakeEngine fake;
   FerServerOptions options;
@@ -462,9 +449,9 @@ TEST(OipFerServerTest, FerServerServesItWithHealthAndReflection) {
   std::string listed;
   ASSERT_TRUE(stream.Read(&listed));
   std::vector<std::string> names;
-  for (const std::string& list : LengthDelimited(listed, 6)) {
-    for (const std::string& service : LengthDelimited(list, 1)) {
-      for (const std::string& name : LengthDelimited(service, 1)) names.push_back(name);
+  for (const std::string& list : test_util::LengthDelimited(listed, 6)) {
+    for (const std::string& service : test_util::LengthDelimited(list, 1)) {
+      for (const std::string& name : test_util::LengthDelimited(service, 1)) names.push_back(name);
     }
   }
   EXPECT_THAT(names, ::testing::Contains("inference.GRPCInferenceService"));

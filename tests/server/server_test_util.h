@@ -4,6 +4,8 @@
 #ifndef FER_TESTS_SERVER_SERVER_TEST_UTIL_H_
 #define FER_TESTS_SERVER_SERVER_TEST_UTIL_H_
 
+#include <google/protobuf/unknown_field_set.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -98,6 +100,22 @@ inline int PromtoolCheckMetrics(const std::string& exposition, std::string* outp
   const std::string path = dir / "metrics.prom";
   if (!test_support::WriteFile(path, exposition)) return -1;
   return test_support::RunShell("promtool check metrics < " + path + " 2>&1", output);
+}
+
+// The length-delimited values of field number `field` in a serialized message
+// read without its type (UnknownFieldSet): for messages with no C++ stubs
+// here, such as gRPC reflection's. Empty when bytes do not parse.
+inline std::vector<std::string> LengthDelimited(const std::string& bytes, int field) {
+  google::protobuf::UnknownFieldSet set;
+  std::vector<std::string> values;
+  if (!set.ParseFromString(bytes)) return values;
+  for (int i = 0; i < set.field_count(); ++i) {
+    if (set.field(i).number() == field &&
+        set.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
+      values.push_back(set.field(i).length_delimited());
+    }
+  }
+  return values;
 }
 
 }  // namespace test_util

@@ -794,20 +794,8 @@ TEST_F(ServiceTest, MalformedFramesAreAnsweredInOrderAndTheStreamGoesOn) {
 
 // Reflection answers from the descriptors, whatever the methods' handlers
 // take: the service is listed, and described with its typed messages.
-// Reflection's own messages are read field by field (UnknownFieldSet), since
-// gRPC installs no C++ stubs for them.
-std::vector<std::string> LengthDelimited(const std::string& bytes, int field) {
-  google::protobuf::UnknownFieldSet set;
-  std::vector<std::string> values;
-  if (!set.ParseFromString(bytes)) return values;
-  for (int i = 0; i < set.field_count(); ++i) {
-    if (set.field(i).number() == field &&
-        set.field(i).type() == google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED) {
-      values.push_back(set.field(i).length_delimited());
-    }
-  }
-  return values;
-}
+// Reflection's own messages are read field by field
+// (test_util::LengthDelimited), since gRPC installs no C++ stubs for them.
 
 TEST_F(FakeEngineServiceTest, ReflectionListsTheServiceAndDescribesItsTypedMethods) {
   StartServer();
@@ -820,9 +808,9 @@ TEST_F(FakeEngineServiceTest, ReflectionListsTheServiceAndDescribesItsTypedMetho
   std::string answer;
   ASSERT_TRUE(stream.Read(&answer));
   std::vector<std::string> names;
-  for (const std::string& list : LengthDelimited(answer, 6)) {
-    for (const std::string& service : LengthDelimited(list, 1)) {
-      for (const std::string& name : LengthDelimited(service, 1)) names.push_back(name);
+  for (const std::string& list : test_util::LengthDelimited(answer, 6)) {
+    for (const std::string& service : test_util::LengthDelimited(list, 1)) {
+      for (const std::string& name : test_util::LengthDelimited(service, 1)) names.push_back(name);
     }
   }
   EXPECT_THAT(names, ::testing::Contains("fer.v1.ExpressionClassifier"));
@@ -831,8 +819,8 @@ TEST_F(FakeEngineServiceTest, ReflectionListsTheServiceAndDescribesItsTypedMetho
   ASSERT_TRUE(stream.Read(&answer));
   const google::protobuf::ServiceDescriptorProto* service = nullptr;
   std::vector<google::protobuf::FileDescriptorProto> files;
-  for (const std::string& response : LengthDelimited(answer, 4)) {
-    for (const std::string& file : LengthDelimited(response, 1)) {
+  for (const std::string& response : test_util::LengthDelimited(answer, 4)) {
+    for (const std::string& file : test_util::LengthDelimited(response, 1)) {
       ASSERT_TRUE(files.emplace_back().ParseFromString(file));
     }
   }
