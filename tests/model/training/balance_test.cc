@@ -16,6 +16,7 @@
 #include "model/core/labels.h"
 #include "model/training/packed_dataset.h"
 #include "model/training/readers.h"
+#include "tests/support/face_tree.h"
 #include "tests/support/temp_dir.h"
 
 namespace fer {
@@ -30,15 +31,7 @@ const fs::path kFer2013Val = fs::path(FER_SHARED_DATA) / "fer2013" / "val";
 PackedDataset RealFaces(const test_support::TempDir& dir, size_t per_class) {
 #ifdef FER_WITH_OPENCV
   const fs::path tree = dir / "tree";
-  for (const auto& entry : fs::directory_iterator(kFer2013Val)) {
-    std::vector<fs::path> files;
-    for (const auto& file : fs::directory_iterator(entry.path())) files.push_back(file.path());
-    std::sort(files.begin(), files.end());
-    fs::create_directories(tree / entry.path().filename());
-    for (size_t i = 0; i < std::min(per_class, files.size()); ++i) {
-      fs::copy_file(files[i], tree / entry.path().filename() / files[i].filename());
-    }
-  }
+  test_support::CopyFirstFacesPerClass(kFer2013Val, tree, per_class);
   absl::StatusOr<ReadResult> read = ReadImageFolder(tree.string(), ReaderOptions());
   if (read.ok()) return std::move(read->data);
   ADD_FAILURE() << read.status();

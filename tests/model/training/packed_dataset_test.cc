@@ -16,6 +16,7 @@
 
 #include "model/core/labels.h"
 #include "model/training/readers.h"
+#include "tests/support/face_tree.h"
 #include "tests/support/files.h"
 #include "tests/support/temp_dir.h"
 
@@ -49,15 +50,7 @@ class PackedDatasetTest : public ::testing::Test {
   // read at 48x48. Callers check HaveFaces() first.
   PackedDataset RealFaces(size_t per_class, int channels = 1) {
     const fs::path tree = dir_ / ("tree" + std::to_string(channels));
-    for (const auto& entry : fs::directory_iterator(kFer2013Train)) {
-      std::vector<fs::path> files;
-      for (const auto& file : fs::directory_iterator(entry.path())) files.push_back(file.path());
-      std::sort(files.begin(), files.end());
-      fs::create_directories(tree / entry.path().filename());
-      for (size_t i = 0; i < std::min(per_class, files.size()); ++i) {
-        fs::copy_file(files[i], tree / entry.path().filename() / files[i].filename());
-      }
-    }
+    test_support::CopyFirstFacesPerClass(kFer2013Train, tree, per_class);
     ReaderOptions options;
     options.channels = channels;
     absl::StatusOr<ReadResult> read = ReadImageFolder(tree.string(), options);
