@@ -342,7 +342,7 @@ void Batcher::WorkerLoop(int instance) {
     if (!FormBatchLocked(now, &batch, &wake_at)) {
       if (!batch.slices.empty()) {
         // Only drops: complete those jobs and look again.
-        FinishBatchLocked(batch, absl::OkStatus(), now, &completions);
+        FinishBatchLocked(batch, absl::OkStatus(), now, absl::ZeroDuration(), &completions);
         batch.slices.clear();
         if (stopping_) cv_.notify_all();
         lock.unlock();
@@ -367,7 +367,7 @@ void Batcher::WorkerLoop(int instance) {
     lock.lock();
     if (status.ok()) batch_times_.Record(size, compute);
     last_progress_ = end;
-    FinishBatchLocked(batch, status, end, &completions);
+    FinishBatchLocked(batch, status, end, compute, &completions);
     batch.slices.clear();  // holds jobs alive: release them with their completions
     --running_batches_;
     running_[instance] = {};
@@ -420,6 +420,9 @@ bool Batcher::FormBatchLocked(absl::Time now, Batch* batch, absl::Time* wake_at)
       continue;
     }
     const absl::Duration wait = now - state->submit_time;
+    if (JobTiming* timing = state->job->timing; timing != nullptr) {
+      timing->queue_wait = std::max(timing->queue_wait, wait);
+    }
     for (int i = 0; i < take; ++i) {
       batch->faces.push_back(state->job->faces[state->next_face + i]);
       batch->queue_waits.push_back(wait);
@@ -473,10 +476,11 @@ bool Batcher::WouldBeLateLocked(const JobState& state, absl::Time now, int batch
 }
 
 void Batcher::FinishBatchLocked(const Batch& batch, const absl::Status& status, absl::Time now,
-                                Completions* completions) {
+                                absl::Duration compute, Completions* completions) {
   for (const Batch::Slice& slice : batch.slices) {
     JobState* state = slice.job.get();
     state->in_flight -= slice.faces;
+    if (slice.faces > 0 && state->job->timing != nullptr) state->job->timing->compute += compute;
     if (!status.ok() && slice.faces > 0) {
       if (state->status.ok()) state->status = status;
       if (state->queued() > 0) {

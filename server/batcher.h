@@ -151,6 +151,14 @@ struct FaceRef {
 // into the Batcher.
 using BatchRunner = std::function<absl::Status(int instance, absl::Span<const FaceRef> faces)>;
 
+// Where one job's time went in the batcher, for the caller's access log.
+struct JobTiming {
+  // The longest any of its faces waited, from Submit to its batch forming.
+  absl::Duration queue_wait = absl::ZeroDuration();
+  // The runner calls of the batches that held its faces, summed.
+  absl::Duration compute = absl::ZeroDuration();
+};
+
 // One request's worth of faces. The caller keeps every pixels and output
 // buffer alive, and does not touch the outputs, until done is called.
 struct BatchJob {
@@ -166,6 +174,10 @@ struct BatchJob {
   // thread in Stop), without any batcher lock held. It may Submit new jobs, but
   // must not call Stop or destroy the Batcher.
   std::function<void(absl::Status)> done;
+  // Optional: filled in by the batcher (under its lock) as the job's batches
+  // form and run, complete when done is called. The caller keeps it alive
+  // until then.
+  JobTiming* timing = nullptr;
 };
 
 // Why faces were dropped before reaching the runner.
@@ -318,10 +330,10 @@ class Batcher {
   // Requires mu_. Drops the queued faces of `state` (but does not remove it
   // from queue_) and makes `status` the job's status unless it already failed.
   void DropQueuedFacesLocked(JobState* state, DropReason reason, const absl::Status& status);
-  // Requires mu_. Accounts for a batch that ran with `status` (OK for one
-  // without faces); appends the jobs that are now complete to *completions.
+  // Requires mu_. Accounts for a batch that ran with `status` for `compute`
+  // (OK and zero for one without faces); appends the jobs that are now complete to *completions.
   void FinishBatchLocked(const Batch& batch, const absl::Status& status, absl::Time now,
-                         Completions* completions);
+                         absl::Duration compute, Completions* completions);
   // Requires mu_. Reports the queue depth to the observer if it changed.
   void ReportDepthLocked();
   // Calls done of each job, without mu_ held, and empties *completions.

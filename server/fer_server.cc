@@ -137,11 +137,23 @@ absl::Status CheckConnectionAge(const FerServerOptions& options) {
   return absl::OkStatus();
 }
 
+// The access log of options, counting its drops in metrics; null when off.
+absl::StatusOr<std::unique_ptr<AccessLog>> OpenAccessLog(const AccessLogOptions& options,
+                                                         ServerMetrics* metrics) {
+  if (!options.enabled()) return std::unique_ptr<AccessLog>();
+  AccessLogOptions counted = options;
+  counted.on_dropped = [metrics] { metrics->OnAccessLogDropped(); };
+  return AccessLog::Open(counted);
+}
+
 }  // namespace
 
 absl::Status FerServer::ValidateOptions(const FerServerOptions& options, std::string* warning) {
   if (warning != nullptr) warning->clear();
   if (absl::Status valid = CheckConnectionAge(options); !valid.ok()) return valid;
+  if (absl::Status valid = AccessLog::ValidateOptions(options.access_log); !valid.ok()) {
+    return valid;
+  }
   return MakeCredentials(options.tls, warning).status();
 }
 
@@ -162,7 +174,13 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const FerServerOpti
   metrics_options.batching = options.service.batching;
   server->metrics_ = std::make_unique<ServerMetrics>(metrics_options);
 
-  auto service = ExpressionService::Create(options.service, engine, server->metrics_.get());
+  absl::StatusOr<std::unique_ptr<AccessLog>> log =
+      OpenAccessLog(options.access_log, server->metrics_.get());
+  if (!log.ok()) return log.status();
+  server->access_log_ = *std::move(log);
+  ServiceOptions service_options = options.service;
+  service_options.access_log = server->access_log_.get();
+  auto service = ExpressionService::Create(service_options, engine, server->metrics_.get());
   if (!service.ok()) return service.status();
   server->service_ = std::move(*service);
   server->oip_service_ =

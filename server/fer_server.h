@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "model/core/engine.h"
+#include "server/access_log.h"
 #include "server/oip_service.h"
 #include "server/server_metrics.h"
 #include "server/service.h"
@@ -80,13 +81,18 @@ struct FerServerOptions {
   // the model makes no progress with work waiting for this long (see
   // ExpressionService::Stalled); the readiness service follows it. Zero: off.
   absl::Duration liveness_timeout = absl::Seconds(60);
+  // The access log (server/access_log.h); off unless access_log.path is set.
+  // FerServer opens it and hands it to the service's front ends
+  // (service.access_log is set by Create, whatever it was).
+  AccessLogOptions access_log;
   ServiceOptions service;
 };
 
 class FerServer {
  public:
   // Builds the service on engine (which must outlive the server), opens the
-  // metrics endpoint, then the gRPC port. Errors: the service's option errors
+  // access log, the metrics endpoint, then the gRPC port. Errors: the access
+  // log's (AccessLog::ValidateOptions), the service's option errors
   // and inconsistent TLS options (INVALID_ARGUMENT), a TLS file that cannot be
   // read or holds no PEM of the expected kind (NOT_FOUND, INVALID_ARGUMENT,
   // naming the file), a certificate outside its validity (FAILED_PRECONDITION),
@@ -94,13 +100,13 @@ class FerServer {
   static absl::StatusOr<std::unique_ptr<FerServer>> Create(const FerServerOptions& options,
                                                            Engine* engine);
   // What Create would refuse of options besides the service's own options: a
-  // negative connection age, and TLS options that are inconsistent or name
-  // files that are not readable regular files or hold no PEM of the expected
-  // kind, or a server certificate chain that is expired or not yet valid
-  // (FAILED_PRECONDITION, with the date). Lets a binary refuse bad flags before
-  // it spends time loading a model. *warning (may be null) is set to a
-  // sentence when a certificate of the chain expires within
-  // kCertificateExpiryWarning, else cleared.
+  // negative connection age, access log options (a sample outside (0, 1], a
+  // file that cannot be opened for append: it is created), and TLS options that are inconsistent or
+  // name files that are not readable regular files or hold no PEM of the expected kind, or a server
+  // certificate chain that is expired or not yet valid (FAILED_PRECONDITION, with the date). Lets a
+  // binary refuse bad flags before it spends time loading a model. *warning (may be null) is set to
+  // a sentence when a certificate of the chain expires within kCertificateExpiryWarning, else
+  // cleared.
   static absl::Status ValidateOptions(const FerServerOptions& options,
                                       std::string* warning = nullptr);
 
@@ -122,6 +128,15 @@ class FerServer {
   // The version of the model served now (ExpressionService::model_version).
   std::string model_version() const { return service_->model_version(); }
 
+  // Opens the access log's file again (after log rotation renamed it);
+  // AccessLog::Reopen. OK when there is no access log.
+  absl::Status ReopenAccessLog() {
+    return access_log_ != nullptr ? access_log_->Reopen() : absl::OkStatus();
+  }
+  // The access log, for front ends added beside the gRPC ones (the HTTP API);
+  // null when off.
+  AccessLog* access_log() { return access_log_.get(); }
+
   // NOT_SERVING, drain for at most drain_timeout, stop. Returns once every
   // accepted call is answered and the gRPC server has stopped. Idempotent.
   void Shutdown(absl::Duration drain_timeout);
@@ -138,6 +153,9 @@ class FerServer {
   void WatchLiveness(absl::Duration timeout);
 
   std::unique_ptr<ServerMetrics> metrics_;
+  // Between the two: it counts its drops in metrics_, and the service's calls
+  // log to it until the service is gone.
+  std::unique_ptr<AccessLog> access_log_;
   std::unique_ptr<ExpressionService> service_;
   std::unique_ptr<OipService> oip_service_;  // on service_
   std::unique_ptr<grpc::Server> server_;

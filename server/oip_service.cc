@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/access_log.h"
 #include "server/status_mapping.h"
 
 #ifndef FER_SERVER_VERSION
@@ -187,6 +188,9 @@ class OipService::InferCall final : public grpc::ServerUnaryReactor {
   InferCall(OipService* oip, grpc::CallbackServerContext* context, const ModelInferRequest* request,
             ModelInferResponse* response)
       : oip_(oip), request_(request), response_(response), start_(absl::Now()) {
+    AccessLog* log = oip_->service_->access_log();
+    logged_ = log != nullptr && log->Sample();
+    if (logged_) peer_ = context->peer();
     fer::v1::ClassifyOptions options;
     absl::Status status = oip_->CheckModel(request->model_name(), request->model_version());
     int count = 0;
@@ -200,7 +204,8 @@ class OipService::InferCall final : public grpc::ServerUnaryReactor {
     oip_->service_->ClassifyFaces(
         &faces_, options, DeadlineOf(*context), &cancelled_,
         [this](absl::Status done, RepeatedPtrField<fer::v1::Prediction> predictions,
-               std::string version) { Answer(std::move(done), predictions, version); });
+               std::string version) { Answer(std::move(done), predictions, version); },
+        &timing_);
   }
 
   void OnCancel() override { cancelled_.store(true, std::memory_order_relaxed); }
@@ -218,7 +223,22 @@ class OipService::InferCall final : public grpc::ServerUnaryReactor {
       FillOutput(predictions, oip_->engine_->num_classes(), raw_, response_);
     }
     oip_->metrics_->OnRequestDone(Rpc::kModelInfer, status.code(), absl::Now() - start_);
+    if (logged_) Log(status, version);
     Finish(ToGrpcStatus(status));  // OnDone may delete this from now on.
+  }
+
+  void Log(const absl::Status& status, const std::string& version) {
+    AccessLogEntry entry;
+    entry.method = kAccessLogModelInfer;
+    entry.peer = std::move(peer_);
+    entry.code = status.code();
+    entry.message = status.message();
+    entry.faces = faces_.size();
+    entry.queue = timing_.queue_wait;
+    entry.model = timing_.compute;
+    entry.total = absl::Now() - start_;
+    entry.model_version = version;
+    oip_->service_->access_log()->Record(entry);
   }
 
   OipService* const oip_;
@@ -228,6 +248,9 @@ class OipService::InferCall final : public grpc::ServerUnaryReactor {
   std::atomic<bool> cancelled_{false};
   bool raw_ = false;
   RepeatedPtrField<fer::v1::Image> faces_;  // copied from the request; ClassifyFaces reads them
+  JobTiming timing_;                        // ClassifyFaces fills it in
+  bool logged_ = false;                     // sampled for the access log
+  std::string peer_;                        // when logged_
 };
 
 // ---------------------------------------------------------------------------

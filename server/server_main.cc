@@ -9,10 +9,12 @@
 //      fer.v1.ExpressionClassifier and calls are answered UNAVAILABLE while the
 //      warm-up batch runs;
 //   3. health says SERVING;
-//   4. on SIGHUP: --model is read again and served once warmed up, without
-//      refusing a call; calls in flight finish on the model they started on.
-//      If the file cannot be loaded or warmed up, the old model keeps serving.
-//      One line on stdout says which (fer_model_reloads_total counts both);
+//   4. on SIGHUP: --access_log is opened again (log rotation), and --model
+//      is read again and served once warmed up, without refusing a call;
+//      calls in flight finish on the model they started on. If the file
+//      cannot be loaded or warmed up, the old model keeps serving. One line
+//      on stdout says which (fer_model_reloads_total counts both). SIGUSR1
+//      only opens --access_log again;
 //   5. on SIGTERM or SIGINT: health NOT_SERVING, new calls UNAVAILABLE, the
 //      accepted work runs for at most --drain_timeout, then the process exits
 //      with status 0.
@@ -114,6 +116,13 @@ ABSL_FLAG(absl::Duration, liveness_timeout, kServer.liveness_timeout,
           "batch has finished for this long (or three batch times, if longer); 0: off");
 ABSL_FLAG(bool, warmup, kService.warmup,
           "run one batch on every instance before reporting SERVING");
+ABSL_FLAG(std::string, access_log, kServer.access_log.path,
+          "access log: one JSON line per Classify, ClassifyStream or ModelInfer call (method, "
+          "peer, status, faces, queue and model time; never images), appended to this file, or "
+          "'-' for stderr; opened again on SIGUSR1 (and SIGHUP) for log rotation. Empty: off");
+ABSL_FLAG(double, access_log_sample, kServer.access_log.sample,
+          "fraction of calls the access log writes, in (0, 1]: every K-th call for 1/K (each "
+          "line says the fraction, to scale counts back)");
 
 namespace fer {
 namespace {
@@ -151,6 +160,7 @@ sigset_t BlockServerSignals() {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
@@ -202,6 +212,8 @@ FerServerOptions ServerOptionsFromFlags(absl::Duration drain_timeout) {
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   options.max_connection_age_grace = drain_timeout;
   options.liveness_timeout = absl::GetFlag(FLAGS_liveness_timeout);
+  options.access_log.path = absl::GetFlag(FLAGS_access_log);
+  options.access_log.sample = absl::GetFlag(FLAGS_access_log_sample);
   return options;
 }
 
@@ -291,6 +303,17 @@ void PrintStartupLine(const ServerConfig& config, const Engine& engine, const Fe
   std::fflush(stdout);
 }
 
+// SIGUSR1 and SIGHUP: opens --access_log again, so that lines go to a new
+// file once log rotation has renamed the old one. Says so only if it failed
+// (the log then goes on in the old file).
+void ReopenAccessLog(FerServer* server) {
+  if (absl::Status reopened = server->ReopenAccessLog(); !reopened.ok()) {
+    std::printf("fer-server: the access log goes on in the old file: %s\n",
+                std::string(reopened.message()).c_str());
+    std::fflush(stdout);
+  }
+}
+
 // SIGHUP: reloads config.model_path and says on one line how it went. The
 // signal thread is busy meanwhile, so a SIGTERM that arrives during a reload
 // is taken once the reload has ended.
@@ -309,8 +332,9 @@ void ReloadOnSignal(const ServerConfig& config, FerServer* server) {
   std::fflush(stdout);
 }
 
-// Waits for one of `signals` (blocked by BlockServerSignals), reloading the
-// model on each SIGHUP; on SIGTERM or SIGINT drains the server for at most
+// Waits for one of `signals` (blocked by BlockServerSignals), reopening the
+// access log on each SIGUSR1 or SIGHUP and reloading the model on each
+// SIGHUP; on SIGTERM or SIGINT drains the server for at most
 // config.drain_timeout and says what was answered, so that logs (and tests)
 // can check that nothing accepted was left unanswered: "in flight 0".
 void AwaitSignalAndDrain(const sigset_t& signals, const ServerConfig& config, FerServer* server) {
@@ -319,8 +343,9 @@ void AwaitSignalAndDrain(const sigset_t& signals, const ServerConfig& config, Fe
   for (;;) {
     signal = 0;
     sigwait(&signals, &signal);
-    if (signal != SIGHUP) break;
-    ReloadOnSignal(config, server);
+    if (signal != SIGHUP && signal != SIGUSR1) break;
+    ReopenAccessLog(server);
+    if (signal == SIGHUP) ReloadOnSignal(config, server);
   }
   std::printf("fer-server: %s received; draining for at most %s\n",
               signal == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -342,6 +367,10 @@ int Run(int argc, char** argv) {
   if (!engine.ok()) return Fail(engine.status().message());
   auto server = FerServer::Create(config->server, engine->get());
   if (!server.ok()) return Fail(server.status().message());
+  if (const AccessLogOptions& log = config->server.access_log; log.enabled()) {
+    std::printf("fer-server: access log to %s, sampling %g of calls\n",
+                log.path == "-" ? "stderr" : log.path.c_str(), log.sample);
+  }
   PrintStartupLine(*config, **engine, **server);
 
   if (absl::Status status = (*server)->Start(); !status.ok()) return Fail(status.message());

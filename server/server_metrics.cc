@@ -229,6 +229,13 @@ void ServerMetrics::RegisterModelFamilies(const MetricsOptions& options) {
                       .Register(registry);
   reloads_ok_ = &reloads.Add({{"result", "ok"}});
   reloads_failed_ = &reloads.Add({{"result", "failed"}});
+  access_log_dropped_ = &prometheus::BuildCounter()
+                             .Name("fer_access_log_dropped_total")
+                             .Help(
+                                 "Access log lines dropped: the writer's queue was full, or "
+                                 "the write failed.")
+                             .Register(registry)
+                             .Add({});
   gpu_memory_bytes_ = &BuildGauge()
                            .Name("fer_gpu_memory_bytes")
                            .Help("GPU memory held by the process (0 on CPU instances).")
@@ -317,6 +324,8 @@ void ServerMetrics::SetModelVersion(const std::string& version) {
 }
 
 void ServerMetrics::OnModelReload(bool ok) { (ok ? reloads_ok_ : reloads_failed_)->Increment(); }
+
+void ServerMetrics::OnAccessLogDropped() { access_log_dropped_->Increment(); }
 
 void ServerMetrics::OnBatch(const BatchStats& stats) {
   batch_size_->Observe(stats.size);

@@ -122,6 +122,9 @@ class ServerMetrics : public BatcherObserver {
   void SetModelVersion(const std::string& version);
   // A model reload ended: fer_model_reloads_total{result="ok"|"failed"}.
   void OnModelReload(bool ok);
+  // An access log line was dropped (server/access_log.h):
+  // fer_access_log_dropped_total.
+  void OnAccessLogDropped();
 
   // BatcherObserver.
   void OnBatch(const BatchStats& stats) override;
@@ -135,7 +138,8 @@ class ServerMetrics : public BatcherObserver {
   // order: requests (fer_requests_total, fer_faces_total,
   // fer_request_duration_seconds); the batcher's (queue, inference, batch
   // size, queue depth and capacity, drops); the calls open now (in-flight
-  // requests, active streams); the model (fer_model_info, GPU memory).
+  // requests, active streams); the model (fer_model_info, reloads, GPU memory)
+  // and the access log's drops.
   void RegisterRequestFamilies();
   void RegisterBatcherFamilies(const BatcherOptions& batching);
   void RegisterOpenCallFamilies();
@@ -161,6 +165,7 @@ class ServerMetrics : public BatcherObserver {
   prometheus::Gauge* gpu_memory_bytes_ = nullptr;
   prometheus::Counter* reloads_ok_ = nullptr;
   prometheus::Counter* reloads_failed_ = nullptr;
+  prometheus::Counter* access_log_dropped_ = nullptr;
   // fer_model_info: its labels but the version, and its one series, which
   // SetModelVersion replaces under model_info_mu_.
   prometheus::Family<prometheus::Gauge>* model_info_family_ = nullptr;

@@ -181,6 +181,7 @@ void ExpressionService::PreprocessAndSubmit(Work* work) {
     return cancelled->load(std::memory_order_relaxed);
   };
   job->done = std::move(work->done);
+  job->timing = &work->timing;
   // From here on work may be gone at any moment: the job's done owns it.
   status = batcher_->SubmitReserved(job);
   if (!status.ok()) job->done(status);  // refused, so the batcher never calls done
@@ -188,7 +189,8 @@ void ExpressionService::PreprocessAndSubmit(Work* work) {
 
 void ExpressionService::ClassifyFaces(const RequestFaces* faces,
                                       const fer::v1::ClassifyOptions& options, absl::Time deadline,
-                                      const std::atomic<bool>* cancelled, FacesDone done) {
+                                      const std::atomic<bool>* cancelled, FacesDone done,
+                                      JobTiming* timing) {
   absl::Status refused = CheckServing();
   if (refused.ok()) {
     refused = CheckFaceCount(*faces, options_.max_faces_per_request, /*allow_empty=*/false);
@@ -204,8 +206,9 @@ void ExpressionService::ClassifyFaces(const RequestFaces* faces,
   work->ten_crop = options.ten_crop();
   work->deadline = deadline;
   work->cancelled = cancelled;
-  work->done = [this, work, done = std::move(done)](absl::Status status) {
+  work->done = [this, work, done = std::move(done), timing](absl::Status status) {
     std::unique_ptr<Work> owned(work);
+    if (timing != nullptr) *timing = work->timing;
     google::protobuf::RepeatedPtrField<fer::v1::Prediction> predictions;
     std::string version;
     if (status.ok()) {

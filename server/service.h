@@ -166,10 +166,17 @@ class ExpressionService final : public ExpressionServiceBase {
   // once, possibly before returning and from any thread; done must not block.
   // *faces and *cancelled (set it when the call is cancelled) must outlive
   // that call. Counts the faces classified; the caller counts the request in
-  // fer_requests_total under its own rpc.
+  // fer_requests_total under its own rpc. *timing (optional; must outlive the
+  // call of done) is set, before done is called, to where the faces' time
+  // went in the batcher (zero if they never got there): for the access log.
   void ClassifyFaces(const google::protobuf::RepeatedPtrField<fer::v1::Image>* faces,
                      const fer::v1::ClassifyOptions& options, absl::Time deadline,
-                     const std::atomic<bool>* cancelled, FacesDone done);
+                     const std::atomic<bool>* cancelled, FacesDone done,
+                     JobTiming* timing = nullptr);
+
+  // Where front ends log their calls (ServiceOptions.access_log, see
+  // server/access_log.h); null when there is no access log.
+  AccessLog* access_log() const { return options_.access_log; }
 
   // Model reload (see "Versions and reload" above). loaded is the new model,
   // or the error loading it failed with. Creates its runners and warms them

@@ -2,6 +2,7 @@
 
 #include <grpcpp/support/proto_buffer_reader.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -101,6 +102,9 @@ ExpressionService::UnaryCall::UnaryCall(ExpressionService* service,
                                         const grpc::ByteBuffer* request, grpc::ByteBuffer* response)
     : service_(service), response_(response), start_(absl::Now()) {
   service_->metrics_->AddInflightRequests(1);
+  AccessLog* log = service_->access_log();
+  logged_ = log != nullptr && log->Sample();
+  if (logged_) peer_ = context->peer();
   work_.faces = &request_.faces();
   work_.deadline = DeadlineOf(*context);
   work_.cancelled = &cancelled_;
@@ -135,7 +139,22 @@ void ExpressionService::UnaryCall::OnWorkDone(absl::Status status) {
   }
   service_->metrics_->OnRequestDone(Rpc::kClassify, status.code(), absl::Now() - start_);
   service_->metrics_->AddInflightRequests(-1);
+  if (logged_) Log(status);
   Finish(ToGrpcStatus(status));  // OnDone may delete this from now on.
+}
+
+void ExpressionService::UnaryCall::Log(const absl::Status& status) {
+  AccessLogEntry entry;
+  entry.method = kAccessLogClassify;
+  entry.peer = std::move(peer_);
+  entry.code = status.code();
+  entry.message = status.message();
+  entry.faces = request_.faces_size();
+  entry.queue = work_.timing.queue_wait;
+  entry.model = work_.timing.compute;
+  entry.total = absl::Now() - start_;
+  if (status.ok()) entry.model_version = work_.generation->version;
+  service_->access_log()->Record(entry);
 }
 
 // ---------------------------------------------------------------------------
@@ -155,7 +174,11 @@ ExpressionService::StreamCall::StreamCall(ExpressionService* service,
                                           grpc::CallbackServerContext* context)
     : service_(service),
       deadline_(DeadlineOf(*context)),
+      start_(absl::Now()),
       window_(service->options_.stream_window, kStreamBytesInFlight) {
+  AccessLog* log = service_->access_log();
+  logged_ = log != nullptr && log->Sample();
+  if (logged_) peer_ = context->peer();
   // Until the handler returns, gRPC only records StartRead and Finish and
   // replays them in that order, so reading can begin before registration.
   {
@@ -166,6 +189,7 @@ ExpressionService::StreamCall::StreamCall(ExpressionService* service,
     {
       std::lock_guard<std::mutex> lock(mu_);
       window_.FinishNow();
+      final_status_ = ToGrpcStatus(status);
     }
     service_->metrics_->OnRequestDone(Rpc::kClassifyStream, status.code(), absl::ZeroDuration());
     Finish(ToGrpcStatus(status));
@@ -206,7 +230,25 @@ void ExpressionService::StreamCall::OnWriteDone(bool ok) {
 
 void ExpressionService::StreamCall::OnDone() {
   service_->UnregisterStream(this);
+  if (logged_) Log();
   Unref();
+}
+
+void ExpressionService::StreamCall::Log() {
+  AccessLogEntry entry;
+  entry.method = kAccessLogClassifyStream;
+  entry.peer = std::move(peer_);
+  std::lock_guard<std::mutex> lock(mu_);
+  entry.code = static_cast<absl::StatusCode>(final_status_.error_code());
+  entry.message = final_status_.error_message();
+  entry.faces = faces_read_;
+  entry.frames = frames_read_;
+  entry.frame_errors = frame_errors_;
+  entry.queue = timing_.queue_wait;
+  entry.model = timing_.compute;
+  entry.total = absl::Now() - start_;
+  entry.model_version = last_version_;
+  service_->access_log()->Record(entry);
 }
 
 void ExpressionService::StreamCall::BeginDrain() {
@@ -240,6 +282,8 @@ ExpressionService::StreamCall::Frame* ExpressionService::StreamCall::QueueLocked
     std::unique_ptr<Frame> frame, const absl::Status& intake) {
   Frame* raw = frame.get();
   frames_.push_back(std::move(frame));
+  ++frames_read_;
+  faces_read_ += raw->request.faces_size();
   if (window_.refuses_frames()) {
     SetError(&raw->result, absl::UnavailableError(kDrainingMessage));
   } else if (!intake.ok()) {
@@ -310,6 +354,10 @@ void ExpressionService::StreamCall::WriteOrDropHeadLocked(bool drop) {
   const absl::StatusCode code = drop ? absl::StatusCode::kCancelled
                                      : static_cast<absl::StatusCode>(head->result.status().code());
   service_->metrics_->OnRequestDone(Rpc::kClassifyStream, code, absl::Now() - head->received);
+  if (code != absl::StatusCode::kOk) ++frame_errors_;
+  if (!head->result.model_version().empty()) last_version_ = head->result.model_version();
+  timing_.queue_wait = std::max(timing_.queue_wait, head->work.timing.queue_wait);
+  timing_.compute += head->work.timing.compute;
   if (drop) {
     frames_.pop_front();
   } else {

@@ -13,10 +13,12 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "fer/v1/expression.pb.h"
+#include "server/access_log.h"
 #include "server/service.h"
 #include "server/service_work.h"
 #include "server/stream_window.h"
@@ -35,11 +37,15 @@ class ExpressionService::UnaryCall final : public grpc::ServerUnaryReactor {
 
  private:
   void OnWorkDone(absl::Status status);
+  // The call's access log line, if it was sampled.
+  void Log(const absl::Status& status);
 
   ExpressionService* const service_;
   grpc::ByteBuffer* const response_;
   const absl::Time start_;
   std::atomic<bool> cancelled_{false};
+  bool logged_ = false;               // sampled for the access log
+  std::string peer_;                  // when logged_
   fer::v1::ClassifyRequest request_;  // parsed from the wire bytes; work_.faces points into it
   Work work_;
 };
@@ -96,11 +102,16 @@ class ExpressionService::StreamCall final
   void WriteOrDropHeadLocked(bool drop);
   // The status the stream ends with, from the window's ending.
   grpc::Status FinalStatusLocked() const;
+  // The stream's access log line, if it was sampled; once it has ended.
+  void Log();
 
   ExpressionService* const service_;
   const absl::Time deadline_;
+  const absl::Time start_;
   std::atomic<bool> cancelled_{false};
   std::atomic<int> refs_{1};
+  bool logged_ = false;  // sampled for the access log
+  std::string peer_;     // when logged_
 
   std::mutex mu_;
   StreamWindow window_;
@@ -108,6 +119,14 @@ class ExpressionService::StreamCall final
   // The frames window_ holds, oldest first, in the same order.
   std::deque<std::unique_ptr<Frame>> frames_;
   grpc::Status final_status_;
+  // For the access log: frames read and their faces; frames answered with an
+  // error (or dropped), the longest queue wait and the summed model time over
+  // the frames, and the model version of the last frame answered by one.
+  int frames_read_ = 0;
+  int faces_read_ = 0;
+  int frame_errors_ = 0;
+  JobTiming timing_;
+  std::string last_version_;
 };
 
 }  // namespace fer

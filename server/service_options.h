@@ -11,6 +11,8 @@
 
 namespace fer {
 
+class AccessLog;  // server/access_log.h
+
 // Upper bounds of the service's own options: guards against typos.
 inline constexpr int kMaxStreamWindow = 4096;
 inline constexpr int kMaxPreprocessThreads = 1024;
@@ -34,6 +36,9 @@ struct ServiceOptions {
   // Start() runs one batch on each instance before serving, so that the first
   // requests do not pay for lazy initialisation (CUDA context, kernels).
   bool warmup = true;
+  // Where the service's front ends log their calls (server/access_log.h);
+  // null: no access log. Not owned: it must outlive the service.
+  AccessLog* access_log = nullptr;
 };
 
 // The batch size a server uses unless told otherwise: small on a CPU, where a

@@ -50,6 +50,8 @@ struct ExpressionService::Work {
   // Filled by Process: every model face's input, then its probabilities.
   std::vector<uint8_t> pixels;
   std::vector<float> outputs;
+  // Filled by the batcher: the faces' time queued and in the model.
+  JobTiming timing;
 
   int crops() const { return ten_crop ? kTenCropCount : 1; }
   int model_faces() const { return faces->size() * crops(); }
