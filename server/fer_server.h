@@ -101,12 +101,13 @@ class FerServer {
                                                            Engine* engine);
   // What Create would refuse of options besides the service's own options: a
   // negative connection age, access log options (a sample outside (0, 1], a
-  // file that cannot be opened for append: it is created), and TLS options that are inconsistent or
-  // name files that are not readable regular files or hold no PEM of the expected kind, or a server
-  // certificate chain that is expired or not yet valid (FAILED_PRECONDITION, with the date). Lets a
-  // binary refuse bad flags before it spends time loading a model. *warning (may be null) is set to
-  // a sentence when a certificate of the chain expires within kCertificateExpiryWarning, else
-  // cleared.
+  // file that cannot be opened for append: it is created), and TLS options
+  // that are inconsistent or name files that are not readable regular files
+  // or hold no PEM of the expected kind, or a server certificate chain that
+  // is expired or not yet valid (FAILED_PRECONDITION, with the date). Lets a
+  // binary refuse bad flags before it spends time loading a model. *warning
+  // (may be null) is set to a sentence when a certificate of the chain
+  // expires within kCertificateExpiryWarning, else cleared.
   static absl::Status ValidateOptions(const FerServerOptions& options,
                                       std::string* warning = nullptr);
 
