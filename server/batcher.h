@@ -331,7 +331,8 @@ class Batcher {
   // from queue_) and makes `status` the job's status unless it already failed.
   void DropQueuedFacesLocked(JobState* state, DropReason reason, const absl::Status& status);
   // Requires mu_. Accounts for a batch that ran with `status` for `compute`
-  // (OK and zero for one without faces); appends the jobs that are now complete to *completions.
+  // (OK and zero for one without faces); appends the jobs that are now
+  // complete to *completions.
   void FinishBatchLocked(const Batch& batch, const absl::Status& status, absl::Time now,
                          absl::Duration compute, Completions* completions);
   // Requires mu_. Reports the queue depth to the observer if it changed.
