@@ -24,9 +24,9 @@
 //    can be scaled back (count / sampled).
 //
 // Sampling is deterministic: with sample = p, of the calls that ask Sample()
-// in turn, call n is logged when floor((n + 1) p) > floor(n p) (in 32-bit
-// fixed point), i.e. exactly every K-th call for p = 1/K and floor(N p) of
-// any N consecutive calls, spread evenly. A counter rather than a random
+// in turn, call n (from 0) is logged when floor((n + 1) p) > floor(n p), in
+// 32-bit fixed point: every K-th call for p = 1/K, and floor(N p) or one more
+// of any N consecutive calls, spread evenly. A counter rather than a random
 // number: no RNG state to share between threads, and a test can count.
 //
 // Writing: Record formats the line on the caller's thread (microseconds) and
