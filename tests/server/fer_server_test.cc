@@ -132,6 +132,8 @@ TEST(FerServerTest, BadFlagValuesAreRefusedNamingTheFlag) {
       {"--stream_window=0", "stream_window"},
       {"--max_image_bytes=0", "max_image_bytes"},
       {"--device=tpu", "tpu"},
+      {"--access_log_sample=0", "--access_log_sample"},
+      {"--access_log=/nonexistent/folder/access.log", "/nonexistent/folder/access.log"},
   };
   for (const auto& [flag, text] : cases) {
     SCOPED_TRACE(flag);
@@ -517,6 +519,70 @@ void ExpectServingThenDrain(ServerProcess* server) {
   server->process().Signal(SIGTERM);
   EXPECT_EQ(server->process().WaitExit(kExitTimeout), 0) << server->Log();
   EXPECT_THAT(server->Log(), HasSubstr("; in flight 0"));
+}
+
+// --access_log with --access_log_sample=0.5: every second call is one JSON
+// line in the file; after the file is renamed (log rotation), SIGUSR1 makes
+// the server write to a new one, without a reload, and the server still
+// drains and exits 0.
+TEST(FerServerTest, TheAccessLogWritesSampledLinesAndIsReopenedOnSigusr1) {
+  TempDir dir;
+  const std::string log = dir / "access.log";
+  ServerProcess server(dir, {"--access_log=" + log, "--access_log_sample=0.5"});
+  ASSERT_TRUE(server.WaitServing()) << server.Log();
+  ClassifyRequest request;
+  *request.add_faces() =
+      Encoded(test_images::Encode(cv::Mat(48, 48, CV_8UC1, cv::Scalar(90)), ".png"));
+  auto classify = [&](int calls) {
+    for (int i = 0; i < calls; ++i) {
+      ClassifyResponse response;
+      ASSERT_TRUE(server.stub()->Classify(Context().get(), request, &response).ok());
+    }
+  };
+  // Lines are written by the server's writer thread, soon after each call.
+  auto wait_for_lines = [](const std::string& path, size_t lines) {
+    const absl::Time give_up = absl::Now() + kStartTimeout;
+    std::string text;
+    while (absl::Now() < give_up) {
+      text = test_support::ReadFile(path);
+      if (static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) >= lines) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return text;
+  };
+  classify(4);
+  const std::string before = wait_for_lines(log, 2);
+  fs::rename(log, log + ".1");
+  server.process().Signal(SIGUSR1);
+  const absl::Time give_up = absl::Now() + kStartTimeout;
+  while (!fs::exists(log) && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_TRUE(fs::exists(log)) << server.Log();
+  classify(2);
+  const std::string after = wait_for_lines(log, 1);
+  const std::string metrics = server.Metrics();
+  server.process().Signal(SIGTERM);
+  EXPECT_EQ(server.process().WaitExit(kExitTimeout), 0) << server.Log();
+
+  EXPECT_EQ(test_support::ReadFile(log + ".1"), before);
+  EXPECT_EQ(std::count(before.begin(), before.end(), '\n'), 2) << before;
+  EXPECT_EQ(test_support::ReadFile(log), after);
+  EXPECT_EQ(std::count(after.begin(), after.end(), '\n'), 1) << after;
+  for (const std::string& text : {before, after}) {
+    EXPECT_THAT(text, HasSubstr("\"method\":\"Classify\",\"peer\":\"ipv"));
+    EXPECT_THAT(text, HasSubstr("\"status\":\"OK\",\"faces\":1,"));
+    EXPECT_THAT(text, HasSubstr("\"sampled\":0.5}\n"));
+  }
+  // Each line is JSON to a parser that is not the server's.
+  std::string parsed;
+  EXPECT_EQ(test_support::RunShell("python3 -c 'import json, sys\nfor path in sys.argv[1:]:\n"
+                                   "    for line in open(path): json.loads(line)' " +
+                                       log + " " + log + ".1 2>&1",
+                                   &parsed),
+            0)
+      << parsed;
+  EXPECT_THAT(server.Log(), HasSubstr("fer-server: access log to " + log + ", sampling 0.5"));
+  EXPECT_THAT(server.Log(), Not(HasSubstr("reloading")));
+  EXPECT_EQ(MetricValue(metrics, "fer_access_log_dropped_total"), 0) << metrics;
 }
 
 // SIGKILL under load: the clients' calls end (UNAVAILABLE, never a hang), and
