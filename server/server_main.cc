@@ -368,8 +368,9 @@ int Run(int argc, char** argv) {
   auto server = FerServer::Create(config->server, engine->get());
   if (!server.ok()) return Fail(server.status().message());
   if (const AccessLogOptions& log = config->server.access_log; log.enabled()) {
-    std::printf("fer-server: access log to %s, sampling %g of calls\n",
-                log.path == "-" ? "stderr" : log.path.c_str(), log.sample);
+    std::printf("fer-server: access log to %s, %s\n", log.path == "-" ? "stderr" : log.path.c_str(),
+                log.sample >= 1 ? "every call"
+                                : absl::StrFormat("sampling %g of calls", log.sample).c_str());
   }
   PrintStartupLine(*config, **engine, **server);
 
