@@ -762,6 +762,34 @@ TEST_F(BatcherTest, ReportsBatchesQueueWaitsComputeTimeAndQueueDepthToTheObserve
   EXPECT_THAT(observer_.drops(), IsEmpty());
 }
 
+// A job's timing (for the access log): its longest face wait, and the compute
+// of every batch that held its faces, summed; complete when done is called.
+TEST_F(BatcherTest, FillsInEachJobsLongestQueueWaitAndTheComputeOfItsBatches) {
+  const absl::Duration compute = absl::Milliseconds(3);
+  runner_.TakeTime(&clock_, compute);
+  runner_.Hold();
+  auto batcher = Make(Options(3));
+  TestJob* a = jobs_.Make(5);  // 3 faces in the first batch, 2 in the second
+  TestJob* b = jobs_.Make(1);  // in the second batch
+  JobTiming a_timing, b_timing;
+  a->job->timing = &a_timing;
+  b->job->timing = &b_timing;
+  ASSERT_TRUE(Submit(*batcher, a).ok());
+  ASSERT_TRUE(runner_.AwaitCalls(1));  // the first batch formed at start_
+  clock_.Advance(absl::Milliseconds(1));
+  ASSERT_TRUE(Submit(*batcher, b).ok());
+  runner_.Allow(2);  // the first batch ends at start_ + 4 ms, the second forms then
+  ASSERT_TRUE(jobs_.AwaitCompletions(2));
+  EXPECT_EQ(runner_.batches(),
+            (std::vector<std::vector<uint32_t>>{{a->ids[0], a->ids[1], a->ids[2]},
+                                                {a->ids[3], a->ids[4], b->ids[0]}}));
+  EXPECT_EQ(a_timing.queue_wait, absl::Milliseconds(4));
+  // The first batch ran 1 ms (advanced while it was held) plus its compute.
+  EXPECT_EQ(a_timing.compute, absl::Milliseconds(1) + 2 * compute);
+  EXPECT_EQ(b_timing.queue_wait, absl::Milliseconds(3));
+  EXPECT_EQ(b_timing.compute, compute);
+}
+
 // Deadline-aware admission: once the batcher has measured batches, a job that
 // cannot be answered in time is refused at once instead of queued and wasted.
 TEST_F(BatcherTest, RefusesAJobWhoseDeadlineIsCloserThanTheModelNeeds) {
