@@ -240,7 +240,8 @@ void ExpressionService::StreamCall::Log() {
   entry.peer = std::move(peer_);
   std::lock_guard<std::mutex> lock(mu_);
   entry.code = static_cast<absl::StatusCode>(final_status_.error_code());
-  entry.message = final_status_.error_message();
+  const std::string message = final_status_.error_message();  // a copy: entry views it
+  entry.message = message;
   entry.faces = faces_read_;
   entry.frames = frames_read_;
   entry.frame_errors = frame_errors_;

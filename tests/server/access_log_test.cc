@@ -416,8 +416,9 @@ class AccessLogServiceTest : public ::testing::Test {
     if (server_ != nullptr) server_->Shutdown(absl::Seconds(60));
   }
 
-  void StartServer(double sample = 1.0) {
+  void StartServer(double sample = 1.0, int max_concurrent_streams = 256) {
     FerServerOptions options;
+    options.service.max_concurrent_streams = max_concurrent_streams;
     options.address = "127.0.0.1:0";
     options.metrics_address = "";
     options.service.batching.max_batch_size = 8;
@@ -594,6 +595,44 @@ TEST_F(AccessLogServiceTest, QueueAndModelTimesAreWhatTheBatcherMeasured) {
   EXPECT_GE(queued.number("total_ms"), held_ms);
   ExpectPeerAndTimes(held);
   ExpectPeerAndTimes(queued);
+}
+
+// A stream's line carries the stream's own status: here a second stream
+// refused at once beyond --max_concurrent_streams, then the first, ended by
+// its client.
+TEST_F(AccessLogServiceTest, AStreamsLineCarriesTheStreamsStatus) {
+  StartServer(1.0, /*max_concurrent_streams=*/1);
+  auto first_context = Context();
+  auto first = stub_->ClassifyStream(first_context.get());
+  ClassifyFrame frame;
+  frame.add_faces()->set_encoded(FacePng(0));
+  ASSERT_TRUE(first->Write(frame));
+  FrameResult result;
+  ASSERT_TRUE(first->Read(&result));  // registered and serving
+
+  auto second_context = Context();
+  auto second = stub_->ClassifyStream(second_context.get());
+  EXPECT_EQ(second->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  const std::vector<Line> refused = LinesOnce(1);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0]["method"], "ClassifyStream");
+  EXPECT_EQ(refused[0]["status"], "RESOURCE_EXHAUSTED");
+  EXPECT_THAT(refused[0]["message"], HasSubstr("too many open streams"));
+  EXPECT_EQ(refused[0]["frames"], "0");
+  EXPECT_EQ(refused[0]["faces"], "0");
+
+  first->WritesDone();
+  while (first->Read(&result)) {
+  }
+  ASSERT_TRUE(first->Finish().ok());
+  const std::vector<Line> lines = LinesOnce(2);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1]["status"], "OK");
+  EXPECT_FALSE(lines[1].has("message"));
+  EXPECT_EQ(lines[1]["frames"], "1");
+  EXPECT_EQ(lines[1]["faces"], "1");
+  EXPECT_EQ(lines[1]["frame_errors"], "0");
+  ExpectPeerAndTimes(lines[1]);
 }
 
 TEST_F(AccessLogServiceTest, ASampledLogWritesEveryKthCall) {
