@@ -129,7 +129,9 @@ class AccessLog {
   static absl::StatusOr<std::unique_ptr<AccessLog>> Open(const AccessLogOptions& options,
                                                          size_t max_queued_lines = kMaxQueuedLines);
 
-  // Writes the lines still queued, then closes the file.
+  // Writes the lines still queued, then closes the file. It waits for the
+  // writer: a write stuck on a pipe nobody reads holds it up, as it would
+  // any other output of the process.
   ~AccessLog();
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
