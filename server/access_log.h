@@ -14,12 +14,14 @@
 //  - message: the status message, for errors only (at most kMaxMessageBytes,
 //    invalid UTF-8 replaced by U+FFFD, so that every line is valid JSON);
 //  - frames and frame_errors: streams only (frames read; those answered with
-//    an error FrameStatus);
+//    an error FrameStatus, or dropped because the client was gone);
 //  - queue_ms: the longest any face of the call waited in the batcher's queue
 //    (from being queued to its batch forming); model_ms: the runner time of
 //    the batches that carried its faces, summed (for a stream, both over its
 //    frames: the longest wait, the summed model time). Zero for a call that
 //    never reached the batcher;
+//  - model_version: of the model that answered; "" for an error (for a
+//    stream, the last frame answered with one);
 //  - sampled: the fraction of calls logged, so that counts read from the log
 //    can be scaled back (count / sampled).
 //
@@ -42,7 +44,8 @@
 // O_APPEND they land whole at the end even beside another writer.
 //
 // Rotation: Reopen() opens the path again (after logrotate's rename) and
-// writes there from the next line on; fer-server calls it on SIGHUP.
+// writes there from the next line on; fer-server calls it on SIGUSR1 and on
+// SIGHUP.
 #ifndef FER_SERVER_ACCESS_LOG_H_
 #define FER_SERVER_ACCESS_LOG_H_
 
@@ -99,7 +102,7 @@ struct AccessLogEntry {
   absl::Duration queue = absl::ZeroDuration();
   absl::Duration model = absl::ZeroDuration();
   absl::Duration total = absl::ZeroDuration();
-  std::string model_version;      // of the model that answered; "" when none did
+  std::string model_version;      // of the model that answered; "" for an error
   absl::Time time = absl::Now();  // when the call ended
 };
 
