@@ -258,6 +258,7 @@ class ExpressionService final : public ExpressionServiceBase {
   struct Instance {
     std::vector<uint8_t> inputs;
     std::vector<float> outputs;
+    std::vector<float> attention;  // sized by the first batch that asks for maps
   };
   std::vector<Instance> instances_;
 
