@@ -5,6 +5,7 @@
 #include "client/client_flags.h"
 #include "client/image_files.h"
 #include "client/latency_stats.h"
+#include "model/core/image_ops.h"
 
 namespace fer::client {
 namespace {
@@ -123,6 +124,25 @@ Scores ScoresFromPrediction(const fer::v1::Prediction& prediction) {
     return Scores::FromProbabilities(std::move(probabilities));  // never index out of range
   }
   return Scores{std::move(probabilities), static_cast<int>(prediction.top_label())};
+}
+
+AttentionGrid GridFromPrediction(const fer::v1::Prediction& prediction, int input_size,
+                                 bool ten_crop) {
+  AttentionGrid grid;
+  if (!prediction.has_attention()) return grid;
+  const fer::v1::AttentionMap& map = prediction.attention();
+  grid.height = static_cast<int>(map.height());
+  grid.width = static_cast<int>(map.width());
+  grid.values.assign(map.values().begin(), map.values().end());
+  if (grid.values.size() != static_cast<size_t>(grid.height) * grid.width) return AttentionGrid();
+  grid.center_share = map.center_share();
+  grid.side = input_size;
+  if (ten_crop) {
+    // The centre crop of the ten, as the server cuts it (TenCropBoxes).
+    grid.side = TenCropResizeSize(input_size);
+    grid.offset = TenCropBoxes(grid.side, input_size)[kTenCropCentreBox].x;
+  }
+  return grid;
 }
 
 }  // namespace fer::client

@@ -21,10 +21,6 @@ namespace fer {
 
 // Number of faces TenCrop produces from one image.
 inline constexpr int kTenCropCount = 10;
-// Which of them is the centre crop, unmirrored (TenCropBoxes' order,
-// model/core/image_ops.h): the crop whose attention map a ten-crop face
-// answers with (see AttentionMap in proto/fer/v1/expression.proto).
-inline constexpr int kTenCropCentre = 4;
 
 // Server-wide settings, fixed at start-up from the model's meta and flags.
 struct PreprocessOptions {

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "model/common/cpu_count.h"
+#include "model/core/image_ops.h"
 #include "server/request_faces.h"
 #include "server/service_calls.h"
 #include "server/service_work.h"
@@ -184,7 +185,7 @@ void ExpressionService::PreprocessAndSubmit(Work* work) {
   for (int i = 0; i < model_faces; ++i) {
     job->faces[i].pixels = work->pixels.data() + static_cast<size_t>(i) * face_bytes_;
     job->faces[i].output = work->outputs.data() + static_cast<size_t>(i) * num_classes_;
-    if (map_size > 0 && (crops == 1 || i % crops == kTenCropCentre)) {
+    if (map_size > 0 && (crops == 1 || i % crops == kTenCropCentreBox)) {
       job->faces[i].attention = work->attention_maps.data() + (i / crops) * map_size;
     }
     job->faces[i].context = work->generation.get();  // alive while work is

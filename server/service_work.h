@@ -53,7 +53,7 @@ struct ExpressionService::Work {
   std::vector<uint8_t> pixels;
   std::vector<float> outputs;
   // When attention: one map per request face, not per model face (a ten-crop
-  // face keeps its centre crop's map, kTenCropCentre), face after face.
+  // face keeps its centre crop's map, kTenCropCentreBox), face after face.
   std::vector<float> attention_maps;
 
   int crops() const { return ten_crop ? kTenCropCount : 1; }

@@ -27,6 +27,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "model/core/attention_quality.h"
 #include "model/core/engine.h"
+#include "model/core/image_ops.h"
 #include "server/fer_server.h"
 #include "server/preprocess.h"
 #include "server/request_faces.h"
@@ -1148,7 +1149,7 @@ class AttentionServiceTest : public FakeEngineServiceTest {
     input.encoded = image;
     std::vector<uint8_t> pixels;
     EXPECT_TRUE(Preprocess(input, options, ten_crop, &pixels).ok());
-    const size_t offset = ten_crop ? kTenCropCentre * fake.face_bytes() : 0;
+    const size_t offset = ten_crop ? kTenCropCentreBox * fake.face_bytes() : 0;
     return fake.AttentionMap(pixels.data() + offset);
   }
 
@@ -1355,7 +1356,7 @@ TEST_F(ServiceTest, MapsAreTheEnginesForTheSameFace) {
       std::vector<float> probabilities(crops * engine_->num_classes());
       std::vector<float> maps(crops * map_size);
       ASSERT_TRUE(runner->Classify(pixels.data(), crops, probabilities.data(), maps.data()).ok());
-      const float* expected = maps.data() + (ten_crop ? kTenCropCentre * map_size : 0);
+      const float* expected = maps.data() + (ten_crop ? kTenCropCentreBox * map_size : 0);
       const Prediction& prediction = response.predictions(i);
       EXPECT_EQ(prediction.attention().height(),
                 static_cast<uint32_t>(engine_->attention_height()));
