@@ -5,7 +5,6 @@
 #include "client/client_flags.h"
 #include "client/image_files.h"
 #include "client/latency_stats.h"
-#include "model/core/image_ops.h"
 
 namespace fer::client {
 namespace {
@@ -136,12 +135,7 @@ AttentionGrid GridFromPrediction(const fer::v1::Prediction& prediction, int inpu
   grid.values.assign(map.values().begin(), map.values().end());
   if (grid.values.size() != static_cast<size_t>(grid.height) * grid.width) return AttentionGrid();
   grid.center_share = map.center_share();
-  grid.side = input_size;
-  if (ten_crop) {
-    // The centre crop of the ten, as the server cuts it (TenCropBoxes).
-    grid.side = TenCropResizeSize(input_size);
-    grid.offset = TenCropBoxes(grid.side, input_size)[kTenCropCentreBox].x;
-  }
+  PlaceAttentionCells(input_size, ten_crop, &grid);
   return grid;
 }
 

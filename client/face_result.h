@@ -6,6 +6,7 @@
 #define FER_CLIENT_FACE_RESULT_H_
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -67,6 +68,20 @@ struct AttentionGrid {
 // The distance between neighbouring cells' centres, in pixels of the face the
 // model saw: LLA-Net's four halvings.
 inline constexpr int kAttentionCellPitch = 16;
+
+// Sets grid's side and offset for a model of input_size asked with or without
+// ten_crop. Ten-crop answers the centre crop's map: the face is resized to
+// input_size * 8 / 7 (rounded) and the crop cut from its middle, as
+// TenCropResizeSize and TenCropBoxes (model/core/image_ops.h) do; the client
+// cannot include that, and tests/client/attention_overlay_test.cc holds the
+// two equal.
+inline void PlaceAttentionCells(int input_size, bool ten_crop, AttentionGrid* grid) {
+  grid->side = input_size;
+  grid->offset = 0;
+  if (!ten_crop) return;
+  grid->side = static_cast<int>(std::lround(input_size * 8.0 / 7.0));
+  grid->offset = (grid->side - input_size) / 2;
+}
 
 // One face of a video frame, as fer-client stream reports and draws it.
 struct StreamFace {

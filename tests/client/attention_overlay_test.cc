@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "model/core/image_ops.h"
+
 namespace fer::client {
 namespace {
 
@@ -81,6 +83,27 @@ TEST(AttentionOverlayTest, ATenCropMapSitsOnTheCentreCropOfTheLargerFace) {
   OverlayAttention(map, cv::Rect(0, 0, 128, 128), image);
   EXPECT_GT(Redness(MeanAround(image, 8, 8, 1)), 40);
   EXPECT_LT(Redness(MeanAround(image, 8 + 96, 8 + 96, 1)), -40);
+}
+
+TEST(AttentionOverlayTest, CellsArePlacedWhereTheServerCutsTheFace) {
+  for (int input_size : {32, 48, 112, 224}) {
+    SCOPED_TRACE(input_size);
+    AttentionGrid one;
+    PlaceAttentionCells(input_size, false, &one);
+    EXPECT_EQ(one.side, input_size);
+    EXPECT_EQ(one.offset, 0);
+    AttentionGrid ten;
+    PlaceAttentionCells(input_size, true, &ten);
+    EXPECT_EQ(ten.side, TenCropResizeSize(input_size));
+    const CropBox centre = TenCropBoxes(ten.side, input_size)[kTenCropCentreBox];
+    EXPECT_FALSE(centre.mirrored);
+    EXPECT_EQ(ten.offset, centre.x);
+    EXPECT_EQ(ten.offset, centre.y);
+  }
+  AttentionGrid lla;
+  PlaceAttentionCells(112, true, &lla);
+  EXPECT_EQ(lla.side, 128);
+  EXPECT_EQ(lla.offset, 8);
 }
 
 TEST(AttentionOverlayTest, AnEmptyMapOrARegionOffTheImageDrawsNothing) {
