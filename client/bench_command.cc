@@ -66,6 +66,9 @@ ABSL_FLAG(int64_t, requests, 0,
           "bench: send exactly this many requests (or frames); 0 = use --duration");
 ABSL_FLAG(int, faces_per_request, 1, "bench: faces in each request (or frame)");
 ABSL_FLAG(std::string, mode, "unary", "bench: unary (Classify) or stream (ClassifyStream frames)");
+ABSL_FLAG(bool, attention_maps, false,
+          "bench: ask for every face's attention map (ClassifyOptions.attention), to measure "
+          "what maps cost");
 ABSL_FLAG(std::string, images, "",
           "bench: folder of face images (recursive) to send; default: one synthetic face");
 
@@ -74,7 +77,8 @@ namespace {
 
 constexpr char kUsage[] =
     "fer-client bench [--mode=unary|stream] [--concurrency=8 | --rate=R] [--duration=10s | "
-    "--requests=N] [--faces_per_request=1] [--images=DIR] [--ten_crop] [--json] [--target] "
+    "--requests=N] [--faces_per_request=1] [--images=DIR] [--ten_crop] [--attention_maps] "
+    "[--json] [--target] "
     "[--deadline_ms] [--tls...]";
 
 // A pool this large already defeats any cache; more would only cost memory.
@@ -599,12 +603,12 @@ class BenchStream : public grpc::ClientBidiReactor<fer::v1::ClassifyFrame, fer::
 class StreamLoad {
  public:
   StreamLoad(const Connection& connection, const std::vector<fer::v1::ClassifyRequest>& requests,
-             LoadState* state, bool ten_crop)
+             LoadState* state)
       : stub_(fer::v1::ExpressionClassifier::NewStub(connection.channel())), state_(state) {
     for (const fer::v1::ClassifyRequest& request : requests) {
       fer::v1::ClassifyFrame frame;
       *frame.mutable_faces() = request.faces();
-      frame.mutable_options()->set_ten_crop(ten_crop);
+      *frame.mutable_options() = request.options();
       frames_.push_back(std::move(frame));
     }
   }
@@ -653,7 +657,8 @@ class StreamLoad {
 };
 
 std::vector<fer::v1::ClassifyRequest> BuildRequests(const std::vector<std::string>& pool,
-                                                    int faces_per_request, bool ten_crop) {
+                                                    int faces_per_request,
+                                                    const fer::v1::ClassifyOptions& options) {
   const size_t faces = static_cast<size_t>(faces_per_request);
   const size_t distinct =
       std::clamp<size_t>((pool.size() + faces - 1) / faces, 1, kMaxDistinctRequests);
@@ -661,7 +666,7 @@ std::vector<fer::v1::ClassifyRequest> BuildRequests(const std::vector<std::strin
   for (size_t r = 0; r < distinct; ++r) {
     for (size_t f = 0; f < faces; ++f)
       requests[r].add_faces()->set_encoded(pool[(r * faces + f) % pool.size()]);
-    requests[r].mutable_options()->set_ten_crop(ten_crop);
+    *requests[r].mutable_options() = options;
   }
   return requests;
 }
@@ -704,7 +709,7 @@ absl::StatusOr<BenchOptions> BenchOptionsFromFlags() {
 // Runs the load the options describe until its budget is spent and every
 // call has ended (at the latest `grace` after --duration).
 void RunLoad(const BenchOptions& options, const Connection& connection,
-             std::vector<fer::v1::ClassifyRequest> prebuilt, bool ten_crop, LoadState* state) {
+             std::vector<fer::v1::ClassifyRequest> prebuilt, LoadState* state) {
   if (options.mode == "unary") {
     UnaryLoad load(connection, std::move(prebuilt), state);
     if (options.rate > 0) {
@@ -714,7 +719,7 @@ void RunLoad(const BenchOptions& options, const Connection& connection,
     }
     return;
   }
-  StreamLoad load(connection, prebuilt, state, ten_crop);
+  StreamLoad load(connection, prebuilt, state);
   if (options.rate > 0) {
     load.RunOpenLoop(options.concurrency, options.rate);
   } else {
@@ -772,11 +777,17 @@ int RunBench(int argc, char** argv) {
                              " is over the server's limit of ", info->max_faces_per_request())));
   }
 
-  const bool ten_crop = absl::GetFlag(FLAGS_ten_crop);
+  if (absl::GetFlag(FLAGS_attention_maps) && info->attention_height() == 0) {
+    return Fail("bench", absl::FailedPreconditionError(
+                             "--attention_maps: the server's model has no attention maps"));
+  }
+  fer::v1::ClassifyOptions call_options;
+  call_options.set_ten_crop(absl::GetFlag(FLAGS_ten_crop));
+  call_options.set_attention(absl::GetFlag(FLAGS_attention_maps));
   const absl::Duration grace = std::min(connection->deadline(), kEndGrace);
   const Clock::time_point start = Clock::now();
   LoadState state(options->requests, options->duration, grace, options->faces, start);
-  RunLoad(*options, *connection, BuildRequests(*pool, options->faces, ten_crop), ten_crop, &state);
+  RunLoad(*options, *connection, BuildRequests(*pool, options->faces, call_options), &state);
   return Report(*options, state, start, grace);
 }
 

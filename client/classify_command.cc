@@ -9,6 +9,12 @@
 // faces are sent again one by one, so that every good file is still classified
 // and every bad one is named with the server's reason.
 //
+// --attention=DIR asks for each face's attention map, prints its center_share
+// after the probabilities and writes DIR/<file name>.png: the face stretched
+// to a square as the server stretches it (AttentionPictureSide pixels), the
+// map overlaid as a heat map (client/attention_overlay.h), and the top label,
+// its confidence and the center share written above it.
+//
 // Output: each call's lines are printed and flushed as soon as it is
 // answered, in the order the files were given, so a long run shows its first
 // results at once, also through a pipe. A run of more than one call shows its
@@ -16,12 +22,17 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <opencv2/imgcodecs.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/attention_overlay.h"
 #include "client/client_flags.h"
 #include "client/commands.h"
 #include "client/connection.h"
@@ -30,13 +41,20 @@
 #include "model/common/progress.h"
 
 ABSL_FLAG(int, batch, 32, "classify: faces per request (capped by the server's limit)");
+ABSL_FLAG(std::string, attention, "",
+          "classify: ask for attention maps; print each face's center_share and write the face "
+          "with its map overlaid to DIR/<file name>.png (DIR is created if missing)");
 
 namespace fer::client {
 namespace {
 
 constexpr char kUsage[] =
-    "fer-client classify [--batch=32] [--ten_crop] [--json|--csv] [--target] [--deadline_ms] "
-    "IMAGE...|DIR...";
+    "fer-client classify [--batch=32] [--ten_crop] [--attention=DIR] [--json|--csv] [--target] "
+    "[--deadline_ms] IMAGE...|DIR...";
+
+// Side of the --attention pictures: twice LLA-Net's 112, so that the 7 x 7
+// cells and the caption are easy to see.
+constexpr int kMinPictureSide = 224;
 
 // gRPC servers refuse messages over 4 MiB unless configured otherwise; stay
 // clear of it, leaving room for the message framing.
@@ -82,15 +100,65 @@ class RunProgress {
   std::unique_ptr<fer::ProgressBar> bar_;
 };
 
+// Where --attention pictures go, named after their files: "a.jpg" becomes
+// "a.png", and a second "a.*" (from another folder, or "a.png" itself after
+// "a.jpg") "a-2.png".
+class AttentionPictures {
+ public:
+  AttentionPictures(std::string dir, int side) : dir_(std::move(dir)), side_(side) {}
+
+  bool enabled() const { return !dir_.empty(); }
+
+  // Writes the picture of one face; a file OpenCV cannot decode (the server
+  // could) gets none, with a line on stderr. Errors are fatal (an unwritable
+  // folder).
+  absl::Status Write(const std::string& path, const std::string& bytes, const std::string& caption,
+                     const AttentionGrid& map) {
+    const cv::Mat face = cv::imdecode(
+        cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+        cv::IMREAD_COLOR);
+    if (face.empty()) {
+      std::fprintf(stderr, "fer-client classify: %s: no picture (OpenCV cannot decode it)\n",
+                   path.c_str());
+      return absl::OkStatus();
+    }
+    const cv::Mat picture = AttentionPicture(
+        face, map, {caption, absl::StrFormat("center_share %.3f", map.center_share)}, side_);
+    const std::string out = (std::filesystem::path(dir_) / NameFor(path)).string();
+    if (!cv::imwrite(out, picture)) {
+      return absl::PermissionDeniedError(absl::StrCat("--attention: cannot write ", out));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string NameFor(const std::string& path) {
+    const std::string stem = std::filesystem::path(path).stem().string();
+    std::string name = stem + ".png";
+    for (int n = 2; !used_.insert(name).second; ++n) name = absl::StrCat(stem, "-", n, ".png");
+    return name;
+  }
+
+  const std::string dir_;
+  const int side_;
+  std::set<std::string> used_;
+};
+
+struct ClassifySettings {
+  std::vector<std::string> labels;
+  OutputFormat format = OutputFormat::kText;
+  bool ten_crop = false;
+  int input_size = 0;  // the model's, to place the maps' cells
+};
+
 class Classifier {
  public:
-  Classifier(const Connection& connection, std::vector<std::string> labels, OutputFormat format,
-             bool ten_crop, RunProgress* progress)
+  Classifier(const Connection& connection, ClassifySettings settings, AttentionPictures* pictures,
+             RunProgress* progress)
       : connection_(connection),
         stub_(fer::v1::ExpressionClassifier::NewStub(connection.channel())),
-        labels_(std::move(labels)),
-        format_(format),
-        ten_crop_(ten_crop),
+        settings_(std::move(settings)),
+        pictures_(pictures),
         progress_(progress) {}
 
   // Queues one file's bytes; sends the batch first when the file would not fit.
@@ -109,12 +177,13 @@ class Classifier {
   // server, a deadline); a bad file is reported and counted instead.
   absl::Status Flush() {
     if (paths_.empty()) return absl::OkStatus();
-    request_.mutable_options()->set_ten_crop(ten_crop_);
+    request_.mutable_options()->set_ten_crop(settings_.ten_crop);
+    request_.mutable_options()->set_attention(pictures_->enabled());
     fer::v1::ClassifyResponse response;
     grpc::Status status = Call(request_, &response);
     absl::Status result;
     if (status.ok()) {
-      result = Print(paths_, response);
+      result = Print(paths_, request_, response);
     } else if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT && paths_.size() > 1) {
       result = RetryOneByOne();
     } else if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
@@ -146,7 +215,8 @@ class Classifier {
     return stub_->Classify(&context, request, response);
   }
 
-  absl::Status Print(const std::vector<std::string>& paths,
+  // Prints the lines of request's faces (and writes their pictures).
+  absl::Status Print(const std::vector<std::string>& paths, const fer::v1::ClassifyRequest& request,
                      const fer::v1::ClassifyResponse& response) {
     if (static_cast<size_t>(response.predictions_size()) != paths.size()) {
       return absl::InternalError(absl::StrCat("Classify answered ", response.predictions_size(),
@@ -154,8 +224,27 @@ class Classifier {
     }
     progress_->MakeRoom(true);
     for (size_t i = 0; i < paths.size(); ++i) {
-      const Scores scores = ScoresFromPrediction(response.predictions(static_cast<int>(i)));
-      std::fputs(ClassifyLine(format_, labels_, paths[i], scores).c_str(), stdout);
+      const fer::v1::Prediction& prediction = response.predictions(static_cast<int>(i));
+      const Scores scores = ScoresFromPrediction(prediction);
+      if (!pictures_->enabled()) {
+        std::fputs(ClassifyLine(settings_.format, settings_.labels, paths[i], scores).c_str(),
+                   stdout);
+        continue;
+      }
+      const AttentionGrid map =
+          GridFromPrediction(prediction, settings_.input_size, settings_.ten_crop);
+      if (map.empty()) return absl::InternalError("Classify answered a face without its map");
+      std::fputs(
+          ClassifyLine(settings_.format, settings_.labels, paths[i], scores, map.center_share)
+              .c_str(),
+          stdout);
+      const std::string caption =
+          absl::StrFormat("%s %.2f", LabelName(settings_.labels, scores.top), scores.confidence());
+      if (absl::Status written = pictures_->Write(
+              paths[i], request.faces(static_cast<int>(i)).encoded(), caption, map);
+          !written.ok()) {
+        return written;
+      }
     }
     std::fflush(stdout);  // this call's lines now, not when the buffer fills
     done_files_ += paths.size();
@@ -174,7 +263,7 @@ class Classifier {
         ReportBadFile(path, status.error_message());
       } else if (!status.ok()) {
         return connection_.Failure(status, "Classify");
-      } else if (absl::Status printed = Print({path}, response); !printed.ok()) {
+      } else if (absl::Status printed = Print({path}, single, response); !printed.ok()) {
         return printed;
       }
     }
@@ -183,9 +272,8 @@ class Classifier {
 
   const Connection& connection_;
   std::unique_ptr<fer::v1::ExpressionClassifier::Stub> stub_;
-  const std::vector<std::string> labels_;
-  const OutputFormat format_;
-  const bool ten_crop_;
+  const ClassifySettings settings_;
+  AttentionPictures* const pictures_;
   RunProgress* const progress_;
 
   fer::v1::ClassifyRequest request_;  // the batch being filled
@@ -220,6 +308,24 @@ absl::Status SendAll(const std::vector<std::string>& files, const fer::v1::Model
   return classifier->Flush();
 }
 
+// The --attention folder, created if missing; disabled without the flag.
+// FAILED_PRECONDITION when the server's model has no maps to give.
+absl::StatusOr<AttentionPictures> OpenPictures(const fer::v1::ModelInfo& info) {
+  const std::string dir = absl::GetFlag(FLAGS_attention);
+  const int side = std::max(kMinPictureSide, 2 * static_cast<int>(info.input_size()));
+  if (dir.empty()) return AttentionPictures("", side);
+  if (info.attention_height() == 0) {
+    return absl::FailedPreconditionError(
+        "--attention: the server's model has no attention maps (ModelInfo.attention_height 0)");
+  }
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error || !std::filesystem::is_directory(dir)) {
+    return absl::PermissionDeniedError(absl::StrCat("--attention: cannot create folder ", dir));
+  }
+  return AttentionPictures(dir, side);
+}
+
 }  // namespace
 
 int RunClassify(int argc, char** argv) {
@@ -243,12 +349,17 @@ int RunClassify(int argc, char** argv) {
   if (info->max_faces_per_request() > 0) {
     max_faces = std::min<size_t>(max_faces, info->max_faces_per_request());
   }
-  std::vector<std::string> labels(info->labels().begin(), info->labels().end());
-  std::fputs(ClassifyHeader(*format, labels).c_str(), stdout);
+  ClassifySettings settings;
+  settings.labels.assign(info->labels().begin(), info->labels().end());
+  settings.format = *format;
+  settings.ten_crop = absl::GetFlag(FLAGS_ten_crop);
+  settings.input_size = static_cast<int>(info->input_size());
+  absl::StatusOr<AttentionPictures> pictures = OpenPictures(*info);
+  if (!pictures.ok()) return Fail("classify", pictures.status());
+  std::fputs(ClassifyHeader(*format, settings.labels, pictures->enabled()).c_str(), stdout);
   // One call's wait shows nothing worth a progress line; more calls do.
   RunProgress progress(files->size(), files->size() > max_faces);
-  Classifier classifier(*connection, std::move(labels), *format, absl::GetFlag(FLAGS_ten_crop),
-                        &progress);
+  Classifier classifier(*connection, std::move(settings), &*pictures, &progress);
   if (absl::Status status = SendAll(*files, *info, max_faces, &classifier); !status.ok()) {
     progress.Abandon();
     return Fail("classify", status);

@@ -43,13 +43,13 @@ const std::vector<absl::string_view>& CommonFlags() {
 
 const std::map<absl::string_view, std::vector<absl::string_view>>& CommandFlags() {
   static const auto* const table = new std::map<absl::string_view, std::vector<absl::string_view>>{
-      {"classify", {"batch", "json", "csv", "ten_crop"}},
+      {"classify", {"batch", "json", "csv", "ten_crop", "attention"}},
       {"stream",
        {"camera", "cascade", "no_detect", "min_face", "window", "smooth", "track_iou", "annotate",
-        "max_frames", "progress", "json", "csv", "ten_crop"}},
+        "annotate_attention", "max_frames", "progress", "json", "csv", "ten_crop"}},
       {"bench",
        {"concurrency", "rate", "duration", "requests", "faces_per_request", "mode", "images",
-        "ten_crop", "json"}},
+        "ten_crop", "attention_maps", "json"}},
       {"info", {"json"}},
       {"health", {"service"}},
   };

@@ -125,4 +125,18 @@ Scores ScoresFromPrediction(const fer::v1::Prediction& prediction) {
   return Scores{std::move(probabilities), static_cast<int>(prediction.top_label())};
 }
 
+AttentionGrid GridFromPrediction(const fer::v1::Prediction& prediction, int input_size,
+                                 bool ten_crop) {
+  AttentionGrid grid;
+  if (!prediction.has_attention()) return grid;
+  const fer::v1::AttentionMap& map = prediction.attention();
+  grid.height = static_cast<int>(map.height());
+  grid.width = static_cast<int>(map.width());
+  grid.values.assign(map.values().begin(), map.values().end());
+  if (grid.values.size() != static_cast<size_t>(grid.height) * grid.width) return AttentionGrid();
+  grid.center_share = map.center_share();
+  PlaceAttentionCells(input_size, ten_crop, &grid);
+  return grid;
+}
+
 }  // namespace fer::client

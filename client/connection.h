@@ -72,6 +72,11 @@ class Connection {
 // Copies a Prediction into the client's plain Scores.
 Scores ScoresFromPrediction(const fer::v1::Prediction& prediction);
 
+// Copies a Prediction's attention map (empty when it has none) and places its
+// cells for a model of input_size, asked with or without ten_crop.
+AttentionGrid GridFromPrediction(const fer::v1::Prediction& prediction, int input_size,
+                                 bool ten_crop);
+
 }  // namespace fer::client
 
 #endif  // FER_CLIENT_CONNECTION_H_

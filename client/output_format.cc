@@ -75,21 +75,28 @@ std::string LabelName(const std::vector<std::string>& labels, int i) {
   return absl::StrCat("label", i);
 }
 
-std::string ClassifyHeader(OutputFormat format, const std::vector<std::string>& labels) {
+std::string ClassifyHeader(OutputFormat format, const std::vector<std::string>& labels,
+                           bool with_center_share) {
   if (format != OutputFormat::kCsv) return "";
-  return absl::StrCat("file,", CsvScoreColumns(labels, ""), "\n");
+  return absl::StrCat("file,", CsvScoreColumns(labels, ""),
+                      with_center_share ? ",center_share" : "", "\n");
 }
 
 std::string ClassifyLine(OutputFormat format, const std::vector<std::string>& labels,
-                         absl::string_view source, const Scores& scores) {
+                         absl::string_view source, const Scores& scores,
+                         std::optional<float> center_share) {
   switch (format) {
     case OutputFormat::kCsv:
-      return absl::StrCat(CsvField(source), ",", CsvScores(labels, scores), "\n");
+      return absl::StrCat(CsvField(source), ",", CsvScores(labels, scores),
+                          center_share ? absl::StrCat(",", Probability(*center_share)) : "", "\n");
     case OutputFormat::kJson: {
       // Debian's Abseil keeps its own absl::string_view, which does not
       // convert to std::string_view by itself.
       const std::string_view path(source.data(), source.size());
-      return absl::StrCat("{\"file\":", JsonString(path), ",", JsonScores(labels, scores), "}\n");
+      return absl::StrCat(
+          "{\"file\":", JsonString(path), ",", JsonScores(labels, scores),
+          center_share ? absl::StrCat(",\"center_share\":", JsonProbability(*center_share)) : "",
+          "}\n");
     }
     case OutputFormat::kText:
       break;
@@ -99,8 +106,10 @@ std::string ClassifyLine(OutputFormat format, const std::vector<std::string>& la
     parts.push_back(absl::StrCat(LabelName(labels, static_cast<int>(i)), "=",
                                  Probability(scores.probabilities[i])));
   }
-  return absl::StrCat(source, "  ", LabelName(labels, scores.top), " ",
-                      Probability(scores.confidence()), "  ", absl::StrJoin(parts, " "), "\n");
+  return absl::StrCat(
+      source, "  ", LabelName(labels, scores.top), " ", Probability(scores.confidence()), "  ",
+      absl::StrJoin(parts, " "),
+      center_share ? absl::StrCat("  center_share=", Probability(*center_share)) : "", "\n");
 }
 
 std::string StreamHeader(OutputFormat format, const std::vector<std::string>& labels,

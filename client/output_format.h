@@ -8,6 +8,7 @@
 #ifndef FER_CLIENT_OUTPUT_FORMAT_H_
 #define FER_CLIENT_OUTPUT_FORMAT_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,10 +34,15 @@ std::string LabelName(const std::vector<std::string>& labels, int i);
 //   text: "PATH  LABEL CONFIDENCE  neutral=0.0100 anger=0.0030 ..."
 //   csv:  "file,label,confidence,<label 0>,...,<label N-1>" then one row per face
 //   json: {"file":...,"label":...,"confidence":...,"probabilities":{"neutral":...,...}}
-// The header is empty for text and JSON.
-std::string ClassifyHeader(OutputFormat format, const std::vector<std::string>& labels);
+// The header is empty for text and JSON. With a center_share (classify
+// --attention, AttentionMap.center_share), text ends in "  center_share=0.3300",
+// CSV has a last column center_share (give the header with_center_share) and
+// JSON a last key "center_share".
+std::string ClassifyHeader(OutputFormat format, const std::vector<std::string>& labels,
+                           bool with_center_share = false);
 std::string ClassifyLine(OutputFormat format, const std::vector<std::string>& labels,
-                         absl::string_view source, const Scores& scores);
+                         absl::string_view source, const Scores& scores,
+                         std::optional<float> center_share = std::nullopt);
 
 // fer-client stream: one video frame's answer.
 // CSV (kText prints CSV too): one row per face, so a frame without faces or

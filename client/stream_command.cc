@@ -56,6 +56,9 @@ ABSL_FLAG(double, smooth, 0.0,
 ABSL_FLAG(double, track_iou, 0.3, "stream: least box overlap (IoU) that continues a face track");
 ABSL_FLAG(std::string, annotate, "",
           "stream: write the video with boxes, labels and probability bars to this .mp4 file");
+ABSL_FLAG(bool, annotate_attention, false,
+          "stream: with --annotate, ask for each face's attention map and overlay it inside the "
+          "face's box");
 ABSL_FLAG(int64_t, max_frames, 0, "stream: stop after this many frames; 0 = all");
 ABSL_FLAG(bool, progress, true, "stream: progress line on stderr (frames, fps, ETA) for files");
 
@@ -64,7 +67,8 @@ namespace {
 
 constexpr char kUsage[] =
     "fer-client stream VIDEO | --camera=N [--window=8] [--no_detect | --cascade=XML "
-    "--min_face=40] [--smooth=ALPHA] [--annotate=OUT.mp4] [--json|--csv] [--ten_crop] "
+    "--min_face=40] [--smooth=ALPHA] [--annotate=OUT.mp4 [--annotate_attention]] [--json|--csv] "
+    "[--ten_crop] "
     "[--max_frames] [--target] [--deadline_ms]";
 
 // The model's input side when the server does not say; LLA-Net's.
@@ -125,6 +129,9 @@ struct StreamSettings {
   TrackerOptions tracker;
   size_t window = 1;
   std::chrono::milliseconds frame_deadline{0};
+  bool attention = false;  // --annotate_attention
+  bool ten_crop = false;
+  int input_size = 0;  // the model's, to place the maps' cells
 };
 
 // The reader's side: everything done with an answer, in frame order.
@@ -163,6 +170,8 @@ class ResultSink {
         face.track_id = tracked[i].track_id;
         face.scores = settings_.smoothing ? tracked[i].smoothed : raw[i];
         if (settings_.smoothing) face.raw = raw[i];
+        face.attention = GridFromPrediction(result.predictions(static_cast<int>(i)),
+                                            settings_.input_size, settings_.ten_crop);
         out.faces.push_back(std::move(face));
       }
     }
@@ -320,6 +329,9 @@ absl::Status CheckFlags(const std::vector<std::string>& args) {
   if (absl::GetFlag(FLAGS_max_frames) < 0) {
     return absl::InvalidArgumentError("--max_frames must be >= 0");
   }
+  if (absl::GetFlag(FLAGS_annotate_attention) && absl::GetFlag(FLAGS_annotate).empty()) {
+    return absl::InvalidArgumentError("--annotate_attention draws into --annotate; give both");
+  }
   return CheckDeadlineFlag();
 }
 
@@ -356,6 +368,10 @@ void SetFromFlagsAndModel(const fer::v1::ModelInfo& info, StreamSettings* settin
                                      absl::GetFlag(FLAGS_track_iou), kMaxMissedFrames};
   settings->window = static_cast<size_t>(absl::GetFlag(FLAGS_window));
   settings->frame_deadline = std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms));
+  settings->attention = absl::GetFlag(FLAGS_annotate_attention);
+  settings->ten_crop = absl::GetFlag(FLAGS_ten_crop);
+  settings->input_size =
+      info.input_size() > 0 ? static_cast<int>(info.input_size()) : kDefaultInputSize;
 }
 
 // The --annotate video writer, null when the flag is empty. Opened before the
@@ -410,6 +426,7 @@ void SendFrames(cv::VideoCapture& capture, bool camera, FaceDetector* detector, 
     fer::v1::ClassifyFrame message;
     message.set_frame_id(index);
     message.mutable_options()->set_ten_crop(absl::GetFlag(FLAGS_ten_crop));
+    message.mutable_options()->set_attention(absl::GetFlag(FLAGS_annotate_attention));
     for (const FaceBox& box : pending.boxes) AddFace(image, box, max_side, &message);
     if (keep_images) pending.image = image.clone();
     if (!stream.Send(std::move(pending), message)) break;
@@ -453,6 +470,10 @@ int RunStream(int argc, char** argv) {
   absl::StatusOr<fer::v1::ModelInfo> info = connection->FetchModelInfo();
   if (!info.ok()) return Fail("stream", info.status());
   SetFromFlagsAndModel(*info, &settings);
+  if (settings.attention && info->attention_height() == 0) {
+    return Fail("stream", absl::FailedPreconditionError(
+                              "--annotate_attention: the server's model has no attention maps"));
+  }
   const int input_size =
       info->input_size() > 0 ? static_cast<int>(info->input_size()) : kDefaultInputSize;
   const int max_side = kSendSideFactor * input_size;

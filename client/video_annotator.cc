@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/attention_overlay.h"
 #include "client/output_format.h"
 
 namespace fer::client {
@@ -71,6 +72,7 @@ void VideoAnnotator::Draw(cv::Mat& frame, const std::vector<StreamFace>& faces,
                           const std::vector<std::string>& labels) {
   for (const StreamFace& face : faces) {
     const cv::Rect box(face.box.x, face.box.y, face.box.width, face.box.height);
+    OverlayAttention(face.attention, box, frame);  // under the box and text; none when empty
     const cv::Scalar colour = Colour(face.scores.top);
     cv::rectangle(frame, box, colour, kLineThickness);
     const std::string caption =

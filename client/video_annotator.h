@@ -32,8 +32,9 @@ class VideoAnnotator {
   // Finishes the file. Also done by the destructor.
   void Close() { writer_.release(); }
 
-  // Drawing alone: per face its box and "label 0.91" in the top label's
-  // colour, and one bar per label beside the box, as long as its probability.
+  // Drawing alone: per face its attention map inside its box when it has one
+  // (OverlayAttention), its box and "label 0.91" in the top label's colour,
+  // and one bar per label beside the box, as long as its probability.
   static void Draw(cv::Mat& frame, const std::vector<StreamFace>& faces,
                    const std::vector<std::string>& labels);
 

@@ -139,6 +139,9 @@ absl::Status ValidateBatcherOptions(const BatcherOptions& options);
 struct FaceRef {
   const uint8_t* pixels = nullptr;
   float* output = nullptr;
+  // Where the face's attention map goes, or null when nobody asked for it
+  // (the runner then need not compute one). Sized by the runner, as output.
+  float* attention = nullptr;
   // Opaque to the batcher, handed to the runner with the face: which model
   // the face is to run on (the service's model generation, see
   // ExpressionService::Reload). Null when the runner has one model only.

@@ -1,10 +1,13 @@
 #include "server/oip_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/access_log.h"
@@ -128,15 +131,27 @@ absl::Status ReadImages(const ModelInferRequest& request, int count,
 }
 
 // The request's parameters and requested outputs: ten_crop (bool) into
-// *options; every output asked for must be PROBABILITIES. Other parameters
-// are ignored, as the protocol lets a server do.
-absl::Status ReadOptions(const ModelInferRequest& request, fer::v1::ClassifyOptions* options) {
+// *options; the outputs asked for, each PROBABILITIES or ATTENTION and at most
+// once, into *outputs in request order (PROBABILITIES alone when none is), and
+// ATTENTION among them sets options->attention. Other parameters are ignored,
+// as the protocol lets a server do.
+absl::Status ReadOptions(const ModelInferRequest& request, fer::v1::ClassifyOptions* options,
+                         std::vector<std::string>* outputs) {
   for (const ModelInferRequest::InferRequestedOutputTensor& output : request.outputs()) {
-    if (output.name() != kOipOutputName) {
-      return absl::InvalidArgumentError(absl::StrCat("the model has one output, ", kOipOutputName,
-                                                     ", not \"", output.name(), "\""));
+    if (output.name() != kOipOutputName && output.name() != kOipAttentionOutputName) {
+      return absl::InvalidArgumentError(absl::StrCat("the model's outputs are ", kOipOutputName,
+                                                     " and ", kOipAttentionOutputName, ", not \"",
+                                                     output.name(), "\""));
     }
+    if (std::find(outputs->begin(), outputs->end(), output.name()) != outputs->end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the output ", output.name(), " is asked for twice"));
+    }
+    outputs->push_back(output.name());
   }
+  if (outputs->empty()) outputs->push_back(kOipOutputName);
+  options->set_attention(std::find(outputs->begin(), outputs->end(), kOipAttentionOutputName) !=
+                         outputs->end());
   auto ten_crop = request.parameters().find(kOipTenCropParameter);
   if (ten_crop == request.parameters().end()) return absl::OkStatus();
   if (ten_crop->second.parameter_choice_case() != InferParameter::kBoolParam) {
@@ -154,27 +169,38 @@ void AppendLittleEndian(float value, std::string* out) {
   for (int b = 0; b < 4; ++b) out->push_back(static_cast<char>((bits >> (8 * b)) & 0xFF));
 }
 
-// The PROBABILITIES output of predictions, shape [N, C], raw or in
-// fp32_contents.
-void FillOutput(const RepeatedPtrField<fer::v1::Prediction>& predictions, int num_classes, bool raw,
-                ModelInferResponse* response) {
+// One output of predictions, raw or in fp32_contents: PROBABILITIES, shape
+// [N, C], or ATTENTION, shape [N, H, W] (the service sends every face a map
+// of the same shape when asked).
+void FillOutput(const RepeatedPtrField<fer::v1::Prediction>& predictions, const std::string& name,
+                int num_classes, bool raw, ModelInferResponse* response) {
+  const bool attention = name == kOipAttentionOutputName;
   ModelInferResponse::InferOutputTensor* output = response->add_outputs();
-  output->set_name(kOipOutputName);
+  output->set_name(name);
   output->set_datatype(kFp32Type);
   output->add_shape(predictions.size());
-  output->add_shape(num_classes);
+  if (attention) {
+    const fer::v1::AttentionMap& first = predictions.empty()
+                                             ? fer::v1::AttentionMap::default_instance()
+                                             : predictions[0].attention();
+    output->add_shape(first.height());
+    output->add_shape(first.width());
+  } else {
+    output->add_shape(num_classes);
+  }
+  auto values_of = [attention](const fer::v1::Prediction& p) -> const auto& {
+    return attention ? p.attention().values() : p.probabilities();
+  };
   if (raw) {
     std::string* bytes = response->add_raw_output_contents();
-    bytes->reserve(static_cast<size_t>(predictions.size()) * num_classes * sizeof(float));
     for (const fer::v1::Prediction& p : predictions) {
-      for (float value : p.probabilities()) AppendLittleEndian(value, bytes);
+      for (float value : values_of(p)) AppendLittleEndian(value, bytes);
     }
     return;
   }
   auto* values = output->mutable_contents()->mutable_fp32_contents();
-  values->Reserve(predictions.size() * num_classes);
   for (const fer::v1::Prediction& p : predictions)
-    values->Add(p.probabilities().begin(), p.probabilities().end());
+    values->Add(values_of(p).begin(), values_of(p).end());
 }
 
 }  // namespace
@@ -195,7 +221,7 @@ class OipService::InferCall final : public grpc::ServerUnaryReactor {
     absl::Status status = oip_->CheckModel(request->model_name(), request->model_version());
     int count = 0;
     if (status.ok()) status = ReadInputMetadata(*request, oip_->max_faces_per_request_, &count);
-    if (status.ok()) status = ReadOptions(*request, &options);
+    if (status.ok()) status = ReadOptions(*request, &options, &outputs_);
     if (status.ok()) status = ReadImages(*request, count, &faces_, &raw_);
     if (!status.ok()) {
       Answer(status, {}, "");
@@ -220,7 +246,9 @@ class OipService::InferCall final : public grpc::ServerUnaryReactor {
       response_->set_model_name(kOipModelName);
       response_->set_model_version(version);
       response_->set_id(request_->id());
-      FillOutput(predictions, oip_->engine_->num_classes(), raw_, response_);
+      for (const std::string& name : outputs_) {
+        FillOutput(predictions, name, oip_->engine_->num_classes(), raw_, response_);
+      }
     }
     oip_->metrics_->OnRequestDone(Rpc::kModelInfer, status.code(), absl::Now() - start_);
     if (logged_) Log(status, version);
@@ -247,6 +275,7 @@ class OipService::InferCall final : public grpc::ServerUnaryReactor {
   const absl::Time start_;
   std::atomic<bool> cancelled_{false};
   bool raw_ = false;
+  std::vector<std::string> outputs_;        // the outputs to answer with, in order
   RepeatedPtrField<fer::v1::Image> faces_;  // copied from the request; ClassifyFaces reads them
   JobTiming timing_;                        // ClassifyFaces fills it in
   bool logged_ = false;                     // sampled for the access log
@@ -324,6 +353,14 @@ grpc::ServerUnaryReactor* OipService::ModelMetadata(grpc::CallbackServerContext*
   output->set_datatype(kFp32Type);
   output->add_shape(-1);
   output->add_shape(engine_->num_classes());
+  if (engine_->attention_size() > 0) {
+    inference::ModelMetadataResponse::TensorMetadata* maps = response->add_outputs();
+    maps->set_name(kOipAttentionOutputName);
+    maps->set_datatype(kFp32Type);
+    maps->add_shape(-1);
+    maps->add_shape(engine_->attention_height());
+    maps->add_shape(engine_->attention_width());
+  }
   return FinishNow(context, absl::OkStatus());
 }
 

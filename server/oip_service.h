@@ -10,9 +10,17 @@
 //                                        the bytes)
 //   output PROBABILITIES  FP32   [N, C]  each face's C class probabilities,
 //                                        in the model's label order
+//   output ATTENTION      FP32   [N, H, W]  each face's attention map
+//                                        (fer.v1.AttentionMap: values,
+//                                        alignment; H x W is 7 x 7 for 112)
 // and the optional request parameter `ten_crop` (bool), ClassifyOptions'.
-// The probabilities come in raw_output_contents (little-endian FP32,
-// row-major) when the request sent raw_input_contents, else in
+// Outputs: those the request lists in `outputs`, in that order; a request
+// that lists none gets PROBABILITIES alone (not every output, as the protocol
+// suggests), since ATTENTION is computed only when asked for: listing it is
+// ClassifyOptions.attention. ModelMetadata lists ATTENTION only when the
+// model (the one the server started with) has attention modules.
+// Outputs come in raw_output_contents (little-endian FP32, row-major, one
+// entry per output) when the request sent raw_input_contents, else in
 // contents.fp32_contents: a client gets them the way it sent its images.
 //
 // ModelInfer has no pipeline of its own: its faces go through
@@ -21,7 +29,7 @@
 // messages. What this layer adds are the protocol's own errors, all
 // INVALID_ARGUMENT (an input other than one IMAGE of BYTES and shape [N], a
 // length prefix running past its bytes, more elements than N or fewer, an
-// unknown output, a ten_crop that is not bool), NOT_FOUND for a model or
+// unknown or repeated output, a ten_crop that is not bool), NOT_FOUND for a model or
 // version it does not serve, and more than the face limit refused before the
 // images are copied. Each ModelInfer is counted in fer_requests_total with
 // rpc="ModelInfer". The typed request is parsed by gRPC before these checks;
@@ -47,6 +55,7 @@ inline constexpr char kOipServiceName[] = "inference.GRPCInferenceService";
 inline constexpr char kOipModelName[] = "lla-net";
 inline constexpr char kOipInputName[] = "IMAGE";
 inline constexpr char kOipOutputName[] = "PROBABILITIES";
+inline constexpr char kOipAttentionOutputName[] = "ATTENTION";
 inline constexpr char kOipTenCropParameter[] = "ten_crop";
 
 class OipService final : public inference::GRPCInferenceService::CallbackService {

@@ -29,13 +29,31 @@ int ArgMax(absl::Span<const float> values);
 void FillPrediction(absl::Span<const float> probabilities, const std::vector<std::string>& labels,
                     fer::v1::Prediction* prediction);
 
+// Fills *map from one face's attention map: height x width values, row-major,
+// and their AttentionCenterShare (model/core/attention_quality.h). Requires
+// values.size() == height * width.
+void FillAttentionMap(absl::Span<const float> values, int height, int width,
+                      fer::v1::AttentionMap* map);
+
+// The attention maps of a call's faces, one height x width map per face, face
+// after face (not per crop: the service keeps one map per face); values empty
+// when the call did not ask for maps.
+struct FaceAttention {
+  absl::Span<const float> values;
+  int height = 0;
+  int width = 0;
+};
+
 // Appends one Prediction per face to *predictions, in face order. outputs
 // holds, face after face, `crops` rows of num_classes probabilities (a face's
 // ten crops are averaged). Requires crops >= 1, num_classes >= 1 and
-// outputs.size() == faces * crops * num_classes.
+// outputs.size() == faces * crops * num_classes. With attention values, each
+// Prediction also gets its face's map (FillAttentionMap); then
+// attention.values.size() must be faces * height * width.
 void FillPredictions(absl::Span<const float> outputs, int faces, int crops, int num_classes,
                      const std::vector<std::string>& labels,
-                     google::protobuf::RepeatedPtrField<fer::v1::Prediction>* predictions);
+                     google::protobuf::RepeatedPtrField<fer::v1::Prediction>* predictions,
+                     const FaceAttention& attention = {});
 
 }  // namespace fer
 

@@ -8,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "model/common/cpu_count.h"
-#include "server/postprocess.h"
+#include "model/core/image_ops.h"
 #include "server/request_faces.h"
 #include "server/service_calls.h"
 #include "server/service_work.h"
@@ -140,13 +140,21 @@ absl::Status ExpressionService::Admit(int faces, absl::Time deadline) {
 void ExpressionService::Process(Work* work) {
   // The face count was checked on the wire bytes, before parsing (wire_scan).
   const int model_faces = work->model_faces();
+  // The generation first: whether maps can be had depends on the model the
+  // call runs on, and a reload may change that.
+  work->generation = CurrentGeneration();
+  if (work->attention && work->generation->engine->attention_size() == 0) {
+    Complete(&work->done, absl::InvalidArgumentError(
+                              "ClassifyOptions.attention: this model has no attention maps (its "
+                              "weight file says attention: false); ask without it"));
+    return;
+  }
   if (absl::Status admitted = Admit(model_faces, work->deadline); !admitted.ok()) {
     if (absl::IsResourceExhausted(admitted)) metrics_->OnQueueFull(model_faces);
     if (absl::IsDeadlineExceeded(admitted)) metrics_->OnDrop(DropReason::kLate, model_faces);
     Complete(&work->done, admitted);
     return;
   }
-  work->generation = CurrentGeneration();
   preprocess_pool_->Schedule([this, work] { PreprocessAndSubmit(work); });
 }
 
@@ -169,11 +177,17 @@ void ExpressionService::PreprocessAndSubmit(Work* work) {
   }
 
   work->outputs.resize(static_cast<size_t>(model_faces) * num_classes_);
+  const size_t map_size = work->attention ? work->generation->engine->attention_size() : 0;
+  work->attention_maps.resize(work->faces->size() * map_size);
+  const int crops = work->crops();
   auto job = std::make_shared<BatchJob>();
   job->faces.resize(model_faces);
   for (int i = 0; i < model_faces; ++i) {
     job->faces[i].pixels = work->pixels.data() + static_cast<size_t>(i) * face_bytes_;
     job->faces[i].output = work->outputs.data() + static_cast<size_t>(i) * num_classes_;
+    if (map_size > 0 && (crops == 1 || i % crops == kTenCropCentreBox)) {
+      job->faces[i].attention = work->attention_maps.data() + (i / crops) * map_size;
+    }
     job->faces[i].context = work->generation.get();  // alive while work is
   }
   job->deadline = work->deadline;
@@ -204,6 +218,7 @@ void ExpressionService::ClassifyFaces(const RequestFaces* faces,
   auto* work = new Work;
   work->faces = faces;
   work->ten_crop = options.ten_crop();
+  work->attention = options.attention();
   work->deadline = deadline;
   work->cancelled = cancelled;
   work->done = [this, work, done = std::move(done), timing](absl::Status status) {
@@ -212,8 +227,7 @@ void ExpressionService::ClassifyFaces(const RequestFaces* faces,
     google::protobuf::RepeatedPtrField<fer::v1::Prediction> predictions;
     std::string version;
     if (status.ok()) {
-      FillPredictions(work->outputs, work->faces->size(), work->crops(), num_classes_,
-                      work->generation->engine->meta().labels, &predictions);
+      work->Answer(&predictions);
       version = work->generation->version;
       metrics_->AddFaces(work->faces->size());
     }
@@ -250,13 +264,27 @@ absl::Status ExpressionService::RunOnGeneration(const Generation& generation, in
     std::memcpy(instance.inputs.data() + static_cast<size_t>(i) * face_bytes_, faces[i].pixels,
                 face_bytes_);
   }
-  if (absl::Status status = runner->Classify(instance.inputs.data(), n, instance.outputs.data());
+  // Calls that asked for maps share batches with calls that did not. When any
+  // face of the batch asks, the maps of the whole batch are computed (the same
+  // forward pass; the engine's per-face reduction is cheap) and copied only to
+  // the faces that asked; a batch where none asks computes none.
+  const size_t map_size = generation.engine->attention_size();
+  const bool maps = map_size > 0 && std::any_of(faces.begin(), faces.end(), [](const FaceRef& f) {
+                      return f.attention != nullptr;
+                    });
+  if (maps) instance.attention.resize(static_cast<size_t>(n) * map_size);
+  if (absl::Status status = runner->Classify(instance.inputs.data(), n, instance.outputs.data(),
+                                             maps ? instance.attention.data() : nullptr);
       !status.ok()) {
     return status;
   }
   for (int i = 0; i < n; ++i) {
     std::memcpy(faces[i].output, instance.outputs.data() + static_cast<size_t>(i) * num_classes_,
                 num_classes_ * sizeof(float));
+    if (maps && faces[i].attention != nullptr) {
+      std::memcpy(faces[i].attention, instance.attention.data() + i * map_size,
+                  map_size * sizeof(float));
+    }
   }
   if (gpu_) metrics_->SetGpuMemoryBytes(generation.engine->DeviceMemoryBytes());
   return absl::OkStatus();
@@ -314,6 +342,8 @@ grpc::ServerUnaryReactor* ExpressionService::GetModelInfo(
   response->set_max_image_bytes(options_.preprocess.max_encoded_bytes);
   response->set_max_image_pixels(options_.preprocess.max_pixels);
   response->set_instances(options_.batching.num_instances);
+  response->set_attention_height(engine->attention_height());
+  response->set_attention_width(engine->attention_width());
   metrics_->OnRequestDone(Rpc::kGetModelInfo, absl::StatusCode::kOk, absl::Now() - start);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);

@@ -47,6 +47,10 @@
 //  - not started yet or draining: UNAVAILABLE;
 //  - malformed bytes, no faces (unary), more than max_faces_per_request faces,
 //    more than kMaxUnknownFields unknown fields: INVALID_ARGUMENT;
+//  - ClassifyOptions.attention on a model without attention modules (the
+//    generation the call would run on): INVALID_ARGUMENT, since the request
+//    asks for what this model cannot give (the client reads ModelInfo's
+//    attention_height to know);
 //  - the batcher's admission (server/batcher.h), which reserves queue room
 //    for the faces while they are decoded: the queue is full by faces
 //    (max_queue_faces, a ten-crop face counting ten) or by time
@@ -75,6 +79,12 @@
 // frames it has read and then ends it with UNAVAILABLE, and runs the accepted
 // work through the batcher for at most the drain timeout (what is still queued
 // then fails with UNAVAILABLE).
+//
+// Attention maps (ClassifyOptions.attention): a call or frame that asks gets
+// one map per face (a ten-crop face its centre crop's, see AttentionMap in the
+// proto); FaceRef::attention points where each face's map goes, null for the
+// faces of calls that did not ask, and a batch without any face asking runs
+// without maps.
 //
 // Versions and reload: the model is held as a generation (its Engine, one
 // Runner per instance, its version), and every call or frame holds the
@@ -265,6 +275,7 @@ class ExpressionService final : public ExpressionServiceBase {
   struct Instance {
     std::vector<uint8_t> inputs;
     std::vector<float> outputs;
+    std::vector<float> attention;  // sized by the first batch that asks for maps
   };
   std::vector<Instance> instances_;
 

@@ -8,7 +8,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/postprocess.h"
 #include "server/status_mapping.h"
 #include "server/wire_scan.h"
 
@@ -125,14 +124,14 @@ ExpressionService::UnaryCall::UnaryCall(ExpressionService* service,
     return;
   }
   work_.ten_crop = request_.options().ten_crop();
+  work_.attention = request_.options().attention();
   service_->Process(&work_);
 }
 
 void ExpressionService::UnaryCall::OnWorkDone(absl::Status status) {
   if (status.ok()) {
     ClassifyResponse answer;
-    FillPredictions(work_.outputs, work_.faces->size(), work_.crops(), service_->num_classes_,
-                    work_.generation->engine->meta().labels, answer.mutable_predictions());
+    work_.Answer(answer.mutable_predictions());
     answer.set_model_version(work_.generation->version);
     status = SerializeTo(answer, response_);
     if (status.ok()) service_->metrics_->AddFaces(work_.faces->size());
@@ -272,6 +271,7 @@ std::unique_ptr<ExpressionService::StreamCall::Frame> ExpressionService::StreamC
   frame->result.set_frame_id(scan.frame_id);  // the parse's, when it parsed
   frame->work.faces = &frame->request.faces();
   frame->work.ten_crop = frame->request.options().ten_crop();
+  frame->work.attention = frame->request.options().attention();
   frame->work.deadline = deadline_;
   frame->work.cancelled = &cancelled_;
   Frame* raw = frame.get();
@@ -304,9 +304,7 @@ ExpressionService::StreamCall::Frame* ExpressionService::StreamCall::QueueLocked
 void ExpressionService::StreamCall::OnFrameDone(Frame* frame, const absl::Status& status) {
   // The frame is not done yet, so nothing else touches its result.
   if (status.ok()) {
-    FillPredictions(frame->work.outputs, frame->request.faces_size(), frame->work.crops(),
-                    service_->num_classes_, frame->work.generation->engine->meta().labels,
-                    frame->result.mutable_predictions());
+    frame->work.Answer(frame->result.mutable_predictions());
     frame->result.set_model_version(frame->work.generation->version);
     service_->metrics_->AddFaces(frame->request.faces_size());
   } else {

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "fer/v1/expression.pb.h"
 #include "model/core/engine.h"
+#include "server/postprocess.h"
 #include "server/preprocess.h"
 #include "server/service.h"
 
@@ -38,6 +39,7 @@ struct ExpressionService::Work {
   // Set by the caller of Process, and kept alive until done has been called.
   const google::protobuf::RepeatedPtrField<fer::v1::Image>* faces = nullptr;
   bool ten_crop = false;
+  bool attention = false;  // ClassifyOptions.attention
   absl::Time deadline = absl::InfiniteFuture();
   const std::atomic<bool>* cancelled = nullptr;
   // Called exactly once. It may destroy this Work, so it is moved out first.
@@ -52,9 +54,22 @@ struct ExpressionService::Work {
   std::vector<float> outputs;
   // Filled by the batcher: the faces' time queued and in the model.
   JobTiming timing;
+  // When attention: one map per request face, not per model face (a ten-crop
+  // face keeps its centre crop's map, kTenCropCentreBox), face after face.
+  std::vector<float> attention_maps;
 
   int crops() const { return ten_crop ? kTenCropCount : 1; }
   int model_faces() const { return faces->size() * crops(); }
+
+  // The answer once done with OK: one Prediction per face appended to
+  // *predictions, in face order, each with its map when attention was asked.
+  void Answer(google::protobuf::RepeatedPtrField<fer::v1::Prediction>* predictions) const {
+    const Engine& engine = *generation->engine;
+    FaceAttention maps;
+    if (attention) maps = {attention_maps, engine.attention_height(), engine.attention_width()};
+    FillPredictions(outputs, faces->size(), crops(), engine.num_classes(), engine.meta().labels,
+                    predictions, maps);
+  }
 };
 
 // Calls *done with status, having moved it out first (done may destroy the

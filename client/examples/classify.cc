@@ -1,6 +1,8 @@
 // The smallest C++ client of fer-server: classifies the face images given on
-// the command line in one Classify call and prints each one's top label.
+// the command line in one Classify call and prints each one's top label; with
+// --attention first, also each face's attention map's shape and center share.
 //   classify_example localhost:50051 a.jpg b.png
+//   classify_example --attention localhost:50051 a.jpg
 // docs/client.md walks through it; tests/client runs it against a real server.
 #include <grpcpp/grpcpp.h>
 
@@ -8,12 +10,18 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string>
 
 #include "fer/v1/expression.grpc.pb.h"
 
 int main(int argc, char** argv) {
+  const bool attention = argc > 1 && std::string(argv[1]) == "--attention";
+  if (attention) {
+    --argc;
+    ++argv;
+  }
   if (argc < 3) {
-    std::cerr << "usage: classify_example HOST:PORT IMAGE...\n";
+    std::cerr << "usage: classify_example [--attention] HOST:PORT IMAGE...\n";
     return 2;
   }
   auto channel = grpc::CreateChannel(argv[1], grpc::InsecureChannelCredentials());
@@ -32,6 +40,8 @@ int main(int argc, char** argv) {
     bytes << file.rdbuf();
     request.add_faces()->set_encoded(bytes.str());
   }
+  // Maps come from the same forward pass; unasked, none is computed or sent.
+  request.mutable_options()->set_attention(attention);
 
   grpc::ClientContext context;  // one per call
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -45,8 +55,16 @@ int main(int argc, char** argv) {
   }
   for (int i = 0; i < response.predictions_size(); ++i) {
     const fer::v1::Prediction& prediction = response.predictions(i);
-    std::cout << argv[i + 2] << " " << prediction.top_label_name() << " " << prediction.confidence()
-              << "\n";
+    std::cout << argv[i + 2] << " " << prediction.top_label_name() << " "
+              << prediction.confidence();
+    if (attention) {
+      // values: height x width floats, row-major; cell (r, c) is centred on
+      // pixel (16 r, 16 c) of the face resized to ModelInfo.input_size.
+      const fer::v1::AttentionMap& map = prediction.attention();
+      std::cout << " attention " << map.height() << "x" << map.width() << " center_share "
+                << map.center_share();
+    }
+    std::cout << "\n";
   }
   return 0;
 }

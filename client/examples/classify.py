@@ -11,7 +11,8 @@ then run:
     PYTHONPATH=gen python3 client/examples/classify.py --target=localhost:50051 a.jpg b.png
 
 Prints one line per face: the file, the top label, its probability, and the
-seven probabilities in label order.
+seven probabilities in label order; with --attention, also the shape of the
+face's attention map and its center share (AttentionMap in the proto).
 """
 import argparse
 import sys
@@ -25,6 +26,8 @@ def main():
     parser = argparse.ArgumentParser(description="Classify face images with fer-server.")
     parser.add_argument("--target", default="localhost:50051", help="fer-server host:port")
     parser.add_argument("--deadline_s", type=float, default=30.0, help="seconds per call")
+    parser.add_argument("--attention", action="store_true",
+                        help="ask for each face's attention map and print its shape")
     parser.add_argument("images", nargs="+", help="face crops: JPEG, PNG, WebP or BMP files")
     args = parser.parse_args()
 
@@ -38,6 +41,8 @@ def main():
         except OSError as error:
             print(f"classify.py: {path}: {error.strerror}", file=sys.stderr)
             return 1
+    # Maps come from the same forward pass; unasked, none is computed or sent.
+    request.options.attention = args.attention
 
     with grpc.insecure_channel(args.target) as channel:
         stub = expression_pb2_grpc.ExpressionClassifierStub(channel)
@@ -54,7 +59,13 @@ def main():
     for path, prediction in zip(args.images, response.predictions):
         probabilities = " ".join(f"{label}={p:.4f}"
                                  for label, p in zip(labels, prediction.probabilities))
-        print(f"{path}  {prediction.top_label_name} {prediction.confidence:.4f}  {probabilities}")
+        line = f"{path}  {prediction.top_label_name} {prediction.confidence:.4f}  {probabilities}"
+        if args.attention:
+            # values: height x width floats, row-major; cell (r, c) is centred
+            # on pixel (16 r, 16 c) of the face resized to ModelInfo.input_size.
+            heat = prediction.attention
+            line += f"  attention={heat.height}x{heat.width} center_share={heat.center_share:.4f}"
+        print(line)
     return 0
 
 

@@ -26,6 +26,9 @@ struct CropBox {
 // The ten crops in torchvision's TenCrop order: top-left, top-right,
 // bottom-left, bottom-right, centre, then the same five mirrored horizontally.
 std::array<CropBox, 10> TenCropBoxes(int image_size, int crop_size);
+// The index of the centre crop, unmirrored: the crop whose attention map a
+// ten-crop face is answered with (AttentionMap in proto/fer/v1/expression.proto).
+inline constexpr int kTenCropCentreBox = 4;
 
 // Bilinear resize with pixel centres aligned (OpenCV INTER_LINEAR and
 // PyTorch's align_corners=false agree with it).

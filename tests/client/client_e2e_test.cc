@@ -878,6 +878,54 @@ TEST_F(ClientE2eTest, CppExampleClassifiesFaces) {
   EXPECT_THAT(lines[1], StartsWith(faces[1] + " "));
 }
 
+TEST_F(ClientE2eTest, CppExampleWithAttentionPrintsEachMapsShape) {
+  const std::vector<std::string> faces = Faces(1);
+  SKIP_WITHOUT_FACES(faces);
+  const RunResult result =
+      test_support::Run({FER_CLASSIFY_EXAMPLE, "--attention", target_, faces[0]}, scratch_);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const std::vector<std::string> lines = Lines(result.out);
+  ASSERT_EQ(lines.size(), 1u) << result.out;
+  // The test model takes 32 x 32 faces: 2 x 2 maps.
+  EXPECT_THAT(lines[0],
+              AllOf(StartsWith(faces[0] + " "), HasSubstr(" attention 2x2 center_share ")));
+}
+
+TEST_F(ClientE2eTest, PythonExampleWithAttentionPrintsEachMapsShape) {
+  const std::vector<std::string> faces = test_images::FacePaths(1);
+  SKIP_WITHOUT_FACES(faces);
+  const RunResult result =
+      test_support::Run({"bash", std::string(FER_SOURCE_DIR) + "/tests/client/python_example.sh",
+                         FER_SOURCE_DIR, target_, "--attention", faces[0], faces[1]},
+                        scratch_, std::chrono::seconds(300));
+  if (result.exit_code == 77) GTEST_SKIP() << result.out;
+  ASSERT_EQ(result.exit_code, 0) << result.out << result.err;
+  const std::vector<std::string> lines = Lines(result.out);
+  ASSERT_EQ(lines.size(), 2u) << result.out;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_THAT(lines[i],
+                AllOf(StartsWith(faces[i] + "  "), HasSubstr("  attention=2x2 center_share=0.")));
+  }
+}
+
+TEST_F(ClientE2eTest, ClassifyWithAttentionWritesAPngPerFace) {
+  const std::vector<std::string> faces = Faces(1);
+  SKIP_WITHOUT_FACES(faces);
+  const std::string out = scratch_ + "/maps";
+  const RunResult result = Client({"classify", "--attention=" + out, faces[0], faces[1]});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const std::vector<std::string> lines = Lines(result.out);
+  ASSERT_EQ(lines.size(), 2u) << result.out;
+  EXPECT_THAT(lines[0], HasSubstr("  center_share=0."));
+  int pictures = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(out)) {
+    EXPECT_EQ(entry.path().extension(), ".png");
+    EXPECT_FALSE(cv::imread(entry.path().string()).empty()) << entry.path();
+    ++pictures;
+  }
+  EXPECT_EQ(pictures, 2);
+}
+
 // python_example.sh with the stub generator `stubs` (FER_STUBS), on three faces.
 void ExpectPythonExampleClassifies(const std::string& stubs, const std::string& scratch,
                                    const std::string& target) {

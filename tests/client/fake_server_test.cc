@@ -52,6 +52,18 @@ fer::v1::Prediction FixedPrediction() {
   return prediction;
 }
 
+// FixedPrediction with a 2 x 2 attention map (the fake's 32 x 32 model), hot
+// in its bottom-right cell.
+fer::v1::Prediction FixedPredictionWithMap() {
+  fer::v1::Prediction prediction = FixedPrediction();
+  fer::v1::AttentionMap* map = prediction.mutable_attention();
+  map->set_height(2);
+  map->set_width(2);
+  for (float v : {0.1f, 0.1f, 0.1f, 0.9f}) map->add_values(v);
+  map->set_center_share(0.25f);
+  return prediction;
+}
+
 // A scripted ExpressionClassifier.
 class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
  public:
@@ -62,6 +74,7 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
   uint64_t max_image_bytes = 1 << 20;
   int busy_calls = 0;        // the first N Classify calls are RESOURCE_EXHAUSTED
   bool unavailable = false;  // every Classify call is UNAVAILABLE (a draining server)
+  bool has_maps = true;      // ModelInfo says the model has 2 x 2 attention maps
   int hang_after = -1;       // Classify calls after the first N wait until cancelled
   StreamMode stream_mode = StreamMode::kAnswer;
   std::chrono::milliseconds answer_delay{0};
@@ -75,6 +88,8 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
     return faces_per_call_;
   }
   int classify_attempts() const { return attempts_.load(); }
+  // Calls and frames that asked for attention maps.
+  int asked_for_maps() const { return asked_for_maps_.load(); }
   size_t max_frames_in_flight() const { return max_in_flight_.load(); }
 
   grpc::Status GetModelInfo(grpc::ServerContext*, const fer::v1::GetModelInfoRequest*,
@@ -86,6 +101,8 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
     info->set_input_size(32);
     info->set_max_faces_per_request(max_faces_per_request);
     info->set_max_image_bytes(max_image_bytes);
+    info->set_attention_height(has_maps ? 2 : 0);
+    info->set_attention_width(has_maps ? 2 : 0);
     return grpc::Status::OK;
   }
 
@@ -105,8 +122,10 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
       faces_per_call_.push_back(request->faces_size());
     }
     if (before_answer) before_answer(attempt);
+    const bool maps = request->options().attention();
+    if (maps) ++asked_for_maps_;
     for (int i = 0; i < request->faces_size(); ++i)
-      *response->add_predictions() = FixedPrediction();
+      *response->add_predictions() = maps ? FixedPredictionWithMap() : FixedPrediction();
     return grpc::Status::OK;
   }
 
@@ -153,7 +172,10 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
         result.mutable_status()->set_code(static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
         result.mutable_status()->set_message("face 0: scripted failure");
       } else {
-        for (int i = 0; i < frame.faces_size(); ++i) *result.add_predictions() = FixedPrediction();
+        const bool maps = frame.options().attention();
+        if (maps) ++asked_for_maps_;
+        for (int i = 0; i < frame.faces_size(); ++i)
+          *result.add_predictions() = maps ? FixedPredictionWithMap() : FixedPrediction();
       }
       {
         std::lock_guard<std::mutex> lock(mu);
@@ -169,6 +191,7 @@ class FakeClassifier final : public fer::v1::ExpressionClassifier::Service {
   std::mutex mu_;
   std::vector<int> faces_per_call_;
   std::atomic<int> attempts_{0};
+  std::atomic<int> asked_for_maps_{0};
   std::atomic<size_t> max_in_flight_{0};
 };
 
@@ -633,6 +656,81 @@ TEST_F(FakeServerTest, FlagsOfTheCommandAndCommonFlagsAreAccepted) {
   const RunResult help = Client({"bench", "--help"});
   EXPECT_THAT(help.out, HasSubstr("--concurrency"));
   EXPECT_THAT(help.out, HasSubstr("--target"));
+}
+
+// A decodable PNG face of 40 x 48 at path.
+void WriteFacePng(const std::string& path) {
+  fs::create_directories(fs::path(path).parent_path());
+  ASSERT_TRUE(cv::imwrite(path, cv::Mat(48, 40, CV_8UC3, cv::Scalar(90, 120, 150))));
+}
+
+TEST_F(FakeServerTest, ClassifyWithAttentionWritesAPictureOfEachFaceNamedAfterItsFile) {
+  StartServer();
+  const std::string one = dir_ + "/in/one.png", two = dir_ + "/in/two.png";
+  const std::string again = dir_ + "/in/sub/one.png";  // the same name from another folder
+  WriteFacePng(one);
+  WriteFacePng(two);
+  WriteFacePng(again);
+  const std::vector<std::string> bad = Files(1);  // not an image: the fake answers, OpenCV cannot
+  const std::string out = dir_ + "/maps";
+  const RunResult result = Client({"classify", "--attention=" + out, one, two, again, bad[0]});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(fake_.asked_for_maps(), 1);  // one call, asking for maps
+  const std::vector<std::string> lines = Lines(result.out);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0], FixedTextLine(one) + "  center_share=0.2500");
+  EXPECT_THAT(result.err, HasSubstr(bad[0] + ": no picture"));
+  for (const char* name : {"one.png", "two.png", "one-2.png"}) {
+    SCOPED_TRACE(name);
+    const cv::Mat picture = cv::imread(out + "/" + name, cv::IMREAD_COLOR);
+    ASSERT_FALSE(picture.empty());
+    EXPECT_EQ(picture.cols, 224);
+    EXPECT_GT(picture.rows, 224);  // the caption band
+    // The map's hot cell (1, 1) is the picture's bottom-right: red there, and
+    // bluer at the top-left, over the same grey-blue face.
+    const int band = picture.rows - 224;
+    const cv::Vec3b hot = picture.at<cv::Vec3b>(picture.rows - 4, 220);
+    const cv::Vec3b cold = picture.at<cv::Vec3b>(band + 4, 4);
+    EXPECT_GT(hot[2] - hot[0], cold[2] - cold[0]);
+  }
+  EXPECT_EQ(std::distance(fs::directory_iterator(out), fs::directory_iterator()), 3);
+
+  const RunResult csv = Client({"classify", "--csv", "--attention=" + out, one});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  EXPECT_THAT(Lines(csv.out)[0], ::testing::EndsWith(",center_share"));
+  EXPECT_THAT(Lines(csv.out)[1], ::testing::EndsWith(",0.2500"));
+}
+
+TEST_F(FakeServerTest, ClassifyWithAttentionRefusesAModelWithoutMapsBeforeSending) {
+  fake_.has_maps = false;
+  StartServer();
+  const std::vector<std::string> files = Files(1);
+  const RunResult result = Client({"classify", "--attention=" + dir_ + "/maps", files[0]});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr("no attention maps"));
+  EXPECT_EQ(fake_.classify_attempts(), 0);
+}
+
+TEST_F(FakeServerTest, StreamAnnotatesAttentionOnlyIntoAnAnnotatedVideo) {
+  StartServer();
+  const std::string video = Video();
+  const RunResult alone = Client({"stream", "--no_detect", "--annotate_attention", video});
+  EXPECT_EQ(alone.exit_code, 2);
+  EXPECT_THAT(alone.err, HasSubstr("give both"));
+  const std::string annotated = dir_ + "/annotated.mp4";
+  const RunResult result =
+      Client({"stream", "--no_detect", "--annotate=" + annotated, "--annotate_attention", video});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(fake_.asked_for_maps(), kVideoFrames);
+  cv::VideoCapture written(annotated);
+  ASSERT_TRUE(written.isOpened());
+  cv::Mat frame;
+  ASSERT_TRUE(written.read(frame));
+  // The whole frame is the face: its map's hot bottom-right cell shows red
+  // there, the top-right is cold (the left holds the probability bars).
+  const cv::Scalar hot = cv::mean(frame(cv::Rect(55, 55, 6, 6)));
+  const cv::Scalar cold = cv::mean(frame(cv::Rect(55, 4, 6, 6)));
+  EXPECT_GT(hot[2] - hot[0], cold[2] - cold[0]);
 }
 
 }  // namespace

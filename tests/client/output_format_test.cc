@@ -72,6 +72,26 @@ TEST(ClassifyFormatTest, JsonIsOneParsableObjectPerLine) {
   EXPECT_NEAR(probabilities.at("sadness").number_value(), 0.03, 1e-4);
 }
 
+TEST(ClassifyFormatTest, ACenterShareEndsEachFormatsLine) {
+  EXPECT_EQ(ClassifyLine(OutputFormat::kText, kLabels, "a.jpg", HappyScores(), 0.41234f),
+            "a.jpg  happiness 0.8500  neutral=0.0500 anger=0.0100 disgust=0.0100 "
+            "fear=0.0200 happiness=0.8500 sadness=0.0300 surprise=0.0300  center_share=0.4123\n");
+  EXPECT_EQ(ClassifyHeader(OutputFormat::kCsv, kLabels, /*with_center_share=*/true),
+            "file,label,confidence,neutral,anger,disgust,fear,happiness,sadness,surprise,"
+            "center_share\n");
+  EXPECT_EQ(ClassifyLine(OutputFormat::kCsv, kLabels, "a.jpg", HappyScores(), 0.5f),
+            "a.jpg,happiness,0.8500,0.0500,0.0100,0.0100,0.0200,0.8500,0.0300,0.0300,0.5000\n");
+  const std::string line =
+      ClassifyLine(OutputFormat::kJson, kLabels, "a.jpg", HappyScores(), 0.25f);
+  google::protobuf::Struct object;
+  std::string error;
+  ASSERT_TRUE(test::ParseJsonObject(line, &object, &error)) << error << "\n" << line;
+  EXPECT_NEAR(test::Number(object, "center_share"), 0.25, 1e-4);
+  // Without one, nothing changes.
+  EXPECT_EQ(ClassifyLine(OutputFormat::kJson, kLabels, "a.jpg", HappyScores()).find("center_share"),
+            std::string::npos);
+}
+
 // Escaping itself is fer::JsonString's (tests/model/common/json_text_test.cc); this
 // checks that the client applies it to paths and that parsers get the path back.
 TEST(ClassifyFormatTest, JsonEscapesThePathAndKeepsUtf8) {

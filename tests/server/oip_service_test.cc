@@ -195,6 +195,21 @@ class OipServiceTest : public ::testing::Test {
     return rows;
   }
 
+  // Classify's attention maps for faces (asked for), face after face.
+  std::vector<float> ClassifyMaps(const std::vector<std::string>& faces) {
+    fer::v1::ClassifyRequest request;
+    for (const std::string& face : faces) request.add_faces()->set_encoded(face);
+    request.mutable_options()->set_attention(true);
+    fer::v1::ClassifyResponse response;
+    const grpc::Status status = classifier_->Classify(Context().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    std::vector<float> maps;
+    for (const fer::v1::Prediction& p : response.predictions()) {
+      maps.insert(maps.end(), p.attention().values().begin(), p.attention().values().end());
+    }
+    return maps;
+  }
+
   // Expects status INVALID_ARGUMENT with a message containing what.
   void ExpectInvalid(const ModelInferRequest& request, const std::string& what) {
     ModelInferResponse response;
@@ -270,10 +285,14 @@ TEST_F(OipServiceTest, MetadataDescribesTheModelsTensors) {
   EXPECT_EQ(model.inputs(0).name(), "IMAGE");
   EXPECT_EQ(model.inputs(0).datatype(), "BYTES");
   EXPECT_THAT(model.inputs(0).shape(), ::testing::ElementsAre(-1));
-  ASSERT_EQ(model.outputs_size(), 1);
+  ASSERT_EQ(model.outputs_size(), 2);
   EXPECT_EQ(model.outputs(0).name(), "PROBABILITIES");
   EXPECT_EQ(model.outputs(0).datatype(), "FP32");
   EXPECT_THAT(model.outputs(0).shape(), ::testing::ElementsAre(-1, 7));
+  // The fake has attention maps, 2 x 2 for its 32 x 32 faces.
+  EXPECT_EQ(model.outputs(1).name(), "ATTENTION");
+  EXPECT_EQ(model.outputs(1).datatype(), "FP32");
+  EXPECT_THAT(model.outputs(1).shape(), ::testing::ElementsAre(-1, 2, 2));
 }
 
 TEST_F(OipServiceTest, BytesContentsAnswerFp32ContentsAsClassifyWould) {
@@ -361,7 +380,11 @@ TEST_F(OipServiceTest, WrongInputsOutputsAndParametersAreInvalidArgument) {
   ExpectInvalid(request, "has shape [3] but 2 elements");
   request = InferRequest(faces, false);
   request.add_outputs()->set_name("LOGITS");
-  ExpectInvalid(request, "one output, PROBABILITIES");
+  ExpectInvalid(request, "outputs are PROBABILITIES and ATTENTION");
+  request = InferRequest(faces, false);
+  request.add_outputs()->set_name("ATTENTION");
+  request.add_outputs()->set_name("ATTENTION");
+  ExpectInvalid(request, "ATTENTION is asked for twice");
   request = InferRequest(faces, false);
   (*request.mutable_parameters())["ten_crop"].set_string_param("yes");
   ExpectInvalid(request, "ten_crop is a bool_param");
@@ -459,6 +482,92 @@ TEST(OipFerServerTest, FerServerServesItWithHealthAndReflection) {
   EXPECT_FALSE(stream.Read(&listed));
   EXPECT_TRUE(stream.Finish().ok());
   (*server)->Shutdown(absl::Seconds(60));
+}
+
+TEST_F(OipServiceTest, AttentionIsAnsweredOnlyWhenListedInTheRequestedOrder) {
+  Start();
+  const std::vector<std::string> faces = Faces(3);
+  const std::vector<float> probabilities = ClassifyRows(faces, false);
+  ModelInferResponse plain;
+  ASSERT_TRUE(Infer(InferRequest(faces, false), &plain).ok());
+  ASSERT_EQ(plain.outputs_size(), 1);  // none listed: PROBABILITIES alone
+  EXPECT_EQ(plain.outputs(0).name(), "PROBABILITIES");
+  EXPECT_EQ(fake_.faces_with_maps(), 0);  // and no map was computed
+
+  const std::vector<float> maps = ClassifyMaps(faces);
+  ASSERT_EQ(maps.size(), 3u * 4u);
+  for (bool raw : {false, true}) {
+    SCOPED_TRACE(raw ? "raw" : "contents");
+    ModelInferRequest request = InferRequest(faces, raw);
+    request.add_outputs()->set_name("ATTENTION");
+    request.add_outputs()->set_name("PROBABILITIES");
+    ModelInferResponse response;
+    const grpc::Status status = Infer(request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(response.outputs_size(), 2);
+    EXPECT_EQ(response.outputs(0).name(), "ATTENTION");
+    EXPECT_EQ(response.outputs(0).datatype(), "FP32");
+    EXPECT_THAT(response.outputs(0).shape(), ::testing::ElementsAre(3, 2, 2));
+    EXPECT_EQ(response.outputs(1).name(), "PROBABILITIES");
+    EXPECT_THAT(response.outputs(1).shape(), ::testing::ElementsAre(3, 7));
+    std::vector<float> got_maps, got_probabilities;
+    if (raw) {
+      ASSERT_EQ(response.raw_output_contents_size(), 2);
+      got_maps = DecodeFp32(response.raw_output_contents(0));
+      got_probabilities = DecodeFp32(response.raw_output_contents(1));
+    } else {
+      const auto& m = response.outputs(0).contents().fp32_contents();
+      const auto& p = response.outputs(1).contents().fp32_contents();
+      got_maps.assign(m.begin(), m.end());
+      got_probabilities.assign(p.begin(), p.end());
+    }
+    EXPECT_THAT(got_maps, ::testing::Pointwise(::testing::FloatEq(), maps));
+    EXPECT_THAT(got_probabilities, ::testing::Pointwise(::testing::FloatEq(), probabilities));
+  }
+
+  // ATTENTION alone answers ATTENTION alone.
+  ModelInferRequest request = InferRequest(faces, false);
+  request.add_outputs()->set_name("ATTENTION");
+  ModelInferResponse response;
+  ASSERT_TRUE(Infer(request, &response).ok());
+  ASSERT_EQ(response.outputs_size(), 1);
+  EXPECT_EQ(response.outputs(0).name(), "ATTENTION");
+}
+
+// A model without attention modules: no ATTENTION in its metadata, and
+// asking for it is Classify's INVALID_ARGUMENT.
+TEST(OipServiceNoAttentionTest, MetadataOmitsAttentionAndAskingIsInvalidArgument) {
+  FakeEngine fake(32, /*attention=*/false);
+  ServiceOptions options;
+  options.batching.max_queue_time = absl::InfiniteDuration();
+  options.preprocess_threads = 1;
+  options.max_faces_per_request = kMaxFaces;
+  ServerMetrics metrics{MetricsOptions()};
+  auto service = ExpressionService::Create(options, &fake, &metrics);
+  ASSERT_TRUE(service.ok()) << service.status();
+  OipService oip(service->get(), &fake, &metrics, kMaxFaces);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&oip);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE((*service)->Start().ok());
+  auto stub = GRPCInferenceService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  inference::ModelMetadataRequest metadata;
+  metadata.set_name(kOipModelName);
+  inference::ModelMetadataResponse described;
+  ASSERT_TRUE(stub->ModelMetadata(Context().get(), metadata, &described).ok());
+  ASSERT_EQ(described.outputs_size(), 1);
+  EXPECT_EQ(described.outputs(0).name(), "PROBABILITIES");
+  ModelInferRequest request = InferRequest(Faces(1), false);
+  request.add_outputs()->set_name("ATTENTION");
+  ModelInferResponse response;
+  const grpc::Status status = stub->ModelInfer(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("has no attention maps"));
+  server->Shutdown(std::chrono::system_clock::now() + kCallDeadline);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "model/core/attention_quality.h"
+
 namespace fer {
 namespace {
 
@@ -106,6 +108,45 @@ TEST(PostprocessTest, FillPredictionsAveragesEachFacesCrops) {
   EXPECT_THAT(Probabilities(predictions[1]),
               ElementsAre(FloatEq(0.3f), FloatEq(0.3f), FloatEq(0.4f)));
   EXPECT_EQ(predictions[1].top_label(), 2u);
+}
+
+TEST(PostprocessTest, FillAttentionMapCopiesTheMapAndItsCenterShare) {
+  // 4 x 4: the central cells (rows and columns 1 and 2) hold 4 of the total 7.
+  const std::vector<float> values = {0.25f, 0.25f, 0.25f, 0.25f, 0.25f, 1.0f,  1.0f,  0.25f,
+                                     0.25f, 1.0f,  1.0f,  0.25f, 0.25f, 0.25f, 0.25f, 0.25f};
+  fer::v1::AttentionMap map;
+  FillAttentionMap(values, 4, 4, &map);
+  EXPECT_EQ(map.height(), 4u);
+  EXPECT_EQ(map.width(), 4u);
+  EXPECT_THAT(map.values(), ::testing::ElementsAreArray(values));
+  EXPECT_FLOAT_EQ(map.center_share(), 4.0f / 7.0f);
+  EXPECT_FLOAT_EQ(map.center_share(), AttentionCenterShare(values, 4, 4));
+}
+
+TEST(PostprocessTest, FillPredictionsGivesEachFaceItsOwnMapOnlyWhenThereAreMaps) {
+  const std::vector<float> outputs = {0.2f, 0.3f, 0.5f, 0.6f, 0.3f, 0.1f};  // two faces, one crop
+  const std::vector<float> maps = {0.1f, 0.2f, 0.3f, 0.4f,                  // face 0, 2 x 2
+                                   0.5f, 0.6f, 0.7f, 0.8f};                 // face 1
+  google::protobuf::RepeatedPtrField<fer::v1::Prediction> with_maps;
+  FillPredictions(outputs, 2, 1, 3, kLabels, &with_maps, FaceAttention{maps, 2, 2});
+  ASSERT_EQ(with_maps.size(), 2);
+  for (int face = 0; face < 2; ++face) {
+    ASSERT_TRUE(with_maps[face].has_attention());
+    const fer::v1::AttentionMap& map = with_maps[face].attention();
+    EXPECT_EQ(map.height(), 2u);
+    EXPECT_EQ(map.width(), 2u);
+    EXPECT_THAT(map.values(),
+                ElementsAre(FloatEq(maps[4 * face]), FloatEq(maps[4 * face + 1]),
+                            FloatEq(maps[4 * face + 2]), FloatEq(maps[4 * face + 3])));
+  }
+  EXPECT_EQ(with_maps[0].top_label(), 2u);
+  EXPECT_EQ(with_maps[1].top_label(), 0u);
+
+  google::protobuf::RepeatedPtrField<fer::v1::Prediction> without;
+  FillPredictions(outputs, 2, 1, 3, kLabels, &without);
+  ASSERT_EQ(without.size(), 2);
+  EXPECT_FALSE(without[0].has_attention());
+  EXPECT_FALSE(without[1].has_attention());
 }
 
 }  // namespace

@@ -25,7 +25,9 @@
 
 #include "fer/v1/expression.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "model/core/attention_quality.h"
 #include "model/core/engine.h"
+#include "model/core/image_ops.h"
 #include "server/fer_server.h"
 #include "server/preprocess.h"
 #include "server/request_faces.h"
@@ -1112,6 +1114,260 @@ TEST_F(FakeEngineServiceTest, AReloadAfterDrainIsRefusedAndChangesNothing) {
   const absl::Status status = server_->ReloadModel(FakeModel("v2"));
   EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
   EXPECT_EQ(server_->model_version(), "fake");
+}
+
+// --------------------------------------------------------- attention maps
+
+// A grey PNG of width x height whose pixels differ from place to place (and
+// with seed), so that every cell of the fake's map differs.
+std::string GradientPng(int width, int height, int seed) {
+  cv::Mat image(height, width, CV_8UC1);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      image.at<uint8_t>(y, x) = static_cast<uint8_t>((3 * x + 5 * y + 40 * seed) % 256);
+    }
+  }
+  return test_images::Encode(image, ".png");
+}
+
+std::vector<float> MapValues(const Prediction& prediction) {
+  return {prediction.attention().values().begin(), prediction.attention().values().end()};
+}
+
+// The service on fakes with 112 x 112 faces (7 x 7 maps) and without
+// attention modules, beside the fixture's 32 x 32 one.
+class AttentionServiceTest : public FakeEngineServiceTest {
+ protected:
+  // The map the fake gives image, preprocessed as the server does; with
+  // ten_crop, the centre crop's (the one the service answers with).
+  static std::vector<float> FakeMap(const FakeEngine& fake, const std::string& image,
+                                    bool ten_crop) {
+    PreprocessOptions options;
+    options.input_size = fake.meta().input_size;
+    options.gray = true;
+    ImageInput input;
+    input.encoded = image;
+    std::vector<uint8_t> pixels;
+    EXPECT_TRUE(Preprocess(input, options, ten_crop, &pixels).ok());
+    const size_t offset = ten_crop ? kTenCropCentreBox * fake.face_bytes() : 0;
+    return fake.AttentionMap(pixels.data() + offset);
+  }
+
+  fer::v1::ModelInfo Info() {
+    fer::v1::ModelInfo info;
+    EXPECT_TRUE(stub_->GetModelInfo(Context().get(), fer::v1::GetModelInfoRequest(), &info).ok());
+    return info;
+  }
+
+  FakeEngine fake112_{112};
+  FakeEngine no_maps_{32, /*attention=*/false};
+};
+
+TEST_F(AttentionServiceTest, MapsArePresentExactlyWhenAskedAndAreTheModelsOwn) {
+  serving_engine_ = &fake112_;
+  StartServer();
+  const fer::v1::ModelInfo info = Info();
+  EXPECT_EQ(info.attention_height(), 7u);
+  EXPECT_EQ(info.attention_width(), 7u);
+  const std::vector<std::string> images = {GradientPng(80, 96, 0), GradientPng(112, 112, 1),
+                                           GradientPng(50, 40, 2)};
+  ClassifyRequest request;
+  for (const std::string& image : images) *request.add_faces() = Encoded(image);
+  ClassifyResponse plain;
+  ASSERT_TRUE(Classify(request, &plain).ok());
+  ASSERT_EQ(plain.predictions_size(), 3);
+  for (const Prediction& prediction : plain.predictions()) EXPECT_FALSE(prediction.has_attention());
+  // Nobody asked: the model was given no room for maps.
+  EXPECT_EQ(fake112_.faces_with_maps(), 0);
+
+  request.mutable_options()->set_attention(true);
+  ClassifyResponse mapped;
+  const grpc::Status status = Classify(request, &mapped);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(mapped.predictions_size(), 3);
+  EXPECT_EQ(fake112_.faces_with_maps(), 3);
+  for (int i = 0; i < 3; ++i) {
+    SCOPED_TRACE(absl::StrCat("face ", i));
+    const Prediction& prediction = mapped.predictions(i);
+    ASSERT_TRUE(prediction.has_attention());
+    EXPECT_EQ(prediction.attention().height(), 7u);
+    EXPECT_EQ(prediction.attention().width(), 7u);
+    const std::vector<float> values = MapValues(prediction);
+    EXPECT_EQ(values, FakeMap(fake112_, images[i], false));
+    EXPECT_FLOAT_EQ(prediction.attention().center_share(), AttentionCenterShare(values, 7, 7));
+    // Asking for maps changes nothing else.
+    EXPECT_THAT(prediction.probabilities(),
+                ::testing::ElementsAreArray(plain.predictions(i).probabilities()));
+  }
+  // Faces differ, so their maps do: each got its own.
+  EXPECT_NE(MapValues(mapped.predictions(0)), MapValues(mapped.predictions(1)));
+}
+
+TEST_F(AttentionServiceTest, ATenCropFaceAnswersWithItsCentreCropsMap) {
+  serving_engine_ = &fake112_;
+  StartServer();
+  const std::vector<std::string> images = {GradientPng(90, 120, 3), GradientPng(130, 128, 4)};
+  ClassifyRequest request;
+  for (const std::string& image : images) *request.add_faces() = Encoded(image);
+  request.mutable_options()->set_ten_crop(true);
+  request.mutable_options()->set_attention(true);
+  ClassifyResponse response;
+  const grpc::Status status = Classify(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.predictions_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(absl::StrCat("face ", i));
+    const std::vector<float> values = MapValues(response.predictions(i));
+    EXPECT_EQ(values, FakeMap(fake112_, images[i], /*ten_crop=*/true));
+    // Not the single-crop map: the centre crop sees the face at 128 px.
+    EXPECT_NE(values, FakeMap(fake112_, images[i], false));
+  }
+}
+
+TEST_F(AttentionServiceTest, ABatchMixingCallsWithAndWithoutMapsAnswersMapsOnlyToThoseThatAsked) {
+  serving_engine_ = &fake112_;
+  FerServerOptions options = TestOptions();
+  // Two one-face calls form one batch by size; the delay bounds a hang only.
+  options.service.batching.max_batch_size = 2;
+  options.service.batching.max_queue_delay = absl::Seconds(60);
+  StartServer(options);
+  ClassifyRequest asks, does_not;
+  *asks.add_faces() = Encoded(GradientPng(64, 64, 5));
+  asks.mutable_options()->set_attention(true);
+  *does_not.add_faces() = Encoded(GradientPng(64, 64, 6));
+  ClassifyResponse asked_answer, other_answer;
+  grpc::Status asked_status, other_status;
+  std::thread first([&] { asked_status = Classify(asks, &asked_answer); });
+  std::thread second([&] { other_status = Classify(does_not, &other_answer); });
+  first.join();
+  second.join();
+  ASSERT_TRUE(asked_status.ok()) << asked_status.error_message();
+  ASSERT_TRUE(other_status.ok()) << other_status.error_message();
+  // One batch of both faces, given room for maps because one face asked.
+  EXPECT_EQ(fake112_.faces_with_maps(), 2);
+  ASSERT_EQ(asked_answer.predictions_size(), 1);
+  ASSERT_EQ(other_answer.predictions_size(), 1);
+  EXPECT_EQ(MapValues(asked_answer.predictions(0)),
+            FakeMap(fake112_, asks.faces(0).encoded(), false));
+  EXPECT_FALSE(other_answer.predictions(0).has_attention());
+}
+
+TEST_F(AttentionServiceTest, StreamFramesCarryMapsWhenTheirOptionsAsk) {
+  serving_engine_ = &fake112_;
+  StartServer();
+  constexpr int kFrames = 6;
+  std::vector<ClassifyFrame> frames(kFrames);
+  for (int f = 0; f < kFrames; ++f) {
+    frames[f].set_frame_id(f);
+    for (int i = 0; i <= f % 2; ++i) *frames[f].add_faces() = Encoded(GradientPng(70, 70, f + i));
+    frames[f].mutable_options()->set_attention(f % 3 != 0);
+  }
+  auto context = Context();
+  auto stream = stub_->ClassifyStream(context.get());
+  for (const ClassifyFrame& frame : frames) ASSERT_TRUE(stream->Write(frame));
+  stream->WritesDone();
+  std::vector<FrameResult> results;
+  FrameResult result;
+  while (stream->Read(&result)) results.push_back(result);
+  ASSERT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(results.size(), static_cast<size_t>(kFrames));
+  for (int f = 0; f < kFrames; ++f) {
+    SCOPED_TRACE(absl::StrCat("frame ", f));
+    ASSERT_EQ(results[f].status().code(), 0) << results[f].status().message();
+    ASSERT_EQ(results[f].predictions_size(), frames[f].faces_size());
+    for (int i = 0; i < frames[f].faces_size(); ++i) {
+      const Prediction& prediction = results[f].predictions(i);
+      if (!frames[f].options().attention()) {
+        EXPECT_FALSE(prediction.has_attention());
+        continue;
+      }
+      EXPECT_EQ(MapValues(prediction), FakeMap(fake112_, frames[f].faces(i).encoded(), false));
+      EXPECT_FLOAT_EQ(prediction.attention().center_share(),
+                      AttentionCenterShare(MapValues(prediction), 7, 7));
+    }
+  }
+}
+
+TEST_F(AttentionServiceTest, AModelWithoutAttentionRefusesMapsAtAdmission) {
+  serving_engine_ = &no_maps_;
+  StartServer();
+  const fer::v1::ModelInfo info = Info();
+  EXPECT_EQ(info.attention_height(), 0u);
+  EXPECT_EQ(info.attention_width(), 0u);
+  const int64_t warmed_up = no_maps_.faces_received();
+  ClassifyRequest request;
+  *request.add_faces() = Encoded(GradientPng(40, 40, 0));
+  request.mutable_options()->set_attention(true);
+  ClassifyResponse response;
+  const grpc::Status refused = Classify(request, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(), HasSubstr("has no attention maps"));
+  EXPECT_EQ(no_maps_.faces_received(), warmed_up);  // refused before the model
+
+  // A stream's frame is refused alone; the stream and other frames go on.
+  auto context = Context();
+  auto stream = stub_->ClassifyStream(context.get());
+  ClassifyFrame frame;
+  *frame.add_faces() = request.faces(0);
+  frame.mutable_options()->set_attention(true);
+  ASSERT_TRUE(stream->Write(frame));
+  frame.mutable_options()->set_attention(false);
+  ASSERT_TRUE(stream->Write(frame));
+  stream->WritesDone();
+  FrameResult first, second;
+  ASSERT_TRUE(stream->Read(&first));
+  ASSERT_TRUE(stream->Read(&second));
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(first.status().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(second.status().code(), 0);
+  EXPECT_EQ(second.predictions_size(), 1);
+
+  request.mutable_options()->set_attention(false);
+  EXPECT_TRUE(Classify(request, &response).ok());
+}
+
+// The real engine: the map the service answers is the one Runner::Classify
+// gives for the same preprocessed face, alone or as a ten-crop's centre.
+TEST_F(ServiceTest, MapsAreTheEnginesForTheSameFace) {
+  REQUIRE_FACES(faces, 3);
+  ASSERT_GT(engine_->attention_size(), 0u) << "the test model has attention modules";
+  StartServer();
+  PreprocessOptions preprocess;
+  preprocess.input_size = engine_->meta().input_size;
+  preprocess.gray = engine_->meta().input_channels() == 1;
+  std::unique_ptr<Runner> runner = engine_->NewRunner();
+  for (bool ten_crop : {false, true}) {
+    SCOPED_TRACE(ten_crop ? "ten-crop" : "one crop");
+    ClassifyRequest request;
+    for (const std::string& face : faces) *request.add_faces() = Encoded(face);
+    request.mutable_options()->set_attention(true);
+    request.mutable_options()->set_ten_crop(ten_crop);
+    ClassifyResponse response;
+    const grpc::Status status = Classify(request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(response.predictions_size(), 3);
+    const int crops = ten_crop ? kTenCropCount : 1;
+    const size_t map_size = engine_->attention_size();
+    for (int i = 0; i < 3; ++i) {
+      ImageInput input;
+      input.encoded = faces[i];
+      std::vector<uint8_t> pixels;
+      ASSERT_TRUE(Preprocess(input, preprocess, ten_crop, &pixels).ok());
+      std::vector<float> probabilities(crops * engine_->num_classes());
+      std::vector<float> maps(crops * map_size);
+      ASSERT_TRUE(runner->Classify(pixels.data(), crops, probabilities.data(), maps.data()).ok());
+      const float* expected = maps.data() + (ten_crop ? kTenCropCentreBox * map_size : 0);
+      const Prediction& prediction = response.predictions(i);
+      EXPECT_EQ(prediction.attention().height(),
+                static_cast<uint32_t>(engine_->attention_height()));
+      EXPECT_EQ(prediction.attention().width(), static_cast<uint32_t>(engine_->attention_width()));
+      ASSERT_EQ(prediction.attention().values_size(), static_cast<int>(map_size));
+      for (size_t k = 0; k < map_size; ++k) {
+        // Batches of other composition may differ in the last bits.
+        EXPECT_NEAR(prediction.attention().values(k), expected[k], 1e-4f) << "face " << i;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -12,14 +12,19 @@ class FakeEngine::FakeRunner final : public Runner {
   using Runner::Classify;
   absl::Status Classify(const uint8_t* faces, int n, float* probabilities,
                         float* attention) override {
+    if (attention != nullptr && engine_->attention_size() == 0) {
+      return absl::InvalidArgumentError("the fake model has no attention maps");
+    }
     engine_->Enter(n);
+    if (attention != nullptr) engine_->CountMaps(n);
     const size_t face_bytes = engine_->face_bytes();
     const int classes = engine_->num_classes();
     for (int i = 0; i < n; ++i) {
       const std::vector<float> row = Probabilities(faces + i * face_bytes, face_bytes, classes);
       std::copy(row.begin(), row.end(), probabilities + static_cast<size_t>(i) * classes);
       if (attention != nullptr) {
-        Attention(faces + i * face_bytes, attention + i * engine_->attention_size());
+        const std::vector<float> map = engine_->AttentionMap(faces + i * face_bytes);
+        std::copy(map.begin(), map.end(), attention + i * engine_->attention_size());
       }
     }
     engine_->Leave(n);
@@ -27,23 +32,12 @@ class FakeEngine::FakeRunner final : public Runner {
   }
 
  private:
-  // A trivial deterministic map: each cell is the first channel of the pixel
-  // at its top-left corner (cells are 16 pixels apart), over 255.
-  void Attention(const uint8_t* face, float* map) const {
-    const int side = engine_->meta().input_size, channels = engine_->meta().input_channels();
-    for (int r = 0; r < engine_->attention_height(); ++r) {
-      for (int c = 0; c < engine_->attention_width(); ++c) {
-        const uint8_t pixel = face[(static_cast<size_t>(16 * r) * side + 16 * c) * channels];
-        *map++ = pixel / 255.0f;
-      }
-    }
-  }
-
   FakeEngine* const engine_;
 };
 
-FakeEngine::FakeEngine(int input_size) {
+FakeEngine::FakeEngine(int input_size, bool attention) {
   meta_.input_size = input_size;
+  meta_.arch.attention = attention;
   meta_.color = "gray3";
   meta_.labels = {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"};
   meta_.arch.num_classes = static_cast<int>(meta_.labels.size());
@@ -65,6 +59,28 @@ std::vector<float> FakeEngine::Probabilities(const uint8_t* face, size_t face_by
   }
   for (float& p : row) p /= sum;
   return row;
+}
+
+std::vector<float> FakeEngine::AttentionMap(const uint8_t* face) const {
+  const int side = meta().input_size, channels = meta().input_channels();
+  std::vector<float> map;
+  map.reserve(attention_size());
+  for (int r = 0; r < attention_height(); ++r) {
+    for (int c = 0; c < attention_width(); ++c) {
+      map.push_back(face[(static_cast<size_t>(16 * r) * side + 16 * c) * channels] / 255.0f);
+    }
+  }
+  return map;
+}
+
+void FakeEngine::CountMaps(int faces) {
+  std::lock_guard<std::mutex> lock(mu_);
+  with_maps_ += faces;
+}
+
+int64_t FakeEngine::faces_with_maps() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return with_maps_;
 }
 
 std::unique_ptr<Runner> FakeEngine::NewRunner() { return std::make_unique<FakeRunner>(this); }

@@ -23,8 +23,10 @@ namespace test_support {
 class FakeEngine final : public Engine {
  public:
   // A gray3 model of input_size x input_size faces and the seven FER2013
-  // classes, on "cpu" in "fp32". The gate starts open.
-  explicit FakeEngine(int input_size = 32);
+  // classes, on "cpu" in "fp32", with attention maps unless attention is
+  // false (meta().arch.attention; it then refuses maps as the real engine
+  // does). The gate starts open.
+  explicit FakeEngine(int input_size = 32, bool attention = true);
   ~FakeEngine() override;
 
   // Sets meta().version ("fake" unless set); before the engine is served.
@@ -33,6 +35,10 @@ class FakeEngine final : public Engine {
   // The probabilities the fake gives one face of face_bytes bytes: num_classes
   // positive values that sum to 1 and depend on every pixel.
   static std::vector<float> Probabilities(const uint8_t* face, size_t face_bytes, int num_classes);
+  // The attention map it gives one face (attention_size() values, row-major):
+  // each cell is the first channel of the face pixel at its centre (16 r,
+  // 16 c), over 255.
+  std::vector<float> AttentionMap(const uint8_t* face) const;
 
   // Engine.
   std::unique_ptr<Runner> NewRunner() override;
@@ -58,6 +64,9 @@ class FakeEngine final : public Engine {
   // The most faces that were ever inside Classify at once (received, not
   // finished): what the service had handed to the model and not yet got back.
   int64_t max_faces_inside() const;
+  // Faces of the batches that were given room for attention maps (a non-null
+  // Runner::Classify attention).
+  int64_t faces_with_maps() const;
   // Waits until faces_received() >= faces; false if timeout passes first (a
   // bound on a hang, not a timing assumption).
   bool WaitForFacesReceived(int64_t faces, absl::Duration timeout) const;
@@ -68,6 +77,7 @@ class FakeEngine final : public Engine {
   // FakeRunner::Classify's bookkeeping around the computation.
   void Enter(int faces);
   void Leave(int faces);
+  void CountMaps(int faces);
 
   ModelMeta meta_;
   const std::string device_ = "cpu";
@@ -81,6 +91,7 @@ class FakeEngine final : public Engine {
   int64_t received_ = 0;     // faces
   int64_t finished_ = 0;     // faces
   int64_t max_inside_ = 0;   // faces
+  int64_t with_maps_ = 0;    // faces
 };
 
 }  // namespace test_support
