@@ -136,9 +136,10 @@ TEST(FerServerTest, BadFlagValuesAreRefusedNamingTheFlag) {
   for (const auto& [flag, text] : cases) {
     SCOPED_TRACE(flag);
     std::string output;
-    EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
-                               "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0", flag},
-                              &output),
+    EXPECT_NE(RunToCompletion(
+                  {FER_SERVER_BIN, "--model=" + test_util::TestModelPath(), "--address=127.0.0.1:0",
+                   "--metrics_address=127.0.0.1:0", "--http_address=127.0.0.1:0", flag},
+                  &output),
               0);
     EXPECT_THAT(output, HasSubstr(text));
     EXPECT_THAT(output, ::testing::Not(HasSubstr("SERVING")));
@@ -161,11 +162,11 @@ TEST(FerServerTest, ATakenMetricsPortIsAClearErrorAndAFailedExit) {
   const int port = ntohs(address.sin_port);
 
   std::string output;
-  EXPECT_NE(
-      RunToCompletion({FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
-                       "--address=127.0.0.1:0", absl::StrCat("--metrics_address=127.0.0.1:", port)},
-                      &output),
-      0);
+  EXPECT_NE(RunToCompletion(
+                {FER_SERVER_BIN, "--model=" + test_util::TestModelPath(), "--address=127.0.0.1:0",
+                 absl::StrCat("--metrics_address=127.0.0.1:", port), "--http_address=127.0.0.1:0"},
+                &output),
+            0);
   EXPECT_THAT(output, HasSubstr(absl::StrCat("cannot serve metrics on 127.0.0.1:", port)));
   close(fd);
 }
