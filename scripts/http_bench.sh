@@ -104,10 +104,12 @@ EOF
 }
 grpc_round() {
   "$fer_client" bench --target="127.0.0.1:$grpc_port" --mode=unary --concurrency="$concurrency" \
-    --duration="$duration" --images="$images" --json | python3 -c '
+    --duration="$duration" --images="$images" --json > "$tmp/grpc.json"
+  python3 - "$tmp/grpc.json" <<'EOF'
 import json, sys
-r = [json.loads(l) for l in sys.stdin if l.strip().startswith("{")][-1]
-print(f"{r[\"faces_per_s\"]:.1f} {r[\"p50_ms\"]:.1f} {r[\"p99_ms\"]:.1f} {r.get(\"errors\", 0)}")'
+r = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")][-1]
+print(f"{r['faces_per_s']:.1f} {r['p50_ms']:.1f} {r['p99_ms']:.1f} {r['requests'] - r['ok_requests']}")
+EOF
 }
 
 echo "concurrency $concurrency, one face a request, $duration a round; faces/s p50_ms p99_ms failed"

@@ -197,8 +197,10 @@ class HttpApi::Server {
                           MHD_RequestTerminationCode code);
 
  private:
-  MHD_Result Handle(MHD_Connection* connection, absl::string_view url, absl::string_view method,
-                    const char* upload_data, size_t* upload_data_size, HttpRequest* request);
+  // The later calls of a request: a piece of its body, its end, or (once
+  // resumed) the service's answer.
+  MHD_Result Handle(MHD_Connection* connection, const char* upload_data, size_t* upload_data_size,
+                    HttpRequest* request);
   // The first call of a request, once its headers are in: routes it, answers
   // all but a classify request whose body is to be read.
   MHD_Result Route(MHD_Connection* connection, absl::string_view path, absl::string_view method,
@@ -290,7 +292,7 @@ MHD_Result HttpApi::Server::OnAccess(void* self, MHD_Connection* connection, con
     }
     return server->Route(connection, url, method, fresh);
   }
-  return server->Handle(connection, url, method, upload_data, upload_data_size,
+  return server->Handle(connection, upload_data, upload_data_size,
                         static_cast<HttpRequest*>(*request));
 }
 
@@ -306,8 +308,7 @@ void HttpApi::Server::OnCompleted(void* self, MHD_Connection* /*connection*/, vo
   server->changed_.notify_all();
 }
 
-MHD_Result HttpApi::Server::Handle(MHD_Connection* connection, absl::string_view /*url*/,
-                                   absl::string_view /*method*/, const char* upload_data,
+MHD_Result HttpApi::Server::Handle(MHD_Connection* connection, const char* upload_data,
                                    size_t* upload_data_size, HttpRequest* request) {
   if (request->stage == HttpRequest::Stage::kClassifying) {
     // Resumed: the service has answered.
