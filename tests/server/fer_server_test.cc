@@ -173,6 +173,27 @@ TEST(FerServerTest, ATakenMetricsPortIsAClearErrorAndAFailedExit) {
   close(fd);
 }
 
+TEST(FerServerTest, ATakenHttpPortIsAClearErrorAndAFailedExit) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int port = ntohs(address.sin_port);
+
+  std::string output;
+  EXPECT_EQ(RunToCompletion(
+                {FER_SERVER_BIN, "--model=" + test_util::TestModelPath(), "--address=127.0.0.1:0",
+                 "--metrics_address=127.0.0.1:0", absl::StrCat("--http_address=127.0.0.1:", port)},
+                &output),
+            1);
+  ExpectOneErrorLine(output, absl::StrCat("cannot listen for HTTP on 127.0.0.1:", port));
+  close(fd);
+}
+
 // 64 idle connections and 4 that have sent only part of a request, all held
 // open, do not keep fer-server's /metrics from answering (they blocked it for
 // 30 s when civetweb served it). curl's --max-time 10 only bounds a hang.
