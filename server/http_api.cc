@@ -156,11 +156,12 @@ absl::Status TooLarge(int64_t bytes, int64_t limit) {
 // One request, from its headers to libmicrohttpd's completion callback (its
 // connection's *con_cls).
 struct HttpRequest {
-  enum class Stage { kReading, kClassifying };
+  enum class Stage { kReading, kClassifying, kGet };
 
   absl::Time start;
   bool classify = false;  // a POST /v1/classify, counted in fer_requests_total
   bool json = false;
+  std::string path;  // of a GET, answered once the request is complete
   Stage stage = Stage::kReading;
   std::string body;
   int64_t received = 0;
@@ -310,6 +311,15 @@ void HttpApi::Server::OnCompleted(void* self, MHD_Connection* /*connection*/, vo
 
 MHD_Result HttpApi::Server::Handle(MHD_Connection* connection, const char* upload_data,
                                    size_t* upload_data_size, HttpRequest* request) {
+  if (request->stage == HttpRequest::Stage::kGet) {
+    // Answered on this later call, not the first: libmicrohttpd closes the
+    // connection after an answer queued before the request is complete.
+    if (*upload_data_size > 0) {
+      *upload_data_size = 0;  // a GET's body is not read
+      return MHD_YES;
+    }
+    return Get(connection, request->path);
+  }
   if (request->stage == HttpRequest::Stage::kClassifying) {
     // Resumed: the service has answered.
     if (!request->answered.load(std::memory_order_acquire)) return MHD_YES;
@@ -352,7 +362,9 @@ MHD_Result HttpApi::Server::Route(MHD_Connection* connection, absl::string_view 
                        kHttpMethodNotAllowed),
         "GET, HEAD");
   }
-  return Get(connection, path);
+  request->stage = HttpRequest::Stage::kGet;
+  request->path = std::string(path);
+  return MHD_YES;
 }
 
 MHD_Result HttpApi::Server::Get(MHD_Connection* connection, absl::string_view path) {
