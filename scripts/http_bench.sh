@@ -124,3 +124,12 @@ for round in $(seq "$rounds"); do
   http_sum=$(python3 -c "print($http_sum + $fps)")
 done
 python3 -c "print(f'mean over $rounds rounds: gRPC {$grpc_sum / $rounds:.1f} faces/s, HTTP {$http_sum / $rounds:.1f} faces/s')"
+# The server's own view, without the clients' share of the CPU: mean time from
+# a request's arrival to its answer, per front end.
+curl -sS "http://127.0.0.1:$metrics_port/metrics" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+for rpc in ("Classify", "HttpClassify"):
+    get = lambda name: float(re.search(name + r"\{rpc=\"" + rpc + r"\"\} (\S+)", text).group(1))
+    total, count = get("fer_request_duration_seconds_sum"), get("fer_request_duration_seconds_count")
+    print(f"server-side mean {rpc}: {1000 * total / max(count, 1):.1f} ms over {count:.0f} requests")'
