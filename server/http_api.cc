@@ -151,15 +151,12 @@ absl::Status TooLarge(int64_t bytes, int64_t limit) {
                         kHttpPayloadTooLarge);
 }
 
-}  // namespace
-
 // One request, from its headers to libmicrohttpd's completion callback (its
 // connection's *con_cls).
 struct HttpRequest {
   enum class Stage { kReading, kClassifying, kGet };
 
   absl::Time start;
-  bool classify = false;  // a POST /v1/classify, counted in fer_requests_total
   bool json = false;
   std::string path;  // of a GET, answered once the request is complete
   Stage stage = Stage::kReading;
@@ -176,6 +173,8 @@ struct HttpRequest {
   std::string answer;
   std::atomic<bool> answered{false};
 };
+
+}  // namespace
 
 class HttpApi::Server {
  public:
@@ -342,7 +341,6 @@ MHD_Result HttpApi::Server::Handle(MHD_Connection* connection, const char* uploa
 MHD_Result HttpApi::Server::Route(MHD_Connection* connection, absl::string_view path,
                                   absl::string_view method, HttpRequest* request) {
   if (path == kClassifyPath) {
-    request->classify = true;
     if (method != MHD_HTTP_METHOD_POST) {
       const absl::Status refused = WithHttpStatus(
           absl::UnimplementedError(absl::StrCat(kClassifyPath, " takes POST, not ", method)),
