@@ -36,6 +36,7 @@
 #include "tests/server/server_test_util.h"
 #include "tests/support/fake_engine.h"
 #include "tests/support/loopback_client.h"
+#include "tests/support/parallel_for.h"
 
 namespace fer {
 namespace {
@@ -340,6 +341,42 @@ TEST_F(HttpApiTest, DrainAnswersTheRequestInFlight) {
   EXPECT_EQ(answer.status, 200) << answer.body;
   api_->Stop();
   EXPECT_EQ(Requests("OK"), 1);
+}
+
+// Many clients at once, some refused: each request is answered once, with
+// its own face's probabilities, and counted once.
+TEST_F(HttpApiTest, ConcurrentRequestsAreEachAnsweredOnceWithTheirOwnFace) {
+  Start();
+  constexpr int kClients = 8;
+  constexpr int kEach = 12;
+  std::vector<std::vector<float>> expected;
+  for (int seed = 0; seed < kEach; ++seed) {
+    fer::v1::ClassifyResponse response;
+    ASSERT_TRUE(Classify({FacePng(seed)}, &response).ok());
+    const auto& p = response.predictions(0).probabilities();
+    expected.emplace_back(p.begin(), p.end());
+  }
+  std::vector<int> ok(kClients, 0), refused(kClients, 0);
+  test_support::ParallelFor(kClients, [&](int client) {
+    for (int i = 0; i < kEach; ++i) {
+      if ((client + i) % 4 == 0) {
+        refused[client] += Exchange(Post("/v1/classify", "image/gif", "x")).status == 415;
+        continue;
+      }
+      const Answer answer = Exchange(Post("/v1/classify", "image/png", FacePng(i)));
+      ok[client] +=
+          answer.status == 200 && Probabilities(answer.json["predictions"][0]) == expected[i];
+    }
+  });
+  int total_ok = 0, total_refused = 0;
+  for (int c = 0; c < kClients; ++c) {
+    total_ok += ok[c];
+    total_refused += refused[c];
+  }
+  EXPECT_EQ(total_ok + total_refused, kClients * kEach);
+  EXPECT_EQ(total_refused, kClients * kEach / 4);
+  EXPECT_EQ(Requests("OK"), total_ok);
+  EXPECT_EQ(Requests("INVALID_ARGUMENT"), total_refused);
 }
 
 TEST_F(HttpApiTest, APassedDeadlineIs504) {
