@@ -326,6 +326,43 @@ TEST_F(HttpApiTest, ReadyOnlyWhileServingLiveThroughout) {
   EXPECT_EQ(Requests("UNAVAILABLE"), 2);
 }
 
+// Live follows the batcher: 503 while a batch is stuck in the model past the
+// liveness timeout, 200 again once batches finish. Polls for each state
+// (bounded) rather than timing it.
+TEST_F(HttpApiTest, LiveIs503WhileTheModelIsStalled) {
+  Start();
+  HttpApiOptions options;
+  options.address = "127.0.0.1:0";
+  options.liveness_timeout = absl::Milliseconds(100);
+  auto watched = HttpApi::Start(options, service_.get(), metrics_.get());
+  ASSERT_TRUE(watched.ok()) << watched.status();
+  auto live = [&] {
+    return ParseAnswer(
+               test_support::HttpExchange((*watched)->port(), Head("GET", "/v2/health/live")))
+        .status;
+  };
+  auto wait_for = [&](int status) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(60);
+    while (live() != status && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(20));
+    return live() == status;
+  };
+  EXPECT_EQ(live(), 200);
+  fake_.Hold();
+  const int64_t before = fake_.faces_received();
+  Answer answer;
+  std::thread client([&] { answer = Exchange(Post("/v1/classify", "image/png", FacePng(1))); });
+  ASSERT_TRUE(fake_.WaitForFacesReceived(before + 1, absl::Seconds(60)));
+  EXPECT_TRUE(wait_for(503));
+  EXPECT_EQ(
+      ParseAnswer(test_support::HttpExchange((*watched)->port(), Head("GET", "/v2/health/ready")))
+          .status,
+      503);
+  fake_.Open();
+  client.join();
+  EXPECT_EQ(answer.status, 200);
+  EXPECT_TRUE(wait_for(200));
+}
+
 // A request in the model when Drain begins is answered; Stop then returns.
 TEST_F(HttpApiTest, DrainAnswersTheRequestInFlight) {
   Start();
