@@ -77,7 +77,7 @@ struct HttpApiOptions {
   // Threads of the event loop (each with its own epoll set). They read
   // bodies, parse JSON and write answers; classification runs elsewhere.
   int threads = 2;
-  // Connections open at once; more wait in the kernel's listen queue.
+  // Connections open at once, at most (libmicrohttpd's connection limit).
   int max_connections = 1024;
   // A connection with no request in progress (or a request that stops
   // sending) is closed after this long. A request waiting for its answer is
