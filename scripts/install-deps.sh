@@ -18,6 +18,9 @@ build_pkgs=(
   libabsl-dev prometheus-cpp-dev
   # fer-server reads its TLS certificate's validity dates with OpenSSL.
   libssl-dev
+  # The HTTP/JSON API: libmicrohttpd serves it, nlohmann/json (header-only)
+  # reads and writes its documents.
+  libmicrohttpd-dev nlohmann-json3-dev
 )
 # Only the tests and fuzzers need these.
 test_pkgs=(
@@ -34,7 +37,7 @@ test_pkgs=(
 runtime_pkgs=(
   libtorch1.13 libgrpc++1.51 libprotobuf32 libopencv-core406 libopencv-imgproc406
   libopencv-imgcodecs406 libopencv-videoio406 libopencv-objdetect406 opencv-data
-  libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 libabsl20220623 libssl3 ca-certificates
+  libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 libabsl20220623 libssl3 libmicrohttpd12 ca-certificates
 )
 
 case "$mode" in

@@ -187,12 +187,7 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const FerServerOpti
       std::make_unique<OipService>(server->service_.get(), engine, server->metrics_.get(),
                                    options.service.max_faces_per_request);
 
-  if (!options.metrics_address.empty()) {
-    if (absl::Status status = server->metrics_->StartExposer(options.metrics_address);
-        !status.ok()) {
-      return status;
-    }
-  }
+  if (absl::Status status = server->OpenHttpEndpoints(options); !status.ok()) return status;
 
   // Process-wide switches; they must be set before the builder is made.
   grpc::EnableDefaultHealthCheckService(true);
@@ -224,6 +219,25 @@ absl::StatusOr<std::unique_ptr<FerServer>> FerServer::Create(const FerServerOpti
   // The default health service starts out SERVING for "".
   server->SetHealth(false);
   return server;
+}
+
+absl::Status FerServer::OpenHttpEndpoints(const FerServerOptions& options) {
+  if (!options.metrics_address.empty()) {
+    if (absl::Status status = metrics_->StartExposer(options.metrics_address); !status.ok()) {
+      return status;
+    }
+  }
+  if (options.http_address.empty()) return absl::OkStatus();
+  HttpApiOptions http;
+  http.address = options.http_address;
+  // One limit for a request, whichever port it comes on.
+  http.max_body_bytes = MaxMessageBytes(options.service);
+  http.liveness_timeout = options.liveness_timeout;
+  absl::StatusOr<std::unique_ptr<HttpApi>> api =
+      HttpApi::Start(http, service_.get(), metrics_.get());
+  if (!api.ok()) return api.status();
+  http_ = *std::move(api);
+  return absl::OkStatus();
 }
 
 FerServer::~FerServer() { Shutdown(absl::ZeroDuration()); }
@@ -266,6 +280,7 @@ void FerServer::Shutdown(absl::Duration drain_timeout) {
   }
   if (server_ != nullptr) SetHealth(false);
   if (service_ != nullptr) service_->Drain(drain_timeout);
+  if (http_ != nullptr) http_->Stop();
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + kShutdownGrace));
     server_->Wait();

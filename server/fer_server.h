@@ -1,8 +1,8 @@
 // The whole of a running fer-server but its flags and signals: the gRPC
 // server with the ExpressionClassifier service, the Open Inference Protocol
 // (inference.GRPCInferenceService, server/oip_service.h), standard health checking and
-// reflection, and the Prometheus endpoint. server_main.cc drives it from flags
-// and SIGTERM; tests drive it in-process.
+// reflection, the HTTP/JSON API (server/http_api.h) and the Prometheus endpoint. server_main.cc
+// drives it from flags and SIGTERM; tests drive it in-process.
 //
 // Life cycle and what health says (for service "",
 // "fer.v1.ExpressionClassifier" and "inference.GRPCInferenceService"):
@@ -11,9 +11,9 @@
 //   Start     runs the warm-up batch, then SERVING; from then on a watchdog
 //             reports NOT_SERVING while the batcher is stalled (work queued,
 //             no batch finishing for liveness_timeout), SERVING again after.
-//   Shutdown  NOT_SERVING; new calls UNAVAILABLE; accepted work runs for at
-//             most the drain timeout (ExpressionService::Drain); then the gRPC
-//             server stops.
+//   Shutdown  NOT_SERVING; new calls UNAVAILABLE (HTTP: 503); accepted work
+//             runs for at most the drain timeout (ExpressionService::Drain);
+//             then the HTTP API and the gRPC server stop.
 #ifndef FER_SERVER_FER_SERVER_H_
 #define FER_SERVER_FER_SERVER_H_
 
@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "model/core/engine.h"
 #include "server/access_log.h"
+#include "server/http_api.h"
 #include "server/oip_service.h"
 #include "server/server_metrics.h"
 #include "server/service.h"
@@ -77,6 +78,11 @@ struct FerServerOptions {
   // Prometheus listen address, host:port, served at /metrics; port 0 picks a
   // free one; empty: no endpoint (the metrics are still kept).
   std::string metrics_address = "0.0.0.0:9464";
+  // HTTP/JSON API listen address, host:port; port 0 picks a free one (see
+  // http_port()); empty: no HTTP API. Its other options but the address are
+  // HttpApiOptions' defaults, with the gRPC port's receive limit as its body
+  // limit and liveness_timeout below.
+  std::string http_address = "0.0.0.0:8080";
   // Liveness: once serving, health for "" turns NOT_SERVING (and back) while
   // the model makes no progress with work waiting for this long (see
   // ExpressionService::Stalled); the readiness service follows it. Zero: off.
@@ -91,8 +97,9 @@ struct FerServerOptions {
 class FerServer {
  public:
   // Builds the service on engine (which must outlive the server), opens the
-  // access log, the metrics endpoint, then the gRPC port. Errors: the access
-  // log's (AccessLog::ValidateOptions), the service's option errors
+  // access log, the metrics endpoint, the HTTP port, then the gRPC port.
+  // Errors: the access log's (AccessLog::ValidateOptions), the service's option
+  // errors
   // and inconsistent TLS options (INVALID_ARGUMENT), a TLS file that cannot be
   // read or holds no PEM of the expected kind (NOT_FOUND, INVALID_ARGUMENT,
   // naming the file), a certificate outside its validity (FAILED_PRECONDITION),
@@ -144,12 +151,16 @@ class FerServer {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_->exposer_port(); }
+  // The HTTP API's port; 0 when it is off.
+  int http_port() const { return http_ != nullptr ? http_->port() : 0; }
   ServerMetrics* metrics() { return metrics_.get(); }
   const ServerMetrics* metrics() const { return metrics_.get(); }
 
  private:
   FerServer() = default;
   void SetHealth(bool serving);
+  // The metrics endpoint and the HTTP API, as options ask.
+  absl::Status OpenHttpEndpoints(const FerServerOptions& options);
   // Checks for a stalled batcher until Shutdown; on its own thread.
   void WatchLiveness(absl::Duration timeout);
 
@@ -159,6 +170,7 @@ class FerServer {
   std::unique_ptr<AccessLog> access_log_;
   std::unique_ptr<ExpressionService> service_;
   std::unique_ptr<OipService> oip_service_;  // on service_
+  std::unique_ptr<HttpApi> http_;            // on service_
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

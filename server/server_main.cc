@@ -1,10 +1,10 @@
 // fer-server: serves fer.v1.ExpressionClassifier over gRPC, with health,
-// reflection and Prometheus metrics.
+// reflection and Prometheus metrics, and an HTTP/JSON API (--http_address).
 //
 // Life cycle:
 //   1. flags (TLS files included); the model is loaded (a missing or corrupt
 //      file ends the process here, with one line on stderr and exit status 1);
-//   2. the metrics endpoint and the gRPC port open (a taken port ends it the
+//   2. the metrics endpoint, the HTTP port and the gRPC port open (a taken port ends it the
 //      same way); health says NOT_SERVING for "" and
 //      fer.v1.ExpressionClassifier and calls are answered UNAVAILABLE while the
 //      warm-up batch runs;
@@ -65,6 +65,9 @@ static_assert(fer::kCpuMaxBatchSize == 8 && fer::kGpuMaxBatchSize == 32,
 ABSL_FLAG(std::string, address, kServer.address, "gRPC listen address, host:port");
 ABSL_FLAG(std::string, metrics_address, kServer.metrics_address,
           "Prometheus metrics listen address, host:port (served at /metrics)");
+ABSL_FLAG(std::string, http_address, kServer.http_address,
+          "HTTP/JSON API listen address, host:port (POST /v1/classify, /v2/health/live, "
+          "/v2/health/ready, /v1/model; docs/http.md); empty: no HTTP API");
 ABSL_FLAG(std::string, model, "", "weight file to serve (required; `fer-model init` writes one)");
 ABSL_FLAG(std::string, device, kDefaultDevice,
           "auto | cpu | cuda | cuda:N (auto: cuda:0 when present)");
@@ -142,7 +145,8 @@ absl::Status ParseFlags(int argc, char** argv) {
       "serves facial expression recognition over gRPC.\nUsage: fer-server --model=FILE "
       "[--address=",
       kServer.address, "] [--metrics_address=", kServer.metrics_address,
-      "] [--device=", kDefaultDevice, "] [--precision=", kEngine.precision, "] ..."));
+      "] [--http_address=", kServer.http_address, "] [--device=", kDefaultDevice,
+      "] [--precision=", kEngine.precision, "] ..."));
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     return absl::InvalidArgumentError(
@@ -206,6 +210,7 @@ FerServerOptions ServerOptionsFromFlags(absl::Duration drain_timeout) {
   FerServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.http_address = absl::GetFlag(FLAGS_http_address);
   options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
@@ -269,6 +274,13 @@ absl::StatusOr<ServerConfig> ConfigFromFlags() {
   return config;
 }
 
+// The start-up line's part on the HTTP API.
+std::string HttpLine(const ServerConfig& config, const FerServer& server) {
+  if (config.server.http_address.empty()) return "HTTP API off";
+  return absl::StrCat("HTTP API on http://", config.server.http_address, " (port ",
+                      server.http_port(), ")");
+}
+
 // The start-up line (model, device, every limit in force, ports) on stdout,
 // and a warning on stderr when the model is untrained.
 void PrintStartupLine(const ServerConfig& config, const Engine& engine, const FerServer& server) {
@@ -281,7 +293,7 @@ void PrintStartupLine(const ServerConfig& config, const Engine& engine, const Fe
       "threads=%d preprocess_threads=%d; limits max_faces_per_request=%d max_image_bytes=%lld "
       "max_image_pixels=%lld "
       "max_concurrent_streams=%d stream_window=%d; gRPC on %s (port %d, %s), metrics on "
-      "http://%s/metrics (port %d)\n",
+      "http://%s/metrics (port %d), %s\n",
       config.model_path.c_str(), meta.version.c_str(), meta.trained_on.c_str(), meta.input_size,
       meta.input_size, meta.color.c_str(), meta.labels.size(), engine.device().c_str(),
       engine.precision().c_str(), options.batching.max_batch_size,
@@ -293,7 +305,8 @@ void PrintStartupLine(const ServerConfig& config, const Engine& engine, const Fe
       !server_options.tls.enabled()               ? "plaintext"
       : server_options.tls.client_ca_file.empty() ? "TLS"
                                                   : "mutual TLS",
-      server_options.metrics_address.c_str(), server.metrics_port());
+      server_options.metrics_address.c_str(), server.metrics_port(),
+      HttpLine(config, server).c_str());
   if (meta.untrained()) {
     std::fprintf(stderr,
                  "WARNING: %s is an UNTRAINED model (trained_on=\"%s\"): its predictions are "

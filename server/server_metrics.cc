@@ -105,6 +105,8 @@ absl::string_view RpcName(Rpc rpc) {
       return "GetModelInfo";
     case Rpc::kModelInfer:
       return "ModelInfer";
+    case Rpc::kHttpClassify:
+      return "HttpClassify";
   }
   return "Unknown";
 }

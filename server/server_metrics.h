@@ -60,12 +60,19 @@ namespace fer {
 class MetricsHttpServer;
 
 // The service's methods, as the `rpc` label names them.
-// kModelInfer is the Open Inference Protocol's (server/oip_service.h).
-enum class Rpc { kClassify = 0, kClassifyStream = 1, kGetModelInfo = 2, kModelInfer = 3 };
-inline constexpr int kNumRpcs = 4;
+// kModelInfer is the Open Inference Protocol's (server/oip_service.h),
+// kHttpClassify the HTTP API's POST /v1/classify (server/http_api.h).
+enum class Rpc {
+  kClassify = 0,
+  kClassifyStream = 1,
+  kGetModelInfo = 2,
+  kModelInfer = 3,
+  kHttpClassify = 4
+};
+inline constexpr int kNumRpcs = 5;
 
-// "Classify", "ClassifyStream", "GetModelInfo", "ModelInfer": the bare method
-// names.
+// "Classify", "ClassifyStream", "GetModelInfo", "ModelInfer", "HttpClassify":
+// the bare method names.
 absl::string_view RpcName(Rpc rpc);
 
 // The `reason` label of faces refused at admission because the queue was full.

@@ -319,31 +319,37 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ExpressionService::
   return new StreamCall(this, context);
 }
 
+fer::v1::ModelInfo ExpressionService::DescribeModel() const {
+  const std::shared_ptr<const Generation> generation = CurrentGeneration();
+  const Engine* engine = generation->engine.get();
+  const ModelMeta& meta = engine->meta();
+  fer::v1::ModelInfo info;
+  for (const std::string& label : meta.labels) info.add_labels(label);
+  info.set_input_size(meta.input_size);
+  info.set_color(meta.color);
+  info.set_version(meta.version);
+  info.set_trained_on(meta.trained_on);
+  info.set_parameters(static_cast<uint64_t>(engine->num_parameters()));
+  info.set_device(engine->device());
+  info.set_precision(engine->precision());
+  info.set_max_batch_size(options_.batching.max_batch_size);
+  info.set_max_queue_delay_us(
+      static_cast<uint32_t>(absl::ToInt64Microseconds(options_.batching.max_queue_delay)));
+  info.set_max_queue_faces(options_.batching.max_queue_faces);
+  info.set_max_faces_per_request(options_.max_faces_per_request);
+  info.set_max_image_bytes(options_.preprocess.max_encoded_bytes);
+  info.set_max_image_pixels(options_.preprocess.max_pixels);
+  info.set_instances(options_.batching.num_instances);
+  info.set_attention_height(engine->attention_height());
+  info.set_attention_width(engine->attention_width());
+  return info;
+}
+
 grpc::ServerUnaryReactor* ExpressionService::GetModelInfo(
     grpc::CallbackServerContext* context, const fer::v1::GetModelInfoRequest* /*request*/,
     fer::v1::ModelInfo* response) {
   const absl::Time start = absl::Now();
-  const std::shared_ptr<const Generation> generation = CurrentGeneration();
-  const Engine* engine = generation->engine.get();
-  const ModelMeta& meta = engine->meta();
-  for (const std::string& label : meta.labels) response->add_labels(label);
-  response->set_input_size(meta.input_size);
-  response->set_color(meta.color);
-  response->set_version(meta.version);
-  response->set_trained_on(meta.trained_on);
-  response->set_parameters(static_cast<uint64_t>(engine->num_parameters()));
-  response->set_device(engine->device());
-  response->set_precision(engine->precision());
-  response->set_max_batch_size(options_.batching.max_batch_size);
-  response->set_max_queue_delay_us(
-      static_cast<uint32_t>(absl::ToInt64Microseconds(options_.batching.max_queue_delay)));
-  response->set_max_queue_faces(options_.batching.max_queue_faces);
-  response->set_max_faces_per_request(options_.max_faces_per_request);
-  response->set_max_image_bytes(options_.preprocess.max_encoded_bytes);
-  response->set_max_image_pixels(options_.preprocess.max_pixels);
-  response->set_instances(options_.batching.num_instances);
-  response->set_attention_height(engine->attention_height());
-  response->set_attention_width(engine->attention_width());
+  *response = DescribeModel();
   metrics_->OnRequestDone(Rpc::kGetModelInfo, absl::StatusCode::kOk, absl::Now() - start);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);

@@ -202,6 +202,9 @@ class ExpressionService final : public ExpressionServiceBase {
   absl::Status Reload(absl::StatusOr<std::unique_ptr<Engine>> loaded);
   // The version of the model calls are admitted under now.
   std::string model_version() const;
+  // What GetModelInfo answers: the model calls are admitted under now, and
+  // the limits in force. For other front ends (server/http_api.h).
+  fer::v1::ModelInfo DescribeModel() const;
 
   // ExpressionClassifier. Classify: request is a serialized ClassifyRequest,
   // response gets a serialized ClassifyResponse; ClassifyStream reads

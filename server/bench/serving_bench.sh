@@ -104,6 +104,7 @@ for s in socks:
 print(*(s.getsockname()[1] for s in socks))')
 target=127.0.0.1:$grpc_port
 "$fer_server" --model="$model" --address="$target" --metrics_address="127.0.0.1:$metrics_port" \
+  --http_address= \
   --device="$device" --threads="$threads" --precision="$precision" \
   --max_batch_size="$max_batch_size" --max_queue_delay_us="$max_queue_delay_us" \
   --instances="$instances" > "$tmp/server.log" 2>&1 &

@@ -119,8 +119,8 @@ class ClientE2eTest : public ::testing::Test {
     server_log_ = scratch_ + "/server.log";
     server_pid_ = test_support::Spawn(
         {FER_SERVER_BINARY, std::string("--model=") + FER_CLIENT_TEST_MODEL, "--address=" + target_,
-         "--metrics_address=127.0.0.1:" + std::to_string(metrics_port_), "--device=cpu",
-         "--threads=1", "--drain_timeout=2s"},
+         "--metrics_address=127.0.0.1:" + std::to_string(metrics_port_),
+         "--http_address=127.0.0.1:0", "--device=cpu", "--threads=1", "--drain_timeout=2s"},
         scratch_ + "/server.out", server_log_);
     ASSERT_GT(server_pid_, 0) << "cannot start " << FER_SERVER_BINARY;
     // Ready when `fer-client health` says SERVING: the very check under test
@@ -581,8 +581,8 @@ class OwnServer {
         target_("127.0.0.1:" + std::to_string(port_)) {
     pid_ = test_support::Spawn(
         {FER_SERVER_BINARY, std::string("--model=") + FER_CLIENT_TEST_MODEL, "--address=" + target_,
-         "--metrics_address=127.0.0.1:" + std::to_string(metrics_port_), "--device=cpu",
-         "--threads=1", "--drain_timeout=1s"},
+         "--metrics_address=127.0.0.1:" + std::to_string(metrics_port_),
+         "--http_address=127.0.0.1:0", "--device=cpu", "--threads=1", "--drain_timeout=1s"},
         scratch + "/own_server.out", scratch + "/own_server.log");
   }
   ~OwnServer() {

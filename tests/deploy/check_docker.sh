@@ -10,7 +10,7 @@
 #   - install-deps.sh build-only asks for the compilers and -dev packages and
 #     none of the test or fuzz tools; the default mode asks for all of them
 #     (run against fake dpkg-query / apt-get);
-#   - each starts from Debian 12, exposes 50051 and 9464, runs as a numeric
+#   - each starts from Debian 12, exposes 50051, 9464 and 8080, runs as a numeric
 #     non-root user, has a HEALTHCHECK running fer-healthcheck
 #     (docker/healthcheck.sh) with no port in it, serves the model at
 #     /opt/fer/models/lla-net.pt and passes only known server flags;
@@ -71,7 +71,7 @@ for dockerfile in docker/Dockerfile docker/Dockerfile.cuda; do
   grep -qF 'cmake --build build' <<<"$joined" || fail "$dockerfile does not run 'cmake --build build'"
   grep -qE '^ARG DEBIAN_IMAGE=debian:bookworm' <<<"$joined" || fail "$dockerfile: base is not Debian 12 (bookworm)"
   grep -qE '^FROM \$\{DEBIAN_IMAGE\} AS runtime' <<<"$joined" || fail "$dockerfile: no Debian runtime stage"
-  grep -qE '^EXPOSE 50051 9464$' <<<"$joined" || fail "$dockerfile must EXPOSE 50051 9464"
+  grep -qE '^EXPOSE 50051 9464 8080$' <<<"$joined" || fail "$dockerfile must EXPOSE 50051 9464 8080"
   health=$(grep -E '^HEALTHCHECK ' <<<"$joined")
   grep -qE 'CMD \["fer-healthcheck"\]$' <<<"$health" || fail "$dockerfile: HEALTHCHECK must run fer-healthcheck"
   grep -qE '[0-9]{4,5}' <<<"${health#*CMD}" && fail "$dockerfile: HEALTHCHECK hard-codes a port: $health"

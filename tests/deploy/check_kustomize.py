@@ -179,6 +179,7 @@ def main(argv):
     check(flags.get("model", "").startswith("/opt/fer/models/"), "--model must point into /opt/fer/models/")
     check(flags.get("address") == "0.0.0.0:50051", "--address must be 0.0.0.0:50051")
     check(flags.get("metrics_address") == "0.0.0.0:9464", "--metrics_address must be 0.0.0.0:9464")
+    check(flags.get("http_address") == "0.0.0.0:8080", "--http_address must be 0.0.0.0:8080")
 
     # Probes.
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):

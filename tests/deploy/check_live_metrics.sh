@@ -59,7 +59,7 @@ for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 "$server" --model="$tmp/model.pt" --address="127.0.0.1:$grpc_port" \
-  --metrics_address="127.0.0.1:$metrics_port" --device=cpu --threads=1 \
+  --metrics_address="127.0.0.1:$metrics_port" --http_address=127.0.0.1:0 --device=cpu --threads=1 \
   --max_queue_faces=1234 --drain_timeout="${drain_timeout_s}s" > "$tmp/server.log" 2>&1 &
 pid=$!
 metrics_url="http://127.0.0.1:$metrics_port/metrics"

@@ -421,6 +421,7 @@ class AccessLogServiceTest : public ::testing::Test {
     options.service.max_concurrent_streams = max_concurrent_streams;
     options.address = "127.0.0.1:0";
     options.metrics_address = "";
+    options.http_address = "";
     options.service.batching.max_batch_size = 8;
     options.service.batching.max_queue_delay = absl::Milliseconds(1);
     options.service.batching.max_queue_time = absl::InfiniteDuration();
@@ -652,6 +653,7 @@ TEST(AccessLogOffTest, WithoutAPathThereIsNoLog) {
   FerServerOptions options;
   options.address = "127.0.0.1:0";
   options.metrics_address = "";
+  options.http_address = "";
   ASSERT_TRUE(FerServer::ValidateOptions(options).ok());
   auto server = FerServer::Create(options, &fake);
   ASSERT_TRUE(server.ok()) << server.status();

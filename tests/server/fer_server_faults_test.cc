@@ -32,9 +32,10 @@ using ::testing::HasSubstr;
 // fer-server serving model on free ports; its exit status, its output
 // (stdout and stderr) in *output.
 int RunServer(const std::string& model, std::string* output) {
-  return RunToCompletion({FER_SERVER_BIN, "--model=" + model, "--address=127.0.0.1:0",
-                          "--metrics_address=127.0.0.1:0", "--device=cpu"},
-                         output);
+  return RunToCompletion(
+      {FER_SERVER_BIN, "--model=" + model, "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+       "--http_address=127.0.0.1:0", "--device=cpu"},
+      output);
 }
 
 TEST(FerServerFaultsTest, AModelPathThatIsNotAReadableFileIsOneLineAndExitOne) {

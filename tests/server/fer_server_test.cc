@@ -20,12 +20,14 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -138,9 +140,10 @@ TEST(FerServerTest, BadFlagValuesAreRefusedNamingTheFlag) {
   for (const auto& [flag, text] : cases) {
     SCOPED_TRACE(flag);
     std::string output;
-    EXPECT_NE(RunToCompletion({FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
-                               "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0", flag},
-                              &output),
+    EXPECT_NE(RunToCompletion(
+                  {FER_SERVER_BIN, "--model=" + test_util::TestModelPath(), "--address=127.0.0.1:0",
+                   "--metrics_address=127.0.0.1:0", "--http_address=127.0.0.1:0", flag},
+                  &output),
               0);
     EXPECT_THAT(output, HasSubstr(text));
     EXPECT_THAT(output, ::testing::Not(HasSubstr("SERVING")));
@@ -163,12 +166,33 @@ TEST(FerServerTest, ATakenMetricsPortIsAClearErrorAndAFailedExit) {
   const int port = ntohs(address.sin_port);
 
   std::string output;
-  EXPECT_NE(
-      RunToCompletion({FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
-                       "--address=127.0.0.1:0", absl::StrCat("--metrics_address=127.0.0.1:", port)},
-                      &output),
-      0);
+  EXPECT_NE(RunToCompletion(
+                {FER_SERVER_BIN, "--model=" + test_util::TestModelPath(), "--address=127.0.0.1:0",
+                 absl::StrCat("--metrics_address=127.0.0.1:", port), "--http_address=127.0.0.1:0"},
+                &output),
+            0);
   EXPECT_THAT(output, HasSubstr(absl::StrCat("cannot serve metrics on 127.0.0.1:", port)));
+  close(fd);
+}
+
+TEST(FerServerTest, ATakenHttpPortIsAClearErrorAndAFailedExit) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int port = ntohs(address.sin_port);
+
+  std::string output;
+  EXPECT_EQ(RunToCompletion(
+                {FER_SERVER_BIN, "--model=" + test_util::TestModelPath(), "--address=127.0.0.1:0",
+                 "--metrics_address=127.0.0.1:0", absl::StrCat("--http_address=127.0.0.1:", port)},
+                &output),
+            1);
+  ExpectOneErrorLine(output, absl::StrCat("cannot listen for HTTP on 127.0.0.1:", port));
   close(fd);
 }
 
@@ -253,6 +277,63 @@ TEST(FerServerTest, HelpListsEveryServerFlagAndVersionNamesTheProject) {
       std::regex(
           R"(fer-server [0-9]+\.[0-9]+\.[0-9]+ \(LibTorch [0-9]+\.[0-9]+\.[0-9]+[^)]*\)\n)")))
       << version;
+}
+
+// ------------------------------------------------------------ HTTP API
+
+// The HTTP status code curl got for args (a URL and curl options); its body
+// in *body.
+int CurlStatus(const std::string& args, std::string* body, const std::string& dir) {
+  std::string code;
+  const std::string out = dir + "/curl.out";
+  test_support::RunShell("curl -sS --max-time 120 -o '" + out + "' -w '%{http_code}' " + args,
+                         &code);
+  *body = test_support::ReadFile(out);
+  int status = 0;
+  return absl::SimpleAtoi(code, &status) ? status : -1;
+}
+
+// What the README promises: `curl --data-binary @face.jpg .../v1/classify`
+// against the binary, answered as gRPC's Classify answers the same bytes, and
+// counted and drained like any call.
+TEST(FerServerTest, CurlClassifiesAFaceOverHttpAsGrpcDoes) {
+  const std::vector<std::string> faces = test_util::RealFaces(1);
+  if (faces.empty()) GTEST_SKIP() << test_images::SkipMessage();
+  if (!HaveProgram("curl")) GTEST_SKIP() << "needs curl on PATH (Debian: curl)";
+  TempDir dir;
+  ServerProcess server(dir);
+  ASSERT_TRUE(server.WaitServing()) << server.Log();
+  ASSERT_TRUE(test_support::WriteFile(dir / "face.jpg", faces[0]));
+  std::string body;
+  ASSERT_EQ(CurlStatus(server.http_url() + "/v2/health/ready", &body, dir.path()), 200);
+
+  ASSERT_EQ(
+      CurlStatus("--data-binary @'" + dir / "face.jpg" + "' " + server.http_url() + "/v1/classify",
+                 &body, dir.path()),
+      200)
+      << body;
+  const nlohmann::json answer = nlohmann::json::parse(body);
+  ClassifyRequest request;
+  *request.add_faces() = Encoded(faces[0]);
+  ClassifyResponse expected;
+  ASSERT_TRUE(server.stub()->Classify(Context().get(), request, &expected).ok());
+  const auto& probabilities = expected.predictions(0).probabilities();
+  EXPECT_EQ(answer["predictions"][0]["probabilities"].get<std::vector<float>>(),
+            std::vector<float>(probabilities.begin(), probabilities.end()));
+  EXPECT_EQ(answer["predictions"][0]["label"], expected.predictions(0).top_label_name());
+  EXPECT_EQ(answer["model_version"], expected.model_version());
+  EXPECT_FALSE(expected.model_version().empty());
+
+  EXPECT_EQ(CurlStatus("-H 'Content-Type: text/plain' --data-binary @'" + dir / "face.jpg" + "' " +
+                           server.http_url() + "/v1/classify",
+                       &body, dir.path()),
+            415);
+  EXPECT_EQ(MetricValue(server.Metrics(), R"(fer_requests_total{code="OK",rpc="HttpClassify"})"),
+            1);
+  server.process().Signal(SIGTERM);
+  EXPECT_EQ(server.process().WaitExit(kExitTimeout), 0);
+  EXPECT_THAT(server.Log(), HasSubstr("HTTP API on http://127.0.0.1:"));
+  EXPECT_THAT(server.Log(), HasSubstr("HttpClassify OK=1 INVALID_ARGUMENT=1"));
 }
 
 // ---------------------------------------------------------------- serving

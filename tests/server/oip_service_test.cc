@@ -444,6 +444,7 @@ TEST(OipFerServerTest, FerServerServesItWithHealthAndReflection) {
   FerServerOptions options;
   options.address = "127.0.0.1:0";
   options.metrics_address = "";
+  options.http_address = "";
   options.service.preprocess_threads = 1;
   auto server = FerServer::Create(options, &fake);
   ASSERT_TRUE(server.ok()) << server.status();

@@ -141,6 +141,7 @@ inline grpc::ChannelArguments FastReconnect() {
 struct Ports {
   int grpc = 0;
   int metrics = 0;
+  int http = 0;
 };
 
 // A fer-server subprocess on loopback serving the test model, and a channel
@@ -153,11 +154,13 @@ class ServerProcess {
       Ports ports = {}, const std::string& log_name = "server.log")
       : log_path_(dir / log_name),
         grpc_port_(ports.grpc != 0 ? ports.grpc : test_support::FreePort()),
-        metrics_port_(ports.metrics != 0 ? ports.metrics : test_support::FreePort()) {
+        metrics_port_(ports.metrics != 0 ? ports.metrics : test_support::FreePort()),
+        http_port_(ports.http != 0 ? ports.http : test_support::FreePort()) {
     std::vector<std::string> argv = {FER_SERVER_BIN,
                                      "--model=" + TestModelPath(),
                                      absl::StrCat("--address=127.0.0.1:", grpc_port_),
                                      absl::StrCat("--metrics_address=127.0.0.1:", metrics_port_),
+                                     absl::StrCat("--http_address=127.0.0.1:", http_port_),
                                      "--device=cpu",
                                      "--max_batch_size=8",
                                      "--max_queue_delay_us=1000",
@@ -211,13 +214,16 @@ class ServerProcess {
   Process& process() { return *process_; }
   fer::v1::ExpressionClassifier::Stub* stub() { return stub_.get(); }
   grpc::health::v1::Health::Stub* health() { return health_.get(); }
-  Ports ports() const { return {grpc_port_, metrics_port_}; }
+  Ports ports() const { return {grpc_port_, metrics_port_, http_port_}; }
   int metrics_port() const { return metrics_port_; }
+  // The HTTP API's base URL, http://127.0.0.1:PORT.
+  std::string http_url() const { return absl::StrCat("http://127.0.0.1:", http_port_); }
 
  private:
   const std::string log_path_;
   const int grpc_port_;
   const int metrics_port_;
+  const int http_port_;
   mutable int next_channel_ = 0;
   std::string last_health_error_;
   std::unique_ptr<Process> process_;

@@ -174,7 +174,8 @@ TEST_F(ServerTlsTest, BadTlsFlagsEndStartUpNamingTheFlag) {
   for (const auto& [flags, message] : cases) {
     SCOPED_TRACE(message);
     std::vector<std::string> argv = {FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
-                                     "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0"};
+                                     "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+                                     "--http_address=127.0.0.1:0"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     std::string output;
     EXPECT_EQ(RunToCompletion(argv, &output), 1);
@@ -188,7 +189,8 @@ TEST_F(ServerTlsTest, BadTlsFlagsEndStartUpNamingTheFlag) {
 // output (stdout and stderr) in *output.
 int RunServer(const std::vector<std::string>& flags, std::string* output) {
   std::vector<std::string> argv = {FER_SERVER_BIN, "--model=" + test_util::TestModelPath(),
-                                   "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0"};
+                                   "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0",
+                                   "--http_address=127.0.0.1:0"};
   argv.insert(argv.end(), flags.begin(), flags.end());
   return RunToCompletion(argv, output);
 }

@@ -102,6 +102,7 @@ class ServiceTest : public ::testing::Test {
     FerServerOptions options;
     options.address = "127.0.0.1:0";
     options.metrics_address = "";
+    options.http_address = "";
     options.service.batching.max_batch_size = 8;
     options.service.batching.max_queue_delay = absl::Milliseconds(1);
     options.service.preprocess_threads = 2;
