@@ -44,6 +44,7 @@
 #include "tests/server/server_test_util.h"
 #include "tests/support/fake_engine.h"
 #include "tests/support/files.h"
+#include "tests/support/loopback_client.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -421,7 +422,7 @@ class AccessLogServiceTest : public ::testing::Test {
     options.service.max_concurrent_streams = max_concurrent_streams;
     options.address = "127.0.0.1:0";
     options.metrics_address = "";
-    options.http_address = "";
+    options.http_address = http_address_;
     options.service.batching.max_batch_size = 8;
     options.service.batching.max_queue_delay = absl::Milliseconds(1);
     options.service.batching.max_queue_time = absl::InfiniteDuration();
@@ -463,6 +464,7 @@ class AccessLogServiceTest : public ::testing::Test {
   }
 
   FakeEngine fake_;
+  std::string http_address_;  // none unless a test asks
   TempDir dir_;
   const std::string log_path_ = dir_ / "access.log";
   std::unique_ptr<FerServer> server_;
@@ -552,6 +554,35 @@ TEST_F(AccessLogServiceTest, ClassifyAnErrorAStreamAndModelInferWriteOneLineEach
       ASSERT_EQ(text.find(image.substr(at, 16)), std::string::npos) << "bytes at " << at;
     }
   }
+}
+
+// The HTTP API's classify requests are calls too: one line each, answered or
+// refused, with the HTTP peer named as gRPC names its peers.
+TEST_F(AccessLogServiceTest, HttpClassifyRequestsWriteOneLineEach) {
+  http_address_ = "127.0.0.1:0";
+  StartServer();
+  const std::string face = FacePng(0);
+  const auto post = [&](const std::string& body) {
+    return test_support::HttpExchange(
+        server_->http_port(),
+        absl::StrCat("POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\n",
+                     "Connection: close\r\nContent-Length: ", body.size(), "\r\n\r\n", body));
+  };
+  EXPECT_THAT(post(face), StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(post("not an image"), StartsWith("HTTP/1.1 400"));
+
+  const std::vector<Line> lines = LinesOnce(2);
+  ASSERT_EQ(lines.size(), 2u);
+  for (const Line& line : lines) {
+    ExpectPeerAndTimes(line);
+    EXPECT_EQ(line["method"], "HttpClassify");
+    EXPECT_EQ(line["faces"], "1");
+  }
+  EXPECT_EQ(lines[0]["status"], "OK");
+  EXPECT_EQ(lines[0]["model_version"], "fake");
+  EXPECT_EQ(lines[1]["status"], "INVALID_ARGUMENT");
+  EXPECT_THAT(lines[1]["message"], StartsWith("face 0: "));
+  EXPECT_EQ(lines[1]["model_version"], "");
 }
 
 // The times are the batcher's: a call whose batch is held in the model for a
