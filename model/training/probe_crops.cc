@@ -103,7 +103,7 @@ absl::StatusOr<std::vector<Patch>> CutPatches(const std::string& folder, int cou
     const int x = std::uniform_int_distribution<int>(0, image.cols - side)(rng);
     const int y = std::uniform_int_distribution<int>(0, image.rows - side)(rng);
     const cv::Mat crop = image(cv::Rect(x, y, side, side)).clone();
-    patches[i].source = absl::StrFormat("%s@%d,%d,%d", kept[i % kept.size()].string(), x, y, side);
+    patches[i].source = absl::StrFormat("%s@x%dy%ds%d", kept[i % kept.size()].string(), x, y, side);
     patches[i].pixels.resize(face_bytes);
     ResizeFace(crop.data, side, side, channels, patches[i].pixels.data(), size);
   }

@@ -34,7 +34,8 @@ void MisalignFace(uint8_t* face, int size, int channels, Misalignment kind, doub
                   std::mt19937_64& rng);
 
 struct Patch {
-  std::string source;  // "PATH@X,Y,SIDE" in the source image's pixels.
+  // "PATH@xXySs": the patch of side S at column X, row Y of the image at PATH.
+  std::string source;
   std::vector<uint8_t> pixels;
 };
 
