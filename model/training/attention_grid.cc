@@ -202,7 +202,7 @@ cv::Mat Render(const std::vector<ExplainedFace>& faces, int crop_size, int chann
           "colour: attention (layer4.1 gate, mean over channels); white box: the cells centre "
           "share counts",
           l.pad, legend_y, l.scale, kInk);
-  PutText(image, "label: predicted, confidence (green: right, red: wrong); true: the folder's",
+  PutText(image, "first line: predicted label and its probability (green: right, red: wrong)",
           l.pad, legend_y + l.line, l.scale, kInk);
   return image;
 }

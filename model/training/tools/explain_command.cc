@@ -235,9 +235,14 @@ absl::Status WriteGrid(const std::string& path, const Engine& engine, const Crop
   const std::string model =
       !meta.version.empty() ? meta.version
                             : std::filesystem::path(absl::GetFlag(FLAGS_model)).filename().string();
-  options.title =
-      absl::StrFormat("LLA-Net attention maps: model %s%s, %s on %s", model,
-                      meta.untrained() ? " (untrained)" : "", engine.precision(), engine.device());
+  const std::string data = absl::GetFlag(FLAGS_patches_from).empty()
+                               ? absl::GetFlag(FLAGS_data)
+                               : absl::GetFlag(FLAGS_patches_from);
+  const std::string misalign = absl::GetFlag(FLAGS_misalign);
+  options.title = absl::StrFormat(
+      "LLA-Net attention: model %s%s on %s%s (%s, %s)", model,
+      meta.untrained() ? " (untrained)" : "", std::filesystem::path(data).filename().string(),
+      misalign == "none" ? "" : ", misaligned: " + misalign, engine.precision(), engine.device());
   return WriteAttentionGrid(faces, crops.size, crops.channels, engine.attention_height(),
                             engine.attention_width(), path, options);
 #endif
