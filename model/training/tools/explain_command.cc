@@ -61,6 +61,9 @@ struct Crops {
   const uint8_t* face(size_t i) const {
     return pixels.data() + i * static_cast<size_t>(size) * size * channels;
   }
+  uint8_t* mutable_face(size_t i) {
+    return pixels.data() + i * static_cast<size_t>(size) * size * channels;
+  }
 };
 
 // count faces taken in turn from each class, each class in a seeded order; all
@@ -130,7 +133,7 @@ absl::StatusOr<Crops> ReadCrops(const ModelMeta& meta) {
   }
   std::mt19937_64 rng(absl::GetFlag(FLAGS_seed));
   for (size_t i = 0; i < crops.count(); ++i) {
-    MisalignFace(const_cast<uint8_t*>(crops.face(i)), crops.size, crops.channels, *misalign,
+    MisalignFace(crops.mutable_face(i), crops.size, crops.channels, *misalign,
                  absl::GetFlag(FLAGS_misalign_fraction), rng);
   }
   return crops;
