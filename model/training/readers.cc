@@ -260,6 +260,7 @@ ReadResult DecodeJobs(const std::vector<Job>& jobs, const ReaderOptions& options
       const Job& job = jobs[begin + i];
       if (outcomes[i].outcome == Outcome::kOk) {
         result.data.Add(&buffer[i * fb], job.label, job.video, job.frame);
+        result.sources.push_back(job.path);
       } else {
         CountSkipped(job, outcomes[i], result.data, result.report);
       }

@@ -109,6 +109,9 @@ struct ReadReport {
 struct ReadResult {
   PackedDataset data;
   ReadReport report;
+  // The image readers: the file each face of data came from, in face order
+  // (fer-model explain names faces by it). Empty for the CSV reader.
+  std::vector<std::string> sources;
 };
 
 // Reads root/<class>/... : every image file (jpg, jpeg, png, bmp, webp, tif,

@@ -14,6 +14,8 @@ int RunPack(int argc, char** argv);
 int RunTrain(int argc, char** argv);    // The paper's training recipe on packed sets.
 int RunEval(int argc, char** argv);     // Accuracy, F1, score and confusion matrix.
 int RunConvert(int argc, char** argv);  // Rewrites a weight file, optionally at fp16.
+// Attention maps of a few faces as a picture and CSV.
+int RunExplain(int argc, char** argv);
 
 }  // namespace fer
 

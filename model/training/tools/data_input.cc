@@ -16,8 +16,8 @@
 namespace fer {
 namespace {
 
-absl::StatusOr<PackedDataset> ReadFolder(const std::string& path, int channels,
-                                         const char* command) {
+absl::StatusOr<PackedDataset> ReadFolder(const std::string& path, int channels, const char* command,
+                                         std::vector<std::string>* sources) {
   ReaderOptions options;
   options.channels = channels;
   options.threads = ThreadsFlag();
@@ -42,15 +42,19 @@ absl::StatusOr<PackedDataset> ReadFolder(const std::string& path, int channels,
     std::fprintf(stderr, "fer-model %s: %s: %s\n", command, path.c_str(),
                  std::string(line).c_str());
   }
+  if (sources != nullptr) *sources = std::move(read->sources);
   return std::move(read->data);
 }
 
 }  // namespace
 
 absl::StatusOr<PackedDataset> ReadDataSet(const std::string& path, int channels,
-                                          const char* command) {
+                                          const char* command, std::vector<std::string>* sources) {
   std::error_code error;
-  if (std::filesystem::is_directory(path, error)) return ReadFolder(path, channels, command);
+  if (sources != nullptr) sources->clear();
+  if (std::filesystem::is_directory(path, error)) {
+    return ReadFolder(path, channels, command, sources);
+  }
   return PackedDataset::Read(path);
 }
 

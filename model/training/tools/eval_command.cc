@@ -15,8 +15,12 @@
 #endif
 
 ABSL_FLAG(bool, ten_crop, false, "eval: average the probabilities of ten crops per face");
-ABSL_FLAG(std::string, csv, "", "eval: write the confusion matrix as CSV to this file");
-ABSL_FLAG(std::string, png, "", "eval: write the confusion matrix as a PNG heat map");
+ABSL_FLAG(std::string, csv, "",
+          "eval: write the confusion matrix as CSV to this file; explain: each crop's prediction, "
+          "centre share and map");
+ABSL_FLAG(std::string, png, "",
+          "eval: write the confusion matrix as a PNG heat map; explain: the grid of faces with "
+          "their maps");
 ABSL_FLAG(std::string, probabilities, "",
           "eval: write each face's label and probabilities as CSV to this file");
 ABSL_FLAG(int, eval_batch_size, 256, "eval: faces per forward pass");

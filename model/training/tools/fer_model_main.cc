@@ -18,6 +18,7 @@ constexpr char kUsage[] =
     "  train  train LLA-Net on packed sets or image folders (--data, --val, --out)\n"
     "  eval   accuracy, F1, challenge score and confusion matrix (--model, --data)\n"
     "  convert  rewrite a weight file, --half to store it at fp16 (--model, --out)\n"
+    "  explain  faces with their attention maps as a PNG grid and CSV (--model, --data, --png)\n"
     "Run `fer-model COMMAND --help` for a command's flags, `fer-model --version` for the "
     "version.\n";
 
@@ -27,9 +28,9 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"init", fer::RunInit},       {"info", fer::RunInfo},   {"bench", fer::RunBench},
-    {"pack", fer::RunPack},       {"train", fer::RunTrain}, {"eval", fer::RunEval},
-    {"convert", fer::RunConvert},
+    {"init", fer::RunInit},       {"info", fer::RunInfo},       {"bench", fer::RunBench},
+    {"pack", fer::RunPack},       {"train", fer::RunTrain},     {"eval", fer::RunEval},
+    {"convert", fer::RunConvert}, {"explain", fer::RunExplain},
 };
 
 }  // namespace

@@ -85,6 +85,9 @@ const std::map<std::string, std::vector<std::string>>& CommandFlags() {
       {"eval",
        {"model", "data", "ten_crop", "json", "csv", "png", "probabilities", "eval_batch_size",
         "max_image_pixels", "device", "precision", "threads"}},
+      {"explain",
+       {"model", "data", "patches_from", "png", "csv", "count", "columns", "size", "misalign",
+        "misalign_fraction", "max_image_pixels", "device", "precision", "threads", "seed"}},
   };
   return *table;
 }

@@ -43,7 +43,7 @@ ABSL_FLAG(std::string, images, "",
           "pack: Aff-Wild2 image root (cropped_aligned), holding <video>/00001.jpg ...");
 ABSL_FLAG(int, size, 0,
           "pack: face side in pixels (0: min(112, larger side of the first image), so 48x48 "
-          "FER2013 faces stay 48x48)");
+          "FER2013 faces stay 48x48); explain: side of each face in the --png grid (0: 112)");
 ABSL_FLAG(std::string, usage, "",
           "pack: FER2013 CSV rows to keep: Training|PublicTest|PrivateTest");
 ABSL_FLAG(std::string, stride, "auto",

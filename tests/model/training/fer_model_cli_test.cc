@@ -27,7 +27,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 const fs::path kFer2013Train = fs::path(FER_SHARED_DATA) / "fer2013" / "train";
-const char* const kCommands[] = {"init", "info", "convert", "bench", "pack", "train", "eval"};
+const char* const kCommands[] = {"init", "info",  "convert", "bench",
+                                 "pack", "train", "eval",    "explain"};
 
 class FerModelTest : public ::testing::Test {
  protected:

@@ -132,6 +132,13 @@ TEST_F(ReadersTest, ImageFolderMapsAliasesSkipsUnknownClassesAndKeepsSortedOrder
     EXPECT_EQ(data.frame(i), -1);
     EXPECT_TRUE(SameFace(data, i, DecodeGrey(angry[i]))) << angry[i];
   }
+  // Each face names its file; the broken one is skipped, not named.
+  ASSERT_EQ(read->sources.size(), data.size());
+  for (size_t i = 0; i < angry.size(); ++i) EXPECT_EQ(read->sources[i], angry[i].string());
+  EXPECT_NE(read->sources[5].find("batch1"), std::string::npos) << read->sources[5];
+  for (const std::string& source : read->sources) {
+    EXPECT_EQ(source.find("broken.jpg"), std::string::npos);
+  }
   EXPECT_EQ(data.label(5), 6);   // Surprised
   EXPECT_EQ(data.label(8), 3);   // fear
   EXPECT_EQ(data.label(10), 4);  // happy
