@@ -42,6 +42,7 @@
 #include "inference/v2/grpc_predict_v2.grpc.pb.h"
 #include "server/fer_server.h"
 #include "tests/server/server_test_util.h"
+#include "tests/server/synthetic_face.h"
 #include "tests/support/fake_engine.h"
 #include "tests/support/files.h"
 #include "tests/support/loopback_client.h"
@@ -383,18 +384,7 @@ TEST(AccessLogTest, ReopenWritesToANewFileAfterTheOldOneWasRenamed) {
 
 // ----------------------------------------------------------- the service
 
-// A 48 x 48 PNG whose pixels depend on seed.
-std::string FacePng(int seed) {
-  cv::Mat image(48, 48, CV_8UC1);
-  for (int y = 0; y < image.rows; ++y) {
-    for (int x = 0; x < image.cols; ++x) {
-      image.at<uint8_t>(y, x) = static_cast<uint8_t>((x * (seed + 1) + y * (2 * seed + 3)) % 256);
-    }
-  }
-  std::vector<uint8_t> png;
-  EXPECT_TRUE(cv::imencode(".png", image, png));
-  return std::string(png.begin(), png.end());
-}
+using test_util::FacePng;
 
 std::unique_ptr<grpc::ClientContext> Context() {
   auto context = std::make_unique<grpc::ClientContext>();

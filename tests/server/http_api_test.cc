@@ -34,6 +34,7 @@
 #include "server/server_metrics.h"
 #include "server/service.h"
 #include "tests/server/server_test_util.h"
+#include "tests/server/synthetic_face.h"
 #include "tests/support/fake_engine.h"
 #include "tests/support/loopback_client.h"
 #include "tests/support/parallel_for.h"
@@ -49,18 +50,7 @@ constexpr auto kCallDeadline = std::chrono::seconds(120);
 constexpr int kMaxFaces = 4;
 constexpr int64_t kMaxBodyBytes = 64 << 10;
 
-// A 48 x 48 PNG whose pixels depend on seed, so that faces differ.
-std::string FacePng(int seed) {
-  cv::Mat image(48, 48, CV_8UC1);
-  for (int y = 0; y < image.rows; ++y) {
-    for (int x = 0; x < image.cols; ++x) {
-      image.at<uint8_t>(y, x) = static_cast<uint8_t>((x * (seed + 1) + y * (2 * seed + 3)) % 256);
-    }
-  }
-  std::vector<uint8_t> png;
-  EXPECT_TRUE(cv::imencode(".png", image, png));
-  return std::string(png.begin(), png.end());
-}
+using test_util::FacePng;
 
 // What came back from one request: the status code, the head and the body
 // parsed as JSON (null when there is none or it is not JSON).

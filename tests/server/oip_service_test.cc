@@ -33,6 +33,7 @@
 #include "server/service.h"
 #include "tests/server/raw_call.h"
 #include "tests/server/server_test_util.h"
+#include "tests/server/synthetic_face.h"
 #include "tests/support/fake_engine.h"
 
 namespace fer {
@@ -54,18 +55,7 @@ std::unique_ptr<grpc::ClientContext> Context() {
   return context;
 }
 
-// A 48 x 48 PNG whose pixels depend on seed, so that faces differ.
-std::string FacePng(int seed) {
-  cv::Mat image(48, 48, CV_8UC1);
-  for (int y = 0; y < image.rows; ++y) {
-    for (int x = 0; x < image.cols; ++x) {
-      image.at<uint8_t>(y, x) = static_cast<uint8_t>((x * (seed + 1) + y * (2 * seed + 3)) % 256);
-    }
-  }
-  std::vector<uint8_t> png;
-  EXPECT_TRUE(cv::imencode(".png", image, png));
-  return std::string(png.begin(), png.end());
-}
+using test_util::FacePng;
 
 std::vector<std::string> Faces(int count) {
   std::vector<std::string> faces;
