@@ -10,21 +10,24 @@
 
 #include "absl/strings/str_format.h"
 #include "model/core/attention_quality.h"
+#include "model/training/drawing.h"
 
 namespace fer {
 namespace {
 
+using drawing::Colour;
+using drawing::kFont;
+using drawing::kThickness;
+using drawing::TextSize;
+
 // Crop pixels between two map samples: the network's four stride-2 steps.
 constexpr int kAttentionStride = 16;
-constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
-constexpr int kThickness = 1;
 constexpr double kMaxFontScale = 0.5;
 constexpr int kTextLines = 3;
 // Weight of the heat map over the face: enough to read the colour, little
 // enough to see the face through it.
 constexpr double kHeatAlpha = 0.45;
 constexpr int kColorMap = cv::COLORMAP_TURBO;
-constexpr int kColourLevels = 255;
 constexpr int kCellsPerPadding = 16;
 constexpr int kCellsPerBarWidth = 6;
 // The longest first line, so that every label fits the cell.
@@ -35,13 +38,8 @@ const cv::Scalar kRightInk(0, 120, 0);  // BGR: predicted label equals the true 
 const cv::Scalar kWrongInk(0, 0, 200);
 const cv::Scalar kBoxInk(255, 255, 255);
 
-cv::Size TextSize(const std::string& text, double scale) {
-  int baseline = 0;
-  return cv::getTextSize(text, kFont, scale, kThickness, &baseline);
-}
-
 double FitScale(const std::string& text, int width) {
-  return std::min(kMaxFontScale, static_cast<double>(width) / std::max(1, TextSize(text, 1).width));
+  return drawing::FitScale(text, width, kMaxFontScale);
 }
 
 void PutText(cv::Mat& image, const std::string& text, int x, int baseline_y, double scale,
@@ -84,19 +82,6 @@ Layout ComputeLayout(size_t faces, const AttentionGridOptions& options) {
   // The legend: two lines under the grid.
   l.height = l.grid_top + l.rows * l.slot_height + 2 * l.line + l.pad;
   return l;
-}
-
-cv::Mat ColourTable() {
-  cv::Mat ramp(1, kColourLevels + 1, CV_8UC1);
-  for (int i = 0; i <= kColourLevels; ++i) ramp.at<uint8_t>(0, i) = static_cast<uint8_t>(i);
-  cv::Mat lut;
-  cv::applyColorMap(ramp, lut, kColorMap);
-  return lut;
-}
-
-cv::Vec3b Colour(const cv::Mat& lut, double t) {
-  return lut.at<cv::Vec3b>(
-      0, std::clamp(static_cast<int>(std::lround(t * kColourLevels)), 0, kColourLevels));
 }
 
 // The value range of every map, never empty.
@@ -181,7 +166,7 @@ cv::Mat Render(const std::vector<ExplainedFace>& faces, int crop_size, int chann
                int map_w, const AttentionGridOptions& options) {
   const Layout l = ComputeLayout(faces.size(), options);
   cv::Mat image(l.height, l.width, CV_8UC3, kBackground);
-  const cv::Mat lut = ColourTable();
+  const cv::Mat lut = drawing::ColourTable(kColorMap);
   const std::pair<float, float> range = ValueRange(faces);
   if (!options.title.empty()) {
     const double scale =

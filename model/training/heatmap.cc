@@ -13,12 +13,15 @@
 
 #include "absl/strings/str_format.h"
 #include "model/core/labels.h"
+#include "model/training/drawing.h"
 
 namespace fer {
 namespace {
 
-constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
-constexpr int kThickness = 1;
+using drawing::FitScale;
+using drawing::kFont;
+using drawing::kThickness;
+using drawing::TextSize;
 // Largest font scales; smaller cells scale text down to fit.
 constexpr double kMaxLabelFontScale = 0.6;
 constexpr double kMaxCountFontScale = 0.7;
@@ -31,24 +34,11 @@ constexpr int kCellsPerBarWidth = 4;
 // Text on a cell switches from white to black above this luminance (0..255).
 constexpr double kDarkTextLuminance = 128;
 constexpr int kColorMap = cv::COLORMAP_VIRIDIS;
-// Highest index of the 8-bit colour map.
-constexpr int kColourLevels = 255;
 const cv::Scalar kBackground(255, 255, 255);
 const cv::Scalar kInk(0, 0, 0);
 const cv::Scalar kLightInk(255, 255, 255);
 constexpr char kTrueCaption[] = "true";
 constexpr char kPredictedCaption[] = "predicted";
-
-cv::Size TextSize(const std::string& text, double scale) {
-  int baseline = 0;
-  return cv::getTextSize(text, kFont, scale, kThickness, &baseline);
-}
-
-// The largest scale, up to max_scale, at which text is at most width pixels wide.
-double FitScale(const std::string& text, int width, double max_scale) {
-  const int width_at_one = std::max(1, TextSize(text, 1.0).width);
-  return std::min(max_scale, static_cast<double>(width) / width_at_one);
-}
 
 // Draws text with its bounding box centred on centre.
 void PutCentred(cv::Mat& image, const std::string& text, cv::Point centre, double scale,
@@ -56,13 +46,6 @@ void PutCentred(cv::Mat& image, const std::string& text, cv::Point centre, doubl
   const cv::Size size = TextSize(text, scale);
   cv::putText(image, text, cv::Point(centre.x - size.width / 2, centre.y + size.height / 2), kFont,
               scale, colour, kThickness, cv::LINE_AA);
-}
-
-// BGR colour of a row share in [0, 1] from the colour map.
-cv::Vec3b ShareColour(const cv::Mat& lut, double share) {
-  const int index =
-      std::clamp(static_cast<int>(std::lround(share * kColourLevels)), 0, kColourLevels);
-  return lut.at<cv::Vec3b>(0, index);
 }
 
 // A failed file operation as a status; errno 0 (a short write without a
@@ -147,15 +130,6 @@ Layout ComputeLayout(const ConfusionMatrix& confusion, const HeatmapOptions& opt
   return l;
 }
 
-// The colour map as a 1 x (kColourLevels + 1) BGR lookup table.
-cv::Mat ColourTable() {
-  cv::Mat ramp(1, kColourLevels + 1, CV_8UC1);
-  for (int i = 0; i <= kColourLevels; ++i) ramp.at<uint8_t>(0, i) = static_cast<uint8_t>(i);
-  cv::Mat lut;
-  cv::applyColorMap(ramp, lut, kColorMap);
-  return lut;
-}
-
 int NamesCentreY(const Layout& l) { return l.names_top + l.line_height / 2; }
 
 // The title, "predicted" over the grid and "true" over the row names.
@@ -191,7 +165,7 @@ void DrawCell(cv::Mat& image, const Layout& l, const cv::Mat& lut, int64_t n, in
               const cv::Rect& box) {
   const double share =
       row_total == 0 ? 0.0 : static_cast<double>(n) / static_cast<double>(row_total);
-  const cv::Vec3b colour = ShareColour(lut, share);
+  const cv::Vec3b colour = drawing::Colour(lut, share);
   cv::rectangle(image, box, cv::Scalar(colour[0], colour[1], colour[2]), cv::FILLED);
   cv::rectangle(image, box, kBackground, kThickness);
 
@@ -217,7 +191,7 @@ void DrawCell(cv::Mat& image, const Layout& l, const cv::Mat& lut, int64_t n, in
 void DrawColourBar(cv::Mat& image, const Layout& l, const cv::Mat& lut) {
   for (int y = 0; y < l.grid_side; ++y) {
     const double share = 1.0 - static_cast<double>(y) / std::max(1, l.grid_side - 1);
-    const cv::Vec3b colour = ShareColour(lut, share);
+    const cv::Vec3b colour = drawing::Colour(lut, share);
     cv::line(image, cv::Point(l.bar_left, l.grid_top + y),
              cv::Point(l.bar_left + l.bar_width - 1, l.grid_top + y),
              cv::Scalar(colour[0], colour[1], colour[2]));
@@ -235,7 +209,7 @@ void DrawColourBar(cv::Mat& image, const Layout& l, const cv::Mat& lut) {
 cv::Mat Render(const ConfusionMatrix& confusion, const HeatmapOptions& options) {
   const Layout layout = ComputeLayout(confusion, options);
   cv::Mat image(layout.image_height, layout.image_width, CV_8UC3, kBackground);
-  const cv::Mat lut = ColourTable();
+  const cv::Mat lut = drawing::ColourTable(kColorMap);
   DrawCaptions(image, layout, options.title);
   for (int t = 0; t < kNumClasses; ++t) {
     DrawLabelNames(image, layout, t);
