@@ -146,10 +146,11 @@ class HttpApiTest : public ::testing::Test {
 
   // gRPC Classify of faces: its status, and its predictions in *response.
   grpc::Status Classify(const std::vector<std::string>& faces, fer::v1::ClassifyResponse* response,
-                        bool ten_crop = false) {
+                        bool ten_crop = false, bool attention = false) {
     fer::v1::ClassifyRequest request;
     for (const std::string& face : faces) request.add_faces()->set_encoded(face);
     request.mutable_options()->set_ten_crop(ten_crop);
+    request.mutable_options()->set_attention(attention);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
     return classifier_->Classify(&context, request, response);
@@ -218,6 +219,35 @@ TEST_F(HttpApiTest, AJsonBodyClassifiesEveryFaceInOrder) {
   EXPECT_NE(Probabilities(answer.json["predictions"][0]),
             Probabilities(answer.json["predictions"][1]));
   EXPECT_EQ(answer.json["model_version"], fake_.meta().version);
+}
+
+// attention, from the query or the JSON body, answers each face's map as
+// Classify does with ClassifyOptions.attention.
+TEST_F(HttpApiTest, AttentionAnswersTheMapsClassifyAnswers) {
+  Start();
+  const std::vector<std::string> faces = {FacePng(3), FacePng(4)};
+  fer::v1::ClassifyResponse expected;
+  ASSERT_TRUE(Classify(faces, &expected, /*ten_crop=*/false, /*attention=*/true).ok());
+  ASSERT_TRUE(expected.predictions(0).has_attention());
+  const Answer one = Exchange(Post("/v1/classify?attention=true", "image/png", faces[0]));
+  const Answer both = Exchange(
+      Post("/v1/classify", "application/json", JsonFaces(faces, R"(, "attention": true)")));
+  ASSERT_EQ(one.status, 200) << one.body;
+  ASSERT_EQ(both.status, 200) << both.body;
+  ASSERT_EQ(both.json["predictions"].size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i);
+    const fer::v1::AttentionMap& map = expected.predictions(i).attention();
+    const Json& got = both.json["predictions"][i].at("attention");
+    EXPECT_EQ(got["height"], map.height());
+    EXPECT_EQ(got["width"], map.width());
+    EXPECT_EQ(got["values"].get<std::vector<float>>(),
+              std::vector<float>(map.values().begin(), map.values().end()));
+    EXPECT_EQ(got["center_share"].get<float>(), map.center_share());
+  }
+  EXPECT_EQ(one.json["predictions"][0].at("attention"), both.json["predictions"][0]["attention"]);
+  EXPECT_NE(both.json["predictions"][0]["attention"]["values"],
+            both.json["predictions"][1]["attention"]["values"]);
 }
 
 TEST_F(HttpApiTest, ErrorsCarryGrpcsCodeAndMessage) {
