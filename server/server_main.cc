@@ -120,9 +120,10 @@ ABSL_FLAG(absl::Duration, liveness_timeout, kServer.liveness_timeout,
 ABSL_FLAG(bool, warmup, kService.warmup,
           "run one batch on every instance before reporting SERVING");
 ABSL_FLAG(std::string, access_log, kServer.access_log.path,
-          "access log: one JSON line per Classify, ClassifyStream or ModelInfer call (method, "
-          "peer, status, faces, queue and model time; never images), appended to this file, or "
-          "'-' for stderr; opened again on SIGUSR1 (and SIGHUP) for log rotation. Empty: off");
+          "access log: one JSON line per Classify, ClassifyStream, ModelInfer or HTTP classify "
+          "call (method, peer, status, faces, queue and model time; never images), appended to "
+          "this file, or '-' for stderr; opened again on SIGUSR1 (and SIGHUP) for log rotation. "
+          "Empty: off");
 ABSL_FLAG(double, access_log_sample, kServer.access_log.sample,
           "fraction of calls the access log writes, in (0, 1]: every K-th call for 1/K (each "
           "line says the fraction, to scale counts back)");
@@ -142,7 +143,9 @@ absl::Status ParseFlags(int argc, char** argv) {
   cli::ConfigureUsage({"server_main.cc"}, absl::StrCat("fer-server ", cli::ProjectVersion(),
                                                        " (LibTorch ", TorchVersion(), ")"));
   absl::SetProgramUsageMessage(absl::StrCat(
-      "serves facial expression recognition over gRPC.\nUsage: fer-server --model=FILE "
+      "serves facial expression recognition over gRPC and HTTP.\nSignals: SIGTERM or SIGINT "
+      "drain and exit; SIGHUP reloads --model (and reopens --access_log); SIGUSR1 reopens "
+      "--access_log.\nUsage: fer-server --model=FILE "
       "[--address=",
       kServer.address, "] [--metrics_address=", kServer.metrics_address,
       "] [--http_address=", kServer.http_address, "] [--device=", kDefaultDevice,
