@@ -14,7 +14,8 @@
 //      calls in flight finish on the model they started on. If the file
 //      cannot be loaded or warmed up, the old model keeps serving. One line
 //      on stdout says which (fer_model_reloads_total counts both). SIGUSR1
-//      only opens --access_log again;
+//      only opens --access_log again. Reloads run on a thread of their own
+//      (server/reloader.h), so a SIGTERM during one is taken at once;
 //   5. on SIGTERM or SIGINT: health NOT_SERVING, new calls UNAVAILABLE, the
 //      accepted work runs for at most --drain_timeout, then the process exits
 //      with status 0.
@@ -40,6 +41,7 @@
 #include "model/core/engine.h"
 #include "model/core/torch_version.h"
 #include "server/fer_server.h"
+#include "server/reloader.h"
 
 namespace {
 
@@ -330,9 +332,10 @@ void ReopenAccessLog(FerServer* server) {
   }
 }
 
-// SIGHUP: reloads config.model_path and says on one line how it went. The
-// signal thread is busy meanwhile, so a SIGTERM that arrives during a reload
-// is taken once the reload has ended.
+// A reload asked for by SIGHUP: reloads config.model_path and says on one
+// line how it went. Runs on the BackgroundReloader's thread, so that a
+// SIGTERM during a reload starts the drain at once (the reload then fails, or
+// swaps in a model that serves only the calls still draining).
 void ReloadOnSignal(const ServerConfig& config, FerServer* server) {
   std::printf("fer-server: SIGHUP received; reloading %s\n", config.model_path.c_str());
   std::fflush(stdout);
@@ -349,24 +352,27 @@ void ReloadOnSignal(const ServerConfig& config, FerServer* server) {
 }
 
 // Waits for one of `signals` (blocked by BlockServerSignals), reopening the
-// access log on each SIGUSR1 or SIGHUP and reloading the model on each
-// SIGHUP; on SIGTERM or SIGINT drains the server for at most
+// access log on each SIGUSR1 or SIGHUP and asking for a model reload on each
+// SIGHUP (SIGHUPs during a reload ask for one more); on SIGTERM or SIGINT
+// drains the server for at most
 // config.drain_timeout and says what was answered, so that logs (and tests)
 // can check that nothing accepted was left unanswered: "in flight 0".
 void AwaitSignalAndDrain(const sigset_t& signals, const ServerConfig& config, FerServer* server) {
   const absl::Duration drain_timeout = config.drain_timeout;
+  BackgroundReloader reloader([&config, server] { ReloadOnSignal(config, server); });
   int signal = 0;
   for (;;) {
     signal = 0;
     sigwait(&signals, &signal);
     if (signal != SIGHUP && signal != SIGUSR1) break;
     ReopenAccessLog(server);
-    if (signal == SIGHUP) ReloadOnSignal(config, server);
+    if (signal == SIGHUP) reloader.Request();
   }
   std::printf("fer-server: %s received; draining for at most %s\n",
               signal == SIGTERM ? "SIGTERM" : "SIGINT",
               absl::FormatDuration(drain_timeout).c_str());
   std::fflush(stdout);
+  reloader.Cancel();  // a reload under way goes on beside the drain
   server->Shutdown(drain_timeout);
   std::printf("fer-server: stopped; requests answered: %s\n",
               server->metrics()->RequestSummary().c_str());
