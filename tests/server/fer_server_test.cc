@@ -153,17 +153,38 @@ TEST(FerServerTest, BadFlagValuesAreRefusedNamingTheFlag) {
   EXPECT_THAT(output, HasSubstr("max_batch_size"));
 }
 
+// A loopback port held by a listening socket of the test's own, for as long
+// as the object lives; port() is 0 if the socket could not be set up.
+class HeldPort {
+ public:
+  HeldPort() : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    if (fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+        listen(fd_, 1) == 0 &&
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+      port_ = ntohs(address.sin_port);
+    }
+  }
+  ~HeldPort() {
+    if (fd_ >= 0) close(fd_);
+  }
+  HeldPort(const HeldPort&) = delete;
+  HeldPort& operator=(const HeldPort&) = delete;
+
+  int port() const { return port_; }
+
+ private:
+  const int fd_;
+  int port_ = 0;
+};
+
 TEST(FerServerTest, ATakenMetricsPortIsAClearErrorAndAFailedExit) {
-  // Hold a listening socket on the port.
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
-  const int port = ntohs(address.sin_port);
+  const HeldPort held;
+  ASSERT_GT(held.port(), 0);
+  const int port = held.port();
 
   std::string output;
   EXPECT_NE(RunToCompletion(
@@ -172,19 +193,12 @@ TEST(FerServerTest, ATakenMetricsPortIsAClearErrorAndAFailedExit) {
                 &output),
             0);
   EXPECT_THAT(output, HasSubstr(absl::StrCat("cannot serve metrics on 127.0.0.1:", port)));
-  close(fd);
 }
 
 TEST(FerServerTest, ATakenHttpPortIsAClearErrorAndAFailedExit) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
-  const int port = ntohs(address.sin_port);
+  const HeldPort held;
+  ASSERT_GT(held.port(), 0);
+  const int port = held.port();
 
   std::string output;
   EXPECT_EQ(RunToCompletion(
@@ -193,7 +207,6 @@ TEST(FerServerTest, ATakenHttpPortIsAClearErrorAndAFailedExit) {
                 &output),
             1);
   ExpectOneErrorLine(output, absl::StrCat("cannot listen for HTTP on 127.0.0.1:", port));
-  close(fd);
 }
 
 // 64 idle connections and 4 that have sent only part of a request, all held
