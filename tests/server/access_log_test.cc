@@ -409,15 +409,11 @@ class AccessLogServiceTest : public ::testing::Test {
 
   void StartServer(double sample = 1.0, int max_concurrent_streams = 256) {
     FerServerOptions options;
+    options.service = test_util::TestServiceOptions(4);
     options.service.max_concurrent_streams = max_concurrent_streams;
     options.address = "127.0.0.1:0";
     options.metrics_address = "";
     options.http_address = http_address_;
-    options.service.batching.max_batch_size = 8;
-    options.service.batching.max_queue_delay = absl::Milliseconds(1);
-    options.service.batching.max_queue_time = absl::InfiniteDuration();
-    options.service.preprocess_threads = 2;
-    options.service.max_faces_per_request = 4;
     options.access_log.path = log_path_;
     options.access_log.sample = sample;
     auto server = FerServer::Create(options, &fake_);

@@ -112,12 +112,7 @@ std::vector<float> DecodeFp32(const std::string& raw) {
 class OipServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ServiceOptions options;
-    options.batching.max_batch_size = 8;
-    options.batching.max_queue_delay = absl::Milliseconds(1);
-    options.batching.max_queue_time = absl::InfiniteDuration();
-    options.preprocess_threads = 2;
-    options.max_faces_per_request = kMaxFaces;
+    const ServiceOptions options = test_util::TestServiceOptions(kMaxFaces);
     metrics_ = std::make_unique<ServerMetrics>(MetricsOptions());
     auto service = ExpressionService::Create(options, &fake_, metrics_.get());
     ASSERT_TRUE(service.ok()) << service.status();

@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "fer/v1/expression.pb.h"
+#include "server/service_options.h"
 #include "tests/server/test_images.h"
 #include "tests/support/files.h"
 #include "tests/support/subprocess.h"
@@ -21,6 +23,19 @@
 
 namespace fer {
 namespace test_util {
+
+// The service options of the in-process service tests: batches of 8 after 1 ms,
+// 2 preprocessing threads, and no bound on queue time (it depends on this
+// machine's speed; the batcher's tests cover it).
+inline ServiceOptions TestServiceOptions(int max_faces_per_request) {
+  ServiceOptions options;
+  options.batching.max_batch_size = 8;
+  options.batching.max_queue_delay = absl::Milliseconds(1);
+  options.batching.max_queue_time = absl::InfiniteDuration();
+  options.preprocess_threads = 2;
+  options.max_faces_per_request = max_faces_per_request;
+  return options;
+}
 
 // An untrained 32 x 32 LLA-Net that the build writes with `fer-model init
 // --input_size=32` (tests/server/CMakeLists.txt): a forward costs a fraction

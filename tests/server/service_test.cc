@@ -103,13 +103,7 @@ class ServiceTest : public ::testing::Test {
     options.address = "127.0.0.1:0";
     options.metrics_address = "";
     options.http_address = "";
-    options.service.batching.max_batch_size = 8;
-    options.service.batching.max_queue_delay = absl::Milliseconds(1);
-    options.service.preprocess_threads = 2;
-    options.service.max_faces_per_request = 16;
-    // The queue's time bound depends on this machine's speed; these tests are
-    // about the service, and the batcher's tests cover the bound.
-    options.service.batching.max_queue_time = absl::InfiniteDuration();
+    options.service = test_util::TestServiceOptions(16);
     return options;
   }
 
